@@ -1,0 +1,117 @@
+// C[M, N] = A[M, K] · B (+ bias[N]).
+// B is [K, N] row-major (Hugging Face Conv1D layout) or, with FLAG_B_T, [N, K] (the tied LM head: wte).
+// Tiles of 64×64 outputs per workgroup of 16×16 invocations, 4×4 outputs each in four vec4 registers;
+// K is walked 16 at a time through workgroup memory. Edges (M, N, K not multiples of the tile) are guarded.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+}
+
+const FLAG_BIAS: u32 = 1u;
+const FLAG_B_T: u32 = 2u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+
+var<workgroup> As: array<f32, 1024>; // [BK][BM]
+var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wg.y * BM;
+    let col0 = wg.x * BN;
+    let tx = lid.x;
+    let ty = lid.y;
+    let tid = ty * 16u + tx;
+    let bt = (p.flags & FLAG_B_T) != 0u;
+
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+
+    for (var k0 = 0u; k0 < p.k; k0 = k0 + BK) {
+        for (var i = 0u; i < 4u; i = i + 1u) {
+            let e = tid + i * 256u;
+            // A tile: 64 rows × 16 k.
+            let ar = e / BK;
+            let ak = e % BK;
+            let gr = row0 + ar;
+            let gk = k0 + ak;
+            var av = 0.0;
+            if (gr < p.m && gk < p.k) {
+                av = a[gr * p.k + gk];
+            }
+            As[ak * BM + ar] = av;
+            // B tile: 16 k × 64 columns.
+            var bk: u32;
+            var bc: u32;
+            if (bt) {
+                // Read along k for coalescing: consecutive e walk k of one output column.
+                bc = e / BK;
+                bk = e % BK;
+            } else {
+                bk = e / BN;
+                bc = e % BN;
+            }
+            let gc = col0 + bc;
+            let gk2 = k0 + bk;
+            var bv = 0.0;
+            if (gc < p.n && gk2 < p.k) {
+                if (bt) {
+                    bv = b[gc * p.k + gk2];
+                } else {
+                    bv = b[gk2 * p.n + gc];
+                }
+            }
+            Bs[bk * BN + bc] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk = kk + 1u) {
+            let ab = kk * BM + ty * 4u;
+            let bb = kk * BN + tx * 4u;
+            let av = vec4<f32>(As[ab], As[ab + 1u], As[ab + 2u], As[ab + 3u]);
+            let bv = vec4<f32>(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+            acc0 = acc0 + av.x * bv;
+            acc1 = acc1 + av.y * bv;
+            acc2 = acc2 + av.z * bv;
+            acc3 = acc3 + av.w * bv;
+        }
+        workgroupBarrier();
+    }
+
+    let has_bias = (p.flags & FLAG_BIAS) != 0u;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let row = row0 + ty * 4u + i;
+        if (row >= p.m) {
+            break;
+        }
+        var v: vec4<f32>;
+        switch i {
+            case 0u: { v = acc0; }
+            case 1u: { v = acc1; }
+            case 2u: { v = acc2; }
+            default: { v = acc3; }
+        }
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let col = col0 + tx * 4u + j;
+            if (col < p.n) {
+                var o = v[j];
+                if (has_bias) {
+                    o = o + bias[col];
+                }
+                c[row * p.n + col] = o;
+            }
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! The WGSL kernels, their pipelines, and a small op graph that records dispatches and copies
+//! as data and encodes them into one command buffer.
+//!
+//! Binding convention for every kernel: binding 0 is a uniform parameter block, bindings 1.. are
+//! storage buffers in the order the shader declares them.
+
+use anyhow::Result;
+
+use crate::gpu::GpuContext;
+
+/// Every shader of the engine, by file name, as compiled into the binary.
+pub const SHADERS: &[(&str, &str)] = &[
+    ("embed.wgsl", include_str!("../shaders/embed.wgsl")),
+    ("layernorm.wgsl", include_str!("../shaders/layernorm.wgsl")),
+    ("matmul.wgsl", include_str!("../shaders/matmul.wgsl")),
+    ("gelu.wgsl", include_str!("../shaders/gelu.wgsl")),
+    ("add.wgsl", include_str!("../shaders/add.wgsl")),
+    ("kv_store.wgsl", include_str!("../shaders/kv_store.wgsl")),
+    ("attention.wgsl", include_str!("../shaders/attention.wgsl")),
+];
+
+fn source(name: &str) -> &'static str {
+    SHADERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .expect("shader listed in SHADERS")
+}
+
+/// `flags` bits of matmul.wgsl.
+pub const MATMUL_BIAS: u32 = 1;
+pub const MATMUL_B_T: u32 = 2;
+
+/// One pipeline per kernel, and the recording of each op's dispatch.
+pub struct Kernels {
+    /// Bound where a kernel's optional input is unused.
+    pub dummy: wgpu::Buffer,
+    pub embed: wgpu::ComputePipeline,
+    pub layernorm: wgpu::ComputePipeline,
+    pub matmul: wgpu::ComputePipeline,
+    pub gelu: wgpu::ComputePipeline,
+    pub add: wgpu::ComputePipeline,
+    pub kv_store: wgpu::ComputePipeline,
+    pub attention: wgpu::ComputePipeline,
+}
+
+impl Kernels {
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        ctx.checked("compiling the WGSL kernels", || {
+            let p = |name: &str| {
+                let m = ctx.shader(name, source(name));
+                ctx.pipeline(name, &m, "main", &[])
+            };
+            Ok(Self {
+                dummy: ctx.storage("dummy", 16)?,
+                embed: p("embed.wgsl"),
+                layernorm: p("layernorm.wgsl"),
+                matmul: p("matmul.wgsl"),
+                gelu: p("gelu.wgsl"),
+                add: p("add.wgsl"),
+                kv_store: p("kv_store.wgsl"),
+                attention: p("attention.wgsl"),
+            })
+        })
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct P4 {
+    a: u32,
+    b: u32,
+    c: u32,
+    d: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LnParams {
+    rows: u32,
+    d: u32,
+    eps: f32,
+    pad: u32,
+}
+
+/// Parameters of attention.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct AttnParams {
+    pub rows: u32,
+    pub n_head: u32,
+    pub head_dim: u32,
+    pub d: u32,
+    /// Positions per sequence in the KV cache.
+    pub cap: u32,
+    /// 1: write scores and probabilities.
+    pub capture: u32,
+    /// Key stride of the capture buffers.
+    pub cap_keys: u32,
+    pub scale: f32,
+}
+
+impl Kernels {
+    /// resid = wte[tok] + wpe[pos] for the tokens inside one vocabulary chunk `[start, start+count)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn embed(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        d: usize,
+        start: usize,
+        count: usize,
+        tokens: &wgpu::Buffer,
+        rowinfo: &wgpu::Buffer,
+        wte_chunk: &wgpu::Buffer,
+        wpe: &wgpu::Buffer,
+        resid: &wgpu::Buffer,
+        tok_emb: &wgpu::Buffer,
+        pos_emb: &wgpu::Buffer,
+    ) {
+        g.dispatch(
+            "embed",
+            &self.embed,
+            &P4 {
+                a: rows as u32,
+                b: d as u32,
+                c: start as u32,
+                d: count as u32,
+            },
+            vec![
+                tokens.into(),
+                rowinfo.into(),
+                wte_chunk.into(),
+                wpe.into(),
+                resid.into(),
+                tok_emb.into(),
+                pos_emb.into(),
+            ],
+            grid_1d(rows * d, 256),
+        );
+    }
+
+    /// y = LayerNorm(x) · gamma + beta over rows of width d.
+    #[allow(clippy::too_many_arguments)]
+    pub fn layernorm(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        d: usize,
+        eps: f32,
+        x: &wgpu::Buffer,
+        gamma: &wgpu::Buffer,
+        beta: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) {
+        g.dispatch(
+            "layernorm",
+            &self.layernorm,
+            &LnParams {
+                rows: rows as u32,
+                d: d as u32,
+                eps,
+                pad: 0,
+            },
+            vec![x.into(), gamma.into(), beta.into(), y.into()],
+            grid_rows(rows),
+        );
+    }
+
+    /// c[m, n] = a[m, k] · b[k, n] (+ bias[n]); with `b_t`, b is [n, k].
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(
+        &self,
+        g: &mut Graph,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Bind,
+        b: Bind,
+        bias: Option<&wgpu::Buffer>,
+        c: Bind,
+        b_t: bool,
+    ) {
+        let flags = if bias.is_some() { MATMUL_BIAS } else { 0 } | if b_t { MATMUL_B_T } else { 0 };
+        g.dispatch(
+            "matmul",
+            &self.matmul,
+            &P4 {
+                a: m as u32,
+                b: n as u32,
+                c: k as u32,
+                d: flags,
+            },
+            vec![a, b, bias.unwrap_or(&self.dummy).into(), c],
+            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
+        );
+    }
+
+    /// y = gelu_new(x) over n values.
+    pub fn gelu(&self, g: &mut Graph, n: usize, x: &wgpu::Buffer, y: &wgpu::Buffer) {
+        g.dispatch(
+            "gelu",
+            &self.gelu,
+            &P4 {
+                a: n as u32,
+                b: 0,
+                c: 0,
+                d: 0,
+            },
+            vec![x.into(), y.into()],
+            grid_1d(n, 256),
+        );
+    }
+
+    /// y = a + b over n values.
+    pub fn add(
+        &self,
+        g: &mut Graph,
+        n: usize,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) {
+        g.dispatch(
+            "add",
+            &self.add,
+            &P4 {
+                a: n as u32,
+                b: 0,
+                c: 0,
+                d: 0,
+            },
+            vec![a.into(), b.into(), y.into()],
+            grid_1d(n, 256),
+        );
+    }
+
+    /// Append the k and v parts of the qkv rows to the cache at each valid row's (seq, pos).
+    #[allow(clippy::too_many_arguments)]
+    pub fn kv_store(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        d: usize,
+        cap: usize,
+        qkv: &wgpu::Buffer,
+        rowinfo: &wgpu::Buffer,
+        k: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+    ) {
+        g.dispatch(
+            "kv_store",
+            &self.kv_store,
+            &P4 {
+                a: rows as u32,
+                b: d as u32,
+                c: cap as u32,
+                d: 0,
+            },
+            vec![qkv.into(), rowinfo.into(), k.into(), v.into()],
+            grid_1d(rows * d, 256),
+        );
+    }
+
+    /// z = softmax(q·kᵀ·scale, causal) · v per (row, head) against the cache;
+    /// with `p.capture`, also the scores and probabilities.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &self,
+        g: &mut Graph,
+        p: AttnParams,
+        qkv: &wgpu::Buffer,
+        rowinfo: &wgpu::Buffer,
+        k: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+        z: &wgpu::Buffer,
+        scores: &wgpu::Buffer,
+        probs: &wgpu::Buffer,
+    ) {
+        let rows = p.rows as usize;
+        let gx = rows.clamp(1, 65535);
+        g.dispatch(
+            "attention",
+            &self.attention,
+            &p,
+            vec![
+                qkv.into(),
+                rowinfo.into(),
+                k.into(),
+                v.into(),
+                z.into(),
+                scores.into(),
+                probs.into(),
+            ],
+            [gx as u32, p.n_head, rows.div_ceil(gx).max(1) as u32],
+        );
+    }
+}
+
+/// A storage binding: a whole buffer or a byte range of it.
+#[derive(Clone)]
+pub struct Bind {
+    pub buffer: wgpu::Buffer,
+    pub offset: u64,
+    pub size: Option<u64>,
+}
+
+impl From<&wgpu::Buffer> for Bind {
+    fn from(b: &wgpu::Buffer) -> Self {
+        Bind {
+            buffer: b.clone(),
+            offset: 0,
+            size: None,
+        }
+    }
+}
+
+impl Bind {
+    pub fn range(b: &wgpu::Buffer, offset: u64, size: u64) -> Self {
+        Bind {
+            buffer: b.clone(),
+            offset,
+            size: Some(size),
+        }
+    }
+}
+
+enum Step {
+    Dispatch {
+        label: &'static str,
+        pipeline: wgpu::ComputePipeline,
+        params: Vec<u8>,
+        binds: Vec<Bind>,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_offset: u64,
+        dst: wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    },
+}
+
+/// Ops recorded in order; `encode` turns them into one command buffer.
+#[derive(Default)]
+pub struct Graph {
+    steps: Vec<Step>,
+}
+
+/// Workgroup grid for `n` invocations of a 1-D kernel with workgroups of `wg`, spread over
+/// x and y so that no dimension passes the 65,535 limit (shaders fold `gid.y` back in).
+pub fn grid_1d(n: usize, wg: usize) -> [u32; 3] {
+    let groups = n.div_ceil(wg).max(1);
+    if groups <= 65535 {
+        [groups as u32, 1, 1]
+    } else {
+        let y = groups.div_ceil(65535);
+        [groups.div_ceil(y) as u32, y as u32, 1]
+    }
+}
+
+/// One workgroup per row: grid over x and y.
+pub fn grid_rows(rows: usize) -> [u32; 3] {
+    grid_1d(rows, 1)
+}
+
+impl Graph {
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        label: &'static str,
+        pipeline: &wgpu::ComputePipeline,
+        params: &P,
+        binds: Vec<Bind>,
+        groups: [u32; 3],
+    ) {
+        self.steps.push(Step::Dispatch {
+            label,
+            pipeline: pipeline.clone(),
+            params: bytemuck::bytes_of(params).to_vec(),
+            binds,
+            groups,
+        });
+    }
+
+    pub fn copy(
+        &mut self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    ) {
+        if size == 0 {
+            return;
+        }
+        self.steps.push(Step::Copy {
+            src: src.clone(),
+            src_offset,
+            dst: dst.clone(),
+            dst_offset,
+            size,
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Write all parameter blocks into one uniform buffer, build the bind groups, encode.
+    pub fn encode(self, ctx: &GpuContext) -> wgpu::CommandBuffer {
+        let align = ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        let mut params = Vec::new();
+        let mut offsets = Vec::new();
+        for s in &self.steps {
+            if let Step::Dispatch { params: p, .. } = s {
+                offsets.push(params.len() as u64);
+                params.extend_from_slice(p);
+                params.resize(params.len().next_multiple_of(align), 0);
+            }
+        }
+        if params.is_empty() {
+            params.resize(align, 0);
+        }
+        let uniform = wgpu::util::DeviceExt::create_buffer_init(
+            &ctx.device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("op params"),
+                contents: &params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            },
+        );
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("forward"),
+            });
+        let mut steps = self.steps.into_iter().peekable();
+        let mut op = 0usize;
+        while let Some(step) = steps.next() {
+            match step {
+                Step::Copy {
+                    src,
+                    src_offset,
+                    dst,
+                    dst_offset,
+                    size,
+                } => enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size),
+                first @ Step::Dispatch { .. } => {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("ops"),
+                        timestamp_writes: None,
+                    });
+                    let mut cur = Some(first);
+                    while let Some(Step::Dispatch {
+                        label,
+                        pipeline,
+                        params: p,
+                        binds,
+                        groups,
+                    }) = cur.take()
+                    {
+                        let layout = pipeline.get_bind_group_layout(0);
+                        let mut entries = vec![wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &uniform,
+                                offset: offsets[op],
+                                size: std::num::NonZeroU64::new(p.len() as u64),
+                            }),
+                        }];
+                        for (k, b) in binds.iter().enumerate() {
+                            entries.push(wgpu::BindGroupEntry {
+                                binding: k as u32 + 1,
+                                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                    buffer: &b.buffer,
+                                    offset: b.offset,
+                                    size: b.size.and_then(std::num::NonZeroU64::new),
+                                }),
+                            });
+                        }
+                        let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: Some(label),
+                            layout: &layout,
+                            entries: &entries,
+                        });
+                        pass.set_pipeline(&pipeline);
+                        pass.set_bind_group(0, &bg, &[]);
+                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                        op += 1;
+                        if matches!(steps.peek(), Some(Step::Dispatch { .. })) {
+                            cur = steps.next();
+                        }
+                    }
+                }
+            }
+        }
+        enc.finish()
+    }
+}

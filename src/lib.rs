@@ -1,0 +1,26 @@
+//! outlier-probe: GPT-2 in WGSL compute shaders on wgpu, with hook-point capture for the study
+//! of systematic outliers (Wang et al., ICLR 2025).
+//!
+//! ```no_run
+//! use outlier_probe::{gpu::{GpuContext, GpuOptions}, model::Gpt2, hooks::HookFilter};
+//! # fn main() -> anyhow::Result<()> {
+//! let ctx = GpuContext::new(&GpuOptions::default())?;
+//! let model = Gpt2::load(ctx, std::path::Path::new("path/to/gpt2"))?;
+//! let tokens = model.tokenizer.as_ref().unwrap().encode("Summer is warm. Winter is cold.\n")?;
+//! let logits = model.logits(&tokens)?;                       // [T, vocab]
+//! let caps = model.capture(&tokens, &HookFilter::parse("blocks.*.hook_resid_post")?)?;
+//! println!("{:?} {:?}", logits.shape, caps["blocks.0.hook_resid_post"].shape);
+//! # Ok(()) }
+//! ```
+
+pub mod capture_file;
+pub mod config;
+pub mod generate;
+pub mod gpu;
+pub mod hooks;
+pub mod hub;
+pub mod kernels;
+pub mod model;
+pub mod tensor;
+pub mod tokenizer;
+pub mod weights;

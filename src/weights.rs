@@ -1,0 +1,148 @@
+//! Memory-mapped `model.safetensors`: tensor lookup under either GPT-2 naming scheme,
+//! dtype conversion (f32, f16, bf16) to f32, and shape checks that name the tensor.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype, Metadata, TensorInfo};
+use safetensors::SafeTensors;
+
+/// A safetensors file, mapped, with its header parsed once.
+pub struct WeightFile {
+    path: PathBuf,
+    mmap: Mmap,
+    data_start: usize,
+    meta: Metadata,
+    /// Prefix in front of the canonical names (`""` or `"transformer."`).
+    prefix: String,
+}
+
+impl WeightFile {
+    /// Map `path` and validate its header. `probe` is a canonical name (e.g. `wte.weight`)
+    /// used to detect the naming scheme.
+    pub fn open(path: &Path, probe: &str) -> Result<Self> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: the file is opened read-only; outlier-probe never writes to it while mapped.
+        let mmap =
+            unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
+        let (n, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a valid safetensors file ({} bytes): {e}{}",
+                path.display(),
+                mmap.len(),
+                match e {
+                    safetensors::SafeTensorError::MetadataIncompleteBuffer
+                    | safetensors::SafeTensorError::InvalidHeaderLength
+                    | safetensors::SafeTensorError::HeaderTooSmall =>
+                        " (is the file truncated or still downloading?)",
+                    _ => "",
+                }
+            )
+        })?;
+        let mut wf = Self {
+            path: path.to_path_buf(),
+            mmap,
+            data_start: 8 + n,
+            meta,
+            prefix: String::new(),
+        };
+        let prefixes = ["", "transformer.", "model.transformer."];
+        match prefixes
+            .iter()
+            .find(|p| wf.meta.info(&format!("{p}{probe}")).is_some())
+        {
+            Some(p) => wf.prefix = p.to_string(),
+            None => {
+                let mut names: Vec<_> = wf.meta.tensors().into_keys().collect();
+                names.sort();
+                names.truncate(8);
+                bail!(
+                    "{}: missing tensor '{probe}' (also looked for 'transformer.{probe}'); the file holds e.g. {names:?}",
+                    path.display()
+                );
+            }
+        }
+        Ok(wf)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn info(&self, name: &str) -> Option<(String, &TensorInfo)> {
+        let full = format!("{}{name}", self.prefix);
+        if let Some(i) = self.meta.info(&full) {
+            return Some((full, i));
+        }
+        // Heads that live outside the transformer prefix (lm_head.weight).
+        self.meta.info(name).map(|i| (name.to_string(), i))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.info(name).is_some()
+    }
+
+    /// The tensor `name` as f32, checked against `shape`. Borrowed from the map when stored as f32.
+    pub fn f32(&self, name: &str, shape: &[usize]) -> Result<Cow<'_, [f32]>> {
+        let (full, info) = self.info(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: missing tensor '{}{name}'",
+                self.path.display(),
+                self.prefix
+            )
+        })?;
+        if info.shape != shape {
+            bail!(
+                "{}: tensor '{full}' has shape {:?} but config.json implies {:?}",
+                self.path.display(),
+                info.shape,
+                shape
+            );
+        }
+        let (a, b) = info.data_offsets;
+        let bytes = &self.mmap[self.data_start + a..self.data_start + b];
+        let n: usize = shape.iter().product();
+        Ok(match info.dtype {
+            Dtype::F32 => match bytemuck::try_cast_slice::<u8, f32>(bytes) {
+                Ok(s) => Cow::Borrowed(s),
+                Err(_) => Cow::Owned(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+            },
+            Dtype::F16 => Cow::Owned(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            Dtype::BF16 => Cow::Owned(
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            other => bail!(
+                "{}: tensor '{full}' is stored as {other:?}; supported dtypes are F32, F16 and BF16",
+                self.path.display()
+            ),
+        })
+        .and_then(|v: Cow<'_, [f32]>| {
+            if v.len() != n {
+                bail!("{}: tensor '{full}' holds {} values, expected {n}", self.path.display(), v.len());
+            }
+            Ok(v)
+        })
+    }
+
+    /// Raw bytes of a tensor (for equality checks such as a tied head).
+    pub fn raw(&self, name: &str) -> Option<&[u8]> {
+        let (_, info) = self.info(name)?;
+        let (a, b) = info.data_offsets;
+        Some(&self.mmap[self.data_start + a..self.data_start + b])
+    }
+}

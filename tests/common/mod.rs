@@ -1,0 +1,119 @@
+//! Shared test helpers: a GPU context that fails loudly when no adapter exists, and the
+//! transformers reference fixtures written by tools/reference/make_fixtures.py.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use outlier_probe::gpu::{GpuContext, GpuOptions};
+use outlier_probe::model::Gpt2;
+use outlier_probe::tensor::Tensor;
+use safetensors::tensor::Dtype;
+
+pub const FIXTURES: [&str; 3] = ["gpt2-odd-a", "gpt2-odd-b", "gpt2-odd-c"];
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A GPU context; panics with install instructions when there is none (tests never skip).
+pub fn ctx_with(opts: &GpuOptions) -> Arc<GpuContext> {
+    match GpuContext::new(opts) {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "these tests need a GPU adapter and found none: {e:#}\n\
+             (on Debian/Ubuntu: apt-get install mesa-vulkan-drivers libvulkan1)"
+        ),
+    }
+}
+
+pub fn ctx() -> Arc<GpuContext> {
+    ctx_with(&GpuOptions::default())
+}
+
+pub fn load(name: &str) -> Gpt2 {
+    Gpt2::load(ctx(), &fixtures_dir().join(name))
+        .unwrap_or_else(|e| panic!("loading {name}: {e:#}"))
+}
+
+/// One reference file: f32 tensors, plus the i64 `tokens` and `generated`.
+pub struct Reference {
+    pub tokens: Vec<u32>,
+    pub generated: Vec<u32>,
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+pub fn reference(fixture: &str, k: usize) -> Reference {
+    let path = fixtures_dir()
+        .join(fixture)
+        .join(format!("ref-{k}.safetensors"));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid reference file");
+    let mut r = Reference {
+        tokens: vec![],
+        generated: vec![],
+        tensors: BTreeMap::new(),
+    };
+    for (name, v) in st.tensors() {
+        match v.dtype() {
+            Dtype::I64 => {
+                let ids: Vec<u32> = v
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32)
+                    .collect();
+                match name.as_str() {
+                    "tokens" => r.tokens = ids,
+                    "generated" => r.generated = ids,
+                    other => panic!("unexpected i64 tensor {other}"),
+                }
+            }
+            Dtype::F32 => {
+                let data = v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect();
+                r.tensors
+                    .insert(name, Tensor::new(v.shape().to_vec(), data));
+            }
+            other => panic!("unexpected dtype {other:?} for {name}"),
+        }
+    }
+    r
+}
+
+/// Hook kind of a name: `blocks.3.attn.hook_q` -> `attn.hook_q`.
+pub fn kind(name: &str) -> String {
+    match name.strip_prefix("blocks.") {
+        Some(rest) => rest
+            .split_once('.')
+            .map(|x| x.1)
+            .unwrap_or(rest)
+            .to_string(),
+        None => name.to_string(),
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "outlier-probe-test-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

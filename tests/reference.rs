@@ -1,0 +1,287 @@
+//! The engine against Hugging Face transformers (PyTorch CPU, eager attention) on random-init
+//! GPT-2 models of odd sizes: every hook tensor, logits, greedy generation, KV-cache decoding,
+//! batching and the chunked vocabulary path.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use outlier_probe::generate::{generate, Sampling};
+use outlier_probe::gpu::GpuOptions;
+use outlier_probe::hooks::{all_hooks, HookFilter};
+use outlier_probe::model::{ForwardOptions, Gpt2, LogitsMode};
+use outlier_probe::tensor::Tensor;
+
+const TOL: f32 = 1e-4;
+
+#[test]
+fn every_hook_matches_transformers() {
+    let mut report = Vec::new();
+    for fx in FIXTURES {
+        let model = load(fx);
+        let mut worst: BTreeMap<String, f32> = BTreeMap::new();
+        for k in 0..3 {
+            let r = reference(fx, k);
+            let caps = model.capture(&r.tokens, &HookFilter::all()).unwrap();
+            let expected: Vec<&String> = r.tensors.keys().collect();
+            let got: Vec<&String> = caps.keys().collect();
+            assert_eq!(
+                got, expected,
+                "{fx} ref-{k}: captured hook names differ from the reference"
+            );
+            assert_eq!(caps.len(), all_hooks(model.cfg.n_layer).len());
+            for (name, want) in &r.tensors {
+                let have = &caps[name];
+                assert_eq!(have.shape, want.shape, "{fx} ref-{k} {name}: shape");
+                let e = have.rel_err(want);
+                assert!(
+                    e <= TOL,
+                    "{fx} ref-{k} {name}: relative error {e:.2e} > {TOL:.0e}"
+                );
+                let w = worst.entry(kind(name)).or_default();
+                *w = w.max(e);
+            }
+            let top_have = caps["logits"].argmax_rows();
+            let top_want = r.tensors["logits"].argmax_rows();
+            assert_eq!(top_have, top_want, "{fx} ref-{k}: top-1 tokens differ");
+        }
+        report.push((fx, worst));
+    }
+    for (fx, worst) in report {
+        eprintln!("max relative error per hook kind, {fx}:");
+        for (k, e) in worst {
+            eprintln!("  {k:28} {e:.2e}");
+        }
+    }
+}
+
+#[test]
+fn greedy_generation_matches_transformers() {
+    for fx in FIXTURES {
+        let model = load(fx);
+        for k in 0..3 {
+            let r = reference(fx, k);
+            let s = Sampling {
+                max_new_tokens: r.generated.len(),
+                ..Default::default()
+            };
+            let out = generate(&model, &[r.tokens.clone()], &s, |_, _| {}).unwrap();
+            assert_eq!(out[0], r.generated, "{fx} ref-{k}: greedy continuation");
+        }
+    }
+}
+
+/// Prefill a prefix, then decode the rest one token at a time over the KV cache: the logits
+/// of every step equal those of one pass over the whole sequence.
+#[test]
+fn decode_equals_recompute() {
+    for fx in ["gpt2-odd-a", "gpt2-odd-c"] {
+        let model = load(fx);
+        let r = reference(fx, 2);
+        let full = model.logits(&r.tokens).unwrap();
+        let t = r.tokens.len();
+        let split = t / 3;
+        let mut sess = model.session(1, t).unwrap();
+        let opts = ForwardOptions {
+            logits: LogitsMode::Last,
+            ..Default::default()
+        };
+        let out = model
+            .forward(&mut sess, &[&r.tokens[..split]], &opts)
+            .unwrap();
+        let mut rows = vec![out.logits[0].clone().unwrap()];
+        for i in split..t {
+            let out = model
+                .forward(&mut sess, &[&r.tokens[i..i + 1]], &opts)
+                .unwrap();
+            rows.push(out.logits[0].clone().unwrap());
+        }
+        for (j, row) in rows.iter().enumerate() {
+            let pos = split - 1 + j;
+            let want = Tensor::new(vec![1, full.shape[1]], full.row(pos).to_vec());
+            let e = row.rel_err(&want);
+            assert!(
+                e <= 1e-5,
+                "{fx}: decode step at position {pos}: relative error {e:.2e}"
+            );
+        }
+        assert_eq!(sess.lens[0], t);
+    }
+}
+
+/// Several prompts of different lengths in one batch give each prompt's own results,
+/// in prefill and in batched generation.
+#[test]
+fn batch_equals_single() {
+    let fx = "gpt2-odd-b";
+    let model = load(fx);
+    let refs: Vec<_> = (0..3).map(|k| reference(fx, k)).collect();
+    let prompts: Vec<&[u32]> = refs.iter().map(|r| r.tokens.as_slice()).collect();
+    let cap = prompts.iter().map(|p| p.len()).max().unwrap();
+    let mut sess = model.session(3, cap).unwrap();
+    let out = model
+        .forward(
+            &mut sess,
+            &prompts,
+            &ForwardOptions {
+                logits: LogitsMode::All,
+                capture: HookFilter::parse("blocks.*.attn.hook_pattern").unwrap(),
+            },
+        )
+        .unwrap();
+    for (k, r) in refs.iter().enumerate() {
+        let e = out.logits[k]
+            .as_ref()
+            .unwrap()
+            .rel_err(&r.tensors["logits"]);
+        assert!(
+            e <= TOL,
+            "batched prompt {k}: logits relative error {e:.2e}"
+        );
+        let name = "blocks.2.attn.hook_pattern";
+        let e = out.captures[k][name].rel_err(&r.tensors[name]);
+        assert!(
+            e <= TOL,
+            "batched prompt {k}: {name} relative error {e:.2e}"
+        );
+    }
+    let owned: Vec<Vec<u32>> = refs.iter().map(|r| r.tokens.clone()).collect();
+    let s = Sampling {
+        max_new_tokens: 6,
+        ..Default::default()
+    };
+    let batched = generate(&model, &owned, &s, |_, _| {}).unwrap();
+    for (k, r) in refs.iter().enumerate() {
+        assert_eq!(
+            batched[k],
+            r.generated[..6],
+            "batched generation of prompt {k}"
+        );
+    }
+}
+
+/// With a deliberately small storage-binding limit the embedding and the LM head run in
+/// vocabulary chunks and row blocks; results must not change.
+#[test]
+fn small_binding_limit_splits_vocabulary() {
+    let fx = "gpt2-odd-a";
+    let limited = Gpt2::load(
+        ctx_with(&GpuOptions {
+            max_binding_override: Some(96 * 1024),
+            ..Default::default()
+        }),
+        &fixtures_dir().join(fx),
+    )
+    .unwrap();
+    assert!(
+        limited.vocab_chunks() >= 3,
+        "expected several vocabulary chunks, got {}",
+        limited.vocab_chunks()
+    );
+    let refs: Vec<_> = (0..3).map(|k| reference(fx, k)).collect();
+    for r in &refs {
+        let l = limited.logits(&r.tokens).unwrap();
+        let e = l.rel_err(&r.tensors["logits"]);
+        assert!(e <= TOL, "chunked LM head: relative error {e:.2e}");
+        let caps = limited
+            .capture(
+                &r.tokens,
+                &HookFilter::parse("hook_embed,blocks.0.hook_resid_pre").unwrap(),
+            )
+            .unwrap();
+        for (name, t) in &caps {
+            assert!(
+                t.rel_err(&r.tensors[name]) <= TOL,
+                "chunked embedding: {name}"
+            );
+        }
+    }
+    // Two prompts padded to 42 rows each: 84 rows × 320 vocabulary columns of logits pass the
+    // 96 KiB limit, so each chunk's LM head splits into row blocks.
+    let refs = [&refs[2], &refs[0]];
+    let prompts: Vec<&[u32]> = refs.iter().map(|r| r.tokens.as_slice()).collect();
+    let mut sess = limited.session(2, 48).unwrap();
+    let out = limited
+        .forward(
+            &mut sess,
+            &prompts,
+            &ForwardOptions {
+                logits: LogitsMode::All,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for (k, r) in refs.iter().enumerate() {
+        let e = out.logits[k]
+            .as_ref()
+            .unwrap()
+            .rel_err(&r.tensors["logits"]);
+        assert!(
+            e <= TOL,
+            "chunked, batched prompt {k}: relative error {e:.2e}"
+        );
+    }
+}
+
+#[test]
+fn fixture_tokenizers_match_transformers() {
+    for fx in FIXTURES {
+        let model = load(fx);
+        let tok = model
+            .tokenizer
+            .as_ref()
+            .expect("fixture has tokenizer.json");
+        let path = fixtures_dir().join(fx).join("prompts.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let list = v
+            .as_array()
+            .or_else(|| v["prompts"].as_array())
+            .expect("a list of prompts");
+        assert!(!list.is_empty());
+        for p in list {
+            let text = p["text"]
+                .as_str()
+                .or_else(|| p["prompt"].as_str())
+                .expect("prompt text");
+            let ids: Vec<u32> = p["ids"]
+                .as_array()
+                .or_else(|| p["tokens"].as_array())
+                .expect("ids")
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(tok.encode(text).unwrap(), ids, "{fx}: {text:?}");
+            assert_eq!(tok.decode(&ids).unwrap(), text, "{fx}: decode");
+        }
+    }
+}
+
+#[test]
+fn gpt2_tokenizer_matches_transformers() {
+    let dir = fixtures_dir();
+    let tok =
+        outlier_probe::tokenizer::Tokenizer::from_file(&dir.join("gpt2-tokenizer.json")).unwrap();
+    assert_eq!(tok.vocab_size(), 50257);
+    let cases: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("gpt2_tokenizer_ids.json")).unwrap(),
+    )
+    .unwrap();
+    let cases = cases.as_array().expect("list");
+    assert!(cases.len() >= 10);
+    for c in cases {
+        let text = c["text"].as_str().unwrap();
+        let ids: Vec<u32> = c["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(tok.encode(text).unwrap(), ids, "{text:?}");
+    }
+    assert_eq!(
+        tok.encode("Hello world, it's GPT-2!").unwrap(),
+        vec![15496, 995, 11, 340, 338, 402, 11571, 12, 17, 0]
+    );
+}
