@@ -1,0 +1,157 @@
+//! The `outlier-probe` binary as users script it.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_outlier-probe"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = bin().args(args).output().expect("run outlier-probe");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn devices_lists_an_adapter() {
+    let (ok, out, err) = run(&["devices"]);
+    assert!(ok, "devices failed: {err}");
+    assert!(out.contains("[0] "), "no adapter listed: {out}");
+    assert!(out.contains("max_storage_buffer_binding_size"), "{out}");
+}
+
+#[test]
+fn generate_prints_the_continuation() {
+    let dir = fixtures_dir().join("gpt2-odd-a");
+    let r = reference("gpt2-odd-a", 1);
+    let (ok, out, err) = run(&[
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "Hello",
+        "-n",
+        "8",
+        "--seed",
+        "1",
+    ]);
+    assert!(ok, "generate failed: {err}");
+    let m = load("gpt2-odd-a");
+    let tok = m.tokenizer.as_ref().unwrap();
+    let expected = format!("Hello{}", tok.decode(&r.generated).unwrap());
+    assert_eq!(
+        out.trim_end_matches('\n'),
+        expected,
+        "greedy output differs from transformers'"
+    );
+    assert!(err.contains("8 new tokens"), "{err}");
+    // Sampling is seedable: same seed, same text.
+    let args = [
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "Summer is",
+        "-n",
+        "12",
+        "--temperature",
+        "1.0",
+        "--top-k",
+        "40",
+        "--top-p",
+        "0.95",
+        "--seed",
+        "7",
+    ];
+    let a = run(&args);
+    let b = run(&args);
+    assert!(a.0 && b.0);
+    assert_eq!(a.1, b.1);
+}
+
+#[test]
+fn capture_writes_named_tensors() {
+    let dir = fixtures_dir().join("gpt2-odd-b");
+    let t = TempDir::new("cli-capture");
+    let out = t.0.join("cap.safetensors");
+    let (ok, _, err) = run(&[
+        "capture",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompt",
+        "Summer is warm. Winter is cold.\n",
+        "--hooks",
+        "blocks.*.attn.hook_pattern,blocks.1.hook_resid_post,logits",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "capture failed: {err}");
+    let (tokens, caps) = outlier_probe::capture_file::read(&out).unwrap();
+    let r = reference("gpt2-odd-b", 0);
+    assert_eq!(
+        tokens.iter().map(|&t| t as u32).collect::<Vec<_>>(),
+        r.tokens
+    );
+    assert_eq!(caps.len(), 3 + 1 + 1);
+    for (name, t) in &caps {
+        assert!(t.rel_err(&r.tensors[name]) <= 1e-4, "{name}");
+    }
+}
+
+#[test]
+fn bad_input_exits_with_a_message_not_a_panic() {
+    let dir = fixtures_dir().join("gpt2-odd-a");
+    let long = "word ".repeat(200);
+    for (args, needle) in [
+        (
+            vec!["generate", "--model", "/no/such/model", "--prompt", "x"],
+            "does not exist",
+        ),
+        (
+            vec!["generate", "--model", dir.to_str().unwrap(), "--prompt", ""],
+            "empty",
+        ),
+        (
+            vec![
+                "generate",
+                "--model",
+                dir.to_str().unwrap(),
+                "--prompt",
+                long.as_str(),
+            ],
+            "n_positions = 48",
+        ),
+        (
+            vec![
+                "capture",
+                "--model",
+                dir.to_str().unwrap(),
+                "--prompt",
+                "x",
+                "--hooks",
+                "nope",
+                "--out",
+                "/tmp/x.st",
+            ],
+            "select no hook",
+        ),
+        (vec!["--backend", "quantum", "devices"], "unknown backend"),
+    ] {
+        let (ok, _, err) = run(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(
+            err.contains(needle),
+            "{args:?}: stderr lacks {needle:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+}
