@@ -2,6 +2,8 @@
 // Keys 0..=pos of the row's sequence are visited in chunks of 256 with an online softmax
 // (running max and sum), so no T×T matrix is needed. When capture is on, the scaled scores
 // and the probabilities are also written to [rows, n_head, cap_keys] buffers.
+// Knockout (an intervention): keys whose absolute position is marked in `knock` are removed from
+// the attention of every later query (a query always keeps its own position); their scores read −inf.
 
 struct Params {
     rows: u32,
@@ -12,6 +14,10 @@ struct Params {
     capture: u32,   // 1: write scores and probabilities
     cap_keys: u32,  // key stride of the capture buffers
     scale: f32,
+    knock_on: u32,  // 1: apply the knockout mask
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -22,8 +28,10 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> z: array<f32>;         // [rows, d] = [rows, H, Dh]
 @group(0) @binding(6) var<storage, read_write> scores: array<f32>;    // [rows, H, cap_keys]
 @group(0) @binding(7) var<storage, read_write> probs: array<f32>;     // [rows, H, cap_keys]
+@group(0) @binding(8) var<storage, read> knock: array<u32>;           // [cap] 1 = knocked-out key
 
 const WG: u32 = 64u;
+const NEG: f32 = -3.0e38;
 const CH: u32 = 256u;
 
 var<workgroup> s: array<f32, CH>;
@@ -92,11 +100,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             for (var i = 0u; i < hd; i = i + 1u) {
                 dot = dot + qkv[qb + i] * kcache[kb + i];
             }
-            let sc = dot * p.scale;
+            var sc = dot * p.scale;
+            let knocked = p.knock_on != 0u && c0 + jj < nk - 1u && knock[c0 + jj] != 0u;
+            if (knocked) {
+                sc = NEG;
+            }
             s[jj] = sc;
             lm = max(lm, sc);
             if (p.capture != 0u) {
-                scores[capb + c0 + jj] = sc;
+                scores[capb + c0 + jj] = select(sc, bitcast<f32>(0xff800000u), knocked);
             }
         }
         let cm = reduce_max(lm, lid);
@@ -138,7 +150,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (p.capture != 0u) {
         // Each invocation re-reads only the scores it wrote itself (same j modulo WG).
         for (var j = lid; j < nk; j = j + WG) {
-            probs[capb + j] = exp(scores[capb + j] - m) / l;
+            let sc = scores[capb + j];
+            probs[capb + j] = select(exp(sc - m) / l, 0.0, sc < NEG);
         }
     }
 }

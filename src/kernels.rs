@@ -17,6 +17,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("add.wgsl", include_str!("../shaders/add.wgsl")),
     ("kv_store.wgsl", include_str!("../shaders/kv_store.wgsl")),
     ("attention.wgsl", include_str!("../shaders/attention.wgsl")),
+    ("edit.wgsl", include_str!("../shaders/edit.wgsl")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -42,6 +43,7 @@ pub struct Kernels {
     pub add: wgpu::ComputePipeline,
     pub kv_store: wgpu::ComputePipeline,
     pub attention: wgpu::ComputePipeline,
+    pub edit: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -60,6 +62,7 @@ impl Kernels {
                 add: p("add.wgsl"),
                 kv_store: p("kv_store.wgsl"),
                 attention: p("attention.wgsl"),
+                edit: p("edit.wgsl"),
             })
         })
     }
@@ -85,7 +88,7 @@ struct LnParams {
 
 /// Parameters of attention.wgsl.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct AttnParams {
     pub rows: u32,
     pub n_head: u32,
@@ -98,6 +101,9 @@ pub struct AttnParams {
     /// Key stride of the capture buffers.
     pub cap_keys: u32,
     pub scale: f32,
+    /// 1: remove the keys marked in the knockout mask from later queries' attention.
+    pub knock_on: u32,
+    pub _pad: [u32; 3],
 }
 
 impl Kernels {
@@ -277,8 +283,27 @@ impl Kernels {
         scores: &wgpu::Buffer,
         probs: &wgpu::Buffer,
     ) {
+        self.attention_knockout(g, p, qkv, rowinfo, k, v, z, scores, probs, None);
+    }
+
+    /// `attention` with a knockout mask over absolute key positions (`p.knock_on` is set from it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_knockout(
+        &self,
+        g: &mut Graph,
+        mut p: AttnParams,
+        qkv: &wgpu::Buffer,
+        rowinfo: &wgpu::Buffer,
+        k: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+        z: &wgpu::Buffer,
+        scores: &wgpu::Buffer,
+        probs: &wgpu::Buffer,
+        knock: Option<&wgpu::Buffer>,
+    ) {
         let rows = p.rows as usize;
         let gx = rows.clamp(1, 65535);
+        p.knock_on = knock.is_some() as u32;
         g.dispatch(
             "attention",
             &self.attention,
@@ -291,8 +316,45 @@ impl Kernels {
                 z.into(),
                 scores.into(),
                 probs.into(),
+                knock.unwrap_or(&self.dummy).into(),
             ],
             [gx as u32, p.n_head, rows.div_ceil(gx).max(1) as u32],
+        );
+    }
+
+    /// Overwrite `channels` of the hook occupying columns `offset..` of `x` [rows, width] with
+    /// `values`, at the absolute positions marked in `posmask`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn edit(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        width: usize,
+        offset: usize,
+        n_ch: usize,
+        rowinfo: &wgpu::Buffer,
+        posmask: &wgpu::Buffer,
+        channels: &wgpu::Buffer,
+        values: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+    ) {
+        g.dispatch(
+            "edit",
+            &self.edit,
+            &P4 {
+                a: rows as u32,
+                b: width as u32,
+                c: offset as u32,
+                d: n_ch as u32,
+            },
+            vec![
+                rowinfo.into(),
+                posmask.into(),
+                channels.into(),
+                values.into(),
+                x.into(),
+            ],
+            grid_1d(rows * n_ch, 256),
         );
     }
 }
@@ -496,5 +558,50 @@ impl Graph {
             }
         }
         enc.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SHADERS;
+
+    /// Every shader parses and validates with naga (all validation flags, default capabilities:
+    /// no f16, no subgroups) and has exactly one entry point, the compute `main`.
+    #[test]
+    fn shaders_validate_with_naga() {
+        use naga::valid::{Capabilities, ValidationFlags, Validator};
+        assert!(!SHADERS.is_empty());
+        let mut failures = Vec::new();
+        for (name, src) in SHADERS {
+            let module = match naga::front::wgsl::parse_str(src) {
+                Ok(m) => m,
+                Err(e) => {
+                    failures.push(format!(
+                        "{name}: parse error:\n{}",
+                        e.emit_to_string_with_path(src, name)
+                    ));
+                    continue;
+                }
+            };
+            if let Err(e) =
+                Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module)
+            {
+                failures.push(format!(
+                    "{name}: validation error:\n{}",
+                    e.emit_to_string_with_path(src, name)
+                ));
+            }
+            let eps: Vec<_> = module
+                .entry_points
+                .iter()
+                .map(|e| (e.name.as_str(), e.stage))
+                .collect();
+            if eps != [("main", naga::ShaderStage::Compute)] {
+                failures.push(format!(
+                    "{name}: expected exactly one compute entry point `main`, found {eps:?}"
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     }
 }

@@ -19,6 +19,7 @@ pub mod generate;
 pub mod gpu;
 pub mod hooks;
 pub mod hub;
+pub mod intervene;
 pub mod kernels;
 pub mod model;
 pub mod tensor;

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use crate::config::Gpt2Config;
 use crate::gpu::GpuContext;
 use crate::hooks::{HookFilter, Src};
+use crate::intervene::{editable, HookEdit, Knockout};
 use crate::kernels::{AttnParams, Bind, Graph, Kernels};
 use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
@@ -69,6 +70,10 @@ pub enum LogitsMode {
 pub struct ForwardOptions {
     pub logits: LogitsMode,
     pub capture: HookFilter,
+    /// Edits applied where each hook is produced, before anything downstream reads it
+    /// (captures show the edited values, as TransformerLens hooks do).
+    pub edits: Vec<HookEdit>,
+    pub knockout: Option<Knockout>,
 }
 
 impl Default for ForwardOptions {
@@ -76,6 +81,8 @@ impl Default for ForwardOptions {
         Self {
             logits: LogitsMode::Last,
             capture: HookFilter::none(),
+            edits: Vec::new(),
+            knockout: None,
         }
     }
 }
@@ -376,9 +383,76 @@ impl Gpt2 {
             )
         };
 
+        // Interventions: per edited source, the kernel's inputs.
+        let mut edits: Vec<(
+            Src,
+            usize,
+            usize,
+            wgpu::Buffer,
+            wgpu::Buffer,
+            wgpu::Buffer,
+            usize,
+        )> = Vec::new();
+        for e in &opts.edits {
+            let (src, offset, width) = editable(&e.hook, cfg.n_layer, d, inner)?;
+            if let Some(c) = e.channels.iter().find(|&&c| c >= width) {
+                bail!(
+                    "edit of {}: channel {c} does not exist (the hook has {width} channels)",
+                    e.hook
+                );
+            }
+            if e.channels.is_empty() || e.channels.len() != e.values.len() {
+                bail!(
+                    "edit of {}: {} channels but {} values",
+                    e.hook,
+                    e.channels.len(),
+                    e.values.len()
+                );
+            }
+            let mut mask = vec![0u32; cfg.n_positions];
+            match &e.positions {
+                None => mask.fill(1),
+                Some(ps) => {
+                    let n = mask.len();
+                    ps.iter().filter(|&&p| p < n).for_each(|&p| mask[p] = 1)
+                }
+            }
+            let chans: Vec<u32> = e.channels.iter().map(|&c| c as u32).collect();
+            let row_width = match src {
+                Src::Qkv(_) => 3 * d,
+                Src::MlpPre(_) | Src::MlpPost(_) => inner,
+                _ => d,
+            };
+            edits.push((
+                src,
+                row_width,
+                offset,
+                ctx.storage_init("edit positions", bytemuck::cast_slice(&mask))?,
+                ctx.storage_init("edit channels", bytemuck::cast_slice(&chans))?,
+                ctx.storage_init("edit values", bytemuck::cast_slice(&e.values))?,
+                chans.len(),
+            ));
+        }
+        let knock = match &opts.knockout {
+            Some(k) => {
+                let mut mask = vec![0u32; sess.cap];
+                let n = mask.len();
+                k.keys.iter().filter(|&&j| j < n).for_each(|&j| mask[j] = 1);
+                Some(ctx.storage_init("knockout keys", bytemuck::cast_slice(&mask))?)
+            }
+            None => None,
+        };
+
         let mut g = Graph::default();
         let mut caps: Vec<(Src, wgpu::Buffer, usize)> = Vec::new();
         let mut grab = |g: &mut Graph, src: Src, buf: &wgpu::Buffer, floats: usize| -> Result<()> {
+            for (s, width, offset, mask, chans, vals, n) in &edits {
+                if *s == src {
+                    self.k.edit(
+                        g, rows, *width, *offset, *n, &info_buf, mask, chans, vals, buf,
+                    );
+                }
+            }
             if opts.capture.wants_src(src) {
                 let rb = ctx.readback(&format!("capture {src:?}"), floats as u64 * f)?;
                 g.copy(buf, 0, &rb, 0, floats as u64 * f);
@@ -425,9 +499,13 @@ impl Gpt2 {
                 capture: want_att as u32,
                 cap_keys: cap_keys as u32,
                 scale: cfg.attn_scale(),
+                ..Default::default()
             };
-            self.k.attention(
-                &mut g, p, &qkv, &info_buf, &sess.k[l], &sess.v[l], &z, &scores, &probs,
+            let kn = knock
+                .as_ref()
+                .filter(|_| opts.knockout.as_ref().is_some_and(|k| k.applies_to(l)));
+            self.k.attention_knockout(
+                &mut g, p, &qkv, &info_buf, &sess.k[l], &sess.v[l], &z, &scores, &probs, kn,
             );
             if want_att {
                 grab(&mut g, Src::Scores(l), &scores, rows * h * cap_keys)?;
@@ -725,7 +803,7 @@ impl Gpt2 {
             &[tokens],
             &ForwardOptions {
                 logits: LogitsMode::All,
-                capture: HookFilter::none(),
+                ..Default::default()
             },
         )?;
         Ok(out
@@ -745,6 +823,7 @@ impl Gpt2 {
             &ForwardOptions {
                 logits: LogitsMode::None,
                 capture: filter.clone(),
+                ..Default::default()
             },
         )?;
         Ok(out.captures.into_iter().next().unwrap_or_default())

@@ -1,0 +1,330 @@
+//! Interventions: edit what flows on at a hook point, or knock out attention to chosen keys.
+//!
+//! Command-line grammar (one intervention per `--intervene`):
+//!
+//! | spec | meaning |
+//! |---|---|
+//! | `HOOK:ch=C1,C2[:pos=P1,P2]:zero` | set channels to 0 (at all positions unless `pos=`) |
+//! | `HOOK:ch=C1,C2[:pos=…]:value=X` | set channels to X |
+//! | `HOOK:ch=C1,C2[:pos=…]:mean` | set channels to their mean over a corpus, taken at the same positions |
+//! | `knockout:keys=K1,K2[:layers=L1,L2]` | remove keys from the attention of every later query (a query keeps its own position) |
+//!
+//! `HOOK` is a hook name or glob (`blocks.*.hook_resid_post`); channels index the hook's last axis
+//! flattened (`[H, Dh]` hooks use `h * Dh + d`); positions are absolute token positions.
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::hooks::{all_sources, hooks_of, Src};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Zero,
+    Value(f32),
+    Mean,
+}
+
+/// One parsed `--intervene` spec.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Spec {
+    Edit {
+        hook: String,
+        channels: Vec<usize>,
+        positions: Option<Vec<usize>>,
+        action: Action,
+    },
+    Knockout {
+        keys: Vec<usize>,
+        layers: Option<Vec<usize>>,
+    },
+}
+
+/// An edit of one concrete hook, with one value per channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HookEdit {
+    pub hook: String,
+    pub channels: Vec<usize>,
+    /// `None`: every position.
+    pub positions: Option<Vec<usize>>,
+    pub values: Vec<f32>,
+}
+
+/// Keys removed from attention, in all layers or the listed ones.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Knockout {
+    pub keys: Vec<usize>,
+    pub layers: Option<Vec<usize>>,
+}
+
+impl Knockout {
+    pub fn applies_to(&self, layer: usize) -> bool {
+        self.layers.as_ref().is_none_or(|ls| ls.contains(&layer))
+    }
+}
+
+fn list(s: &str, what: &str) -> Result<Vec<usize>> {
+    let v = s
+        .split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<usize>()
+                .map_err(|e| anyhow!("{what} '{x}': {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if v.is_empty() {
+        bail!("{what}: empty list");
+    }
+    Ok(v)
+}
+
+impl Spec {
+    pub fn parse(spec: &str) -> Result<Self> {
+        let ctx =
+            || format!("intervention '{spec}' (see `outlier-probe ppl --help` for the grammar)");
+        let mut parts = spec.split(':');
+        let head = parts.next().unwrap_or_default().trim();
+        if head.is_empty() {
+            return Err(anyhow!("missing hook name")).with_context(ctx);
+        }
+        let mut channels = None;
+        let mut positions = None;
+        let mut action = None;
+        let mut keys = None;
+        let mut layers = None;
+        for p in parts {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            match k.trim() {
+                "ch" => channels = Some(list(v, "channel").with_context(ctx)?),
+                "pos" => positions = Some(list(v, "position").with_context(ctx)?),
+                "keys" => keys = Some(list(v, "key").with_context(ctx)?),
+                "layers" => layers = Some(list(v, "layer").with_context(ctx)?),
+                "zero" => action = Some(Action::Zero),
+                "mean" => action = Some(Action::Mean),
+                "value" => {
+                    action = Some(Action::Value(
+                        v.trim()
+                            .parse()
+                            .map_err(|e| anyhow!("value '{v}': {e}"))
+                            .with_context(ctx)?,
+                    ))
+                }
+                other => return Err(anyhow!("unknown part '{other}'")).with_context(ctx),
+            }
+        }
+        if head == "knockout" {
+            let keys = keys
+                .ok_or_else(|| anyhow!("knockout needs keys=…"))
+                .with_context(ctx)?;
+            return Ok(Spec::Knockout { keys, layers });
+        }
+        glob::Pattern::new(head)
+            .map_err(|e| anyhow!("hook pattern: {e}"))
+            .with_context(ctx)?;
+        Ok(Spec::Edit {
+            hook: head.to_string(),
+            channels: channels
+                .ok_or_else(|| anyhow!("an edit needs ch=…"))
+                .with_context(ctx)?,
+            positions,
+            action: action
+                .ok_or_else(|| anyhow!("an edit needs an action: zero, mean or value=X"))
+                .with_context(ctx)?,
+        })
+    }
+}
+
+/// Where an editable hook lives: its source buffer, the column offset inside that buffer's rows,
+/// and the hook's own width.
+pub fn editable(hook: &str, n_layer: usize, d: usize, inner: usize) -> Result<(Src, usize, usize)> {
+    for src in all_sources(n_layer) {
+        let names = hooks_of(src);
+        if let Some(i) = names.iter().position(|n| n == hook) {
+            return match src {
+                Src::Qkv(_) => Ok((src, i * d, d)),
+                Src::MlpPre(_) | Src::MlpPost(_) => Ok((src, 0, inner)),
+                Src::Embed | Src::PosEmbed => {
+                    bail!("{hook} cannot be edited; edit blocks.0.hook_resid_pre instead")
+                }
+                Src::Scores(_) | Src::Pattern(_) => {
+                    bail!("{hook} cannot be edited; use knockout:keys=… to remove keys from attention")
+                }
+                Src::Logits => bail!("logits cannot be edited"),
+                _ => Ok((src, 0, d)),
+            };
+        }
+    }
+    bail!("unknown hook point '{hook}'")
+}
+
+/// Expand an edit spec's glob into concrete hooks of an `n_layer` model.
+pub fn expand(hook_glob: &str, n_layer: usize) -> Result<Vec<String>> {
+    let pat =
+        glob::Pattern::new(hook_glob).map_err(|e| anyhow!("hook pattern '{hook_glob}': {e}"))?;
+    let v: Vec<String> = crate::hooks::all_hooks(n_layer)
+        .into_iter()
+        .filter(|h| pat.matches(h))
+        .collect();
+    if v.is_empty() {
+        bail!("'{hook_glob}' matches no hook point of this {n_layer}-layer model");
+    }
+    Ok(v)
+}
+
+/// Concrete edits of a spec with a constant action (zero or value). Mean edits need data: see
+/// [`mean_edits`].
+pub fn constant_edits(spec: &Spec, n_layer: usize) -> Result<Vec<HookEdit>> {
+    let Spec::Edit {
+        hook,
+        channels,
+        positions,
+        action,
+    } = spec
+    else {
+        return Ok(vec![]);
+    };
+    let v = match action {
+        Action::Zero => 0.0,
+        Action::Value(x) => *x,
+        Action::Mean => bail!("a mean edit needs a corpus to take the mean over"),
+    };
+    Ok(expand(hook, n_layer)?
+        .into_iter()
+        .map(|h| HookEdit {
+            hook: h,
+            channels: channels.clone(),
+            positions: positions.clone(),
+            values: vec![v; channels.len()],
+        })
+        .collect())
+}
+
+/// Mean of each edited channel over the given captures (one map per sequence), taken at the
+/// spec's positions (all positions when none are given).
+pub fn mean_edits(
+    spec: &Spec,
+    n_layer: usize,
+    captures: &[std::collections::BTreeMap<String, crate::tensor::Tensor>],
+) -> Result<Vec<HookEdit>> {
+    let Spec::Edit {
+        hook,
+        channels,
+        positions,
+        ..
+    } = spec
+    else {
+        return Ok(vec![]);
+    };
+    let mut out = Vec::new();
+    for h in expand(hook, n_layer)? {
+        let mut sum = vec![0f64; channels.len()];
+        let mut n = 0usize;
+        for caps in captures {
+            let t = caps
+                .get(&h)
+                .ok_or_else(|| anyhow!("mean of {h}: hook not captured"))?;
+            let rows = t.shape[0];
+            let width = t.numel() / rows;
+            let pos: Vec<usize> = match positions {
+                Some(p) => p.iter().copied().filter(|&p| p < rows).collect(),
+                None => (0..rows).collect(),
+            };
+            for p in pos {
+                let row = t.row(p);
+                for (k, &c) in channels.iter().enumerate() {
+                    if c >= width {
+                        bail!("{h} has {width} channels; channel {c} does not exist");
+                    }
+                    sum[k] += row[c] as f64;
+                }
+                n += 1;
+            }
+        }
+        if n == 0 {
+            bail!("mean of {h}: no token at the requested positions in the corpus");
+        }
+        out.push(HookEdit {
+            hook: h,
+            channels: channels.clone(),
+            positions: positions.clone(),
+            values: sum.iter().map(|s| (s / n as f64) as f32).collect(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_grammar() {
+        assert_eq!(
+            Spec::parse("blocks.*.hook_resid_post:ch=447,138:pos=0:zero").unwrap(),
+            Spec::Edit {
+                hook: "blocks.*.hook_resid_post".into(),
+                channels: vec![447, 138],
+                positions: Some(vec![0]),
+                action: Action::Zero
+            }
+        );
+        assert_eq!(
+            Spec::parse("blocks.1.mlp.hook_post:ch=3:value=-2.5").unwrap(),
+            Spec::Edit {
+                hook: "blocks.1.mlp.hook_post".into(),
+                channels: vec![3],
+                positions: None,
+                action: Action::Value(-2.5)
+            }
+        );
+        assert_eq!(
+            Spec::parse("knockout:keys=0:layers=2,3").unwrap(),
+            Spec::Knockout {
+                keys: vec![0],
+                layers: Some(vec![2, 3])
+            }
+        );
+        for bad in [
+            "",
+            "blocks.0.hook_resid_pre:zero",
+            "blocks.0.hook_resid_pre:ch=1",
+            "x:ch=a:zero",
+            "knockout",
+            "h:ch=1:frob",
+        ] {
+            assert!(Spec::parse(bad).is_err(), "{bad:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn editable_hooks_and_offsets() {
+        assert_eq!(
+            editable("blocks.1.attn.hook_k", 2, 72, 288).unwrap(),
+            (Src::Qkv(1), 72, 72)
+        );
+        assert_eq!(
+            editable("blocks.0.mlp.hook_post", 2, 72, 288).unwrap(),
+            (Src::MlpPost(0), 0, 288)
+        );
+        assert!(editable("blocks.0.attn.hook_pattern", 2, 72, 288).is_err());
+        assert!(editable("blocks.9.hook_resid_pre", 2, 72, 288).is_err());
+        assert_eq!(expand("blocks.*.hook_resid_post", 3).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn means_are_taken_at_the_positions() {
+        use crate::tensor::Tensor;
+        let mk = |a: f32| {
+            let mut m = std::collections::BTreeMap::new();
+            m.insert(
+                "blocks.0.hook_resid_pre".to_string(),
+                Tensor::new(vec![2, 3], vec![a, 1.0, 2.0, 10.0, 11.0, 12.0]),
+            );
+            m
+        };
+        let spec = Spec::parse("blocks.0.hook_resid_pre:ch=0,2:pos=0:mean").unwrap();
+        let e = mean_edits(&spec, 1, &[mk(4.0), mk(8.0)]).unwrap();
+        assert_eq!(e[0].values, vec![6.0, 2.0]);
+        let spec = Spec::parse("blocks.0.hook_resid_pre:ch=0:mean").unwrap();
+        let e = mean_edits(&spec, 1, &[mk(4.0)]).unwrap();
+        assert_eq!(e[0].values, vec![7.0]);
+    }
+}

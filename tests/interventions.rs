@@ -1,0 +1,131 @@
+//! Interventions on the GPU equal the same edits done inside transformers
+//! (tools/reference/make_intervention_fixtures.py).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use outlier_probe::hooks::HookFilter;
+use outlier_probe::intervene::{constant_edits, Spec};
+use outlier_probe::model::{ForwardOptions, LogitsMode};
+use outlier_probe::tensor::Tensor;
+
+fn load_cases(
+    fx: &str,
+) -> (
+    Vec<u32>,
+    BTreeMap<String, Vec<String>>,
+    BTreeMap<String, Tensor>,
+) {
+    let dir = fixtures_dir().join(fx);
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("interventions.json")).unwrap())
+            .unwrap();
+    let tokens = j["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect();
+    let cases = j["cases"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    let (_, tensors) =
+        outlier_probe::capture_file::read(&dir.join("interventions.safetensors")).unwrap();
+    (tokens, cases, tensors)
+}
+
+#[test]
+fn edits_and_knockouts_match_transformers() {
+    for fx in ["gpt2-odd-a", "gpt2-odd-c"] {
+        let model = load(fx);
+        let (tokens, cases, refs) = load_cases(fx);
+        assert_eq!(cases.len(), 4);
+        let plain = model.logits(&tokens).unwrap();
+        for (case, specs) in &cases {
+            let mut opts = ForwardOptions {
+                logits: LogitsMode::All,
+                capture: HookFilter::parse("blocks.1.attn.hook_pattern,blocks.1.hook_resid_post")
+                    .unwrap(),
+                ..Default::default()
+            };
+            for s in specs {
+                match Spec::parse(s).unwrap() {
+                    Spec::Knockout { keys, layers } => {
+                        opts.knockout = Some(outlier_probe::intervene::Knockout { keys, layers })
+                    }
+                    spec => opts
+                        .edits
+                        .extend(constant_edits(&spec, model.cfg.n_layer).unwrap()),
+                }
+            }
+            let mut sess = model.session(1, tokens.len()).unwrap();
+            let out = model.forward(&mut sess, &[&tokens], &opts).unwrap();
+            let logits = out.logits[0].as_ref().unwrap();
+            let want = &refs[&format!("{case}.logits")];
+            let e = logits.rel_err(want);
+            assert!(e <= 1e-4, "{fx} {case}: logits relative error {e:.2e}");
+            // The edit must matter, or this test proves nothing.
+            let moved = logits.rel_err(&plain);
+            assert!(
+                moved > 1e-3,
+                "{fx} {case}: the intervention did not change the logits ({moved:.1e})"
+            );
+            for hook in ["blocks.1.attn.hook_pattern", "blocks.1.hook_resid_post"] {
+                if let Some(want) = refs.get(&format!("{case}.{hook}")) {
+                    let e = out.captures[0][hook].rel_err(want);
+                    assert!(e <= 1e-4, "{fx} {case}: {hook} relative error {e:.2e}");
+                }
+            }
+            if case == "knockout" {
+                let p = &out.captures[0]["blocks.1.attn.hook_pattern"];
+                let t = tokens.len();
+                for h in 0..model.cfg.n_head {
+                    for i in 1..t {
+                        assert_eq!(
+                            p.data[(h * t + i) * t],
+                            0.0,
+                            "key 0 still attended by query {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_edits_are_refused() {
+    let model = load("gpt2-odd-a");
+    let mut sess = model.session(1, 4).unwrap();
+    let spec = Spec::parse("blocks.0.hook_resid_pre:ch=72:zero").unwrap();
+    let opts = ForwardOptions {
+        edits: constant_edits(&spec, 2).unwrap(),
+        ..Default::default()
+    };
+    let e = model.forward(&mut sess, &[&[1, 2, 3]], &opts).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("channel 72 does not exist"),
+        "{e:#}"
+    );
+    let spec = Spec::parse("blocks.0.attn.hook_pattern:ch=1:zero").unwrap();
+    let opts = ForwardOptions {
+        edits: constant_edits(&spec, 2).unwrap(),
+        ..Default::default()
+    };
+    let e = model.forward(&mut sess, &[&[1, 2, 3]], &opts).unwrap_err();
+    assert!(format!("{e:#}").contains("knockout"), "{e:#}");
+}
