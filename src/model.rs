@@ -308,9 +308,26 @@ impl Gpt2 {
         new: &[&[u32]],
         opts: &ForwardOptions,
     ) -> Result<ForwardOutput> {
+        let mut captures = vec![BTreeMap::new(); new.len()];
+        let logits = self.forward_with(sess, new, opts, &mut |b, name, t| {
+            captures[b].insert(name, t);
+        })?;
+        Ok(ForwardOutput { logits, captures })
+    }
+
+    /// `forward`, handing each captured tensor to `sink(sequence, hook, tensor)` as soon as its
+    /// layer is done instead of collecting them: corpus analyses can reduce tensors on the fly.
+    /// Returns the logits.
+    pub fn forward_with(
+        &self,
+        sess: &mut Session,
+        new: &[&[u32]],
+        opts: &ForwardOptions,
+        sink: &mut dyn FnMut(usize, String, Tensor),
+    ) -> Result<Vec<Option<Tensor>>> {
         self.check_tokens(sess, new)?;
         let out = self.ctx.checked("running the forward pass", || {
-            self.forward_inner(sess, new, opts)
+            self.forward_inner(sess, new, opts, sink)
         })?;
         for (b, t) in new.iter().enumerate() {
             sess.lens[b] += t.len();
@@ -323,7 +340,8 @@ impl Gpt2 {
         sess: &Session,
         new: &[&[u32]],
         opts: &ForwardOptions,
-    ) -> Result<ForwardOutput> {
+        sink: &mut dyn FnMut(usize, String, Tensor),
+    ) -> Result<Vec<Option<Tensor>>> {
         let ctx = &*self.ctx;
         let cfg = &self.cfg;
         let (d, h, hd, inner) = (cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.n_inner());
@@ -384,15 +402,7 @@ impl Gpt2 {
         };
 
         // Interventions: per edited source, the kernel's inputs.
-        let mut edits: Vec<(
-            Src,
-            usize,
-            usize,
-            wgpu::Buffer,
-            wgpu::Buffer,
-            wgpu::Buffer,
-            usize,
-        )> = Vec::new();
+        let mut edits: Vec<EditBuffers> = Vec::new();
         for e in &opts.edits {
             let (src, offset, width) = editable(&e.hook, cfg.n_layer, d, inner)?;
             if let Some(c) = e.channels.iter().find(|&&c| c >= width) {
@@ -423,15 +433,15 @@ impl Gpt2 {
                 Src::MlpPre(_) | Src::MlpPost(_) => inner,
                 _ => d,
             };
-            edits.push((
+            edits.push(EditBuffers {
                 src,
-                row_width,
+                width: row_width,
                 offset,
-                ctx.storage_init("edit positions", bytemuck::cast_slice(&mask))?,
-                ctx.storage_init("edit channels", bytemuck::cast_slice(&chans))?,
-                ctx.storage_init("edit values", bytemuck::cast_slice(&e.values))?,
-                chans.len(),
-            ));
+                mask: ctx.storage_init("edit positions", bytemuck::cast_slice(&mask))?,
+                channels: ctx.storage_init("edit channels", bytemuck::cast_slice(&chans))?,
+                values: ctx.storage_init("edit values", bytemuck::cast_slice(&e.values))?,
+                n: chans.len(),
+            });
         }
         let knock = match &opts.knockout {
             Some(k) => {
@@ -444,21 +454,36 @@ impl Gpt2 {
         };
 
         let mut g = Graph::default();
-        let mut caps: Vec<(Src, wgpu::Buffer, usize)> = Vec::new();
-        let mut grab = |g: &mut Graph, src: Src, buf: &wgpu::Buffer, floats: usize| -> Result<()> {
-            for (s, width, offset, mask, chans, vals, n) in &edits {
-                if *s == src {
-                    self.k.edit(
-                        g, rows, *width, *offset, *n, &info_buf, mask, chans, vals, buf,
-                    );
+        let mut tap = Tap {
+            k: &self.k,
+            ctx,
+            filter: &opts.capture,
+            rows,
+            info: &info_buf,
+            edits,
+            pending: Vec::new(),
+        };
+        let geometry = |b: usize| crate::hooks::Geometry {
+            row0: b * tmax,
+            n: new[b].len(),
+            past: sess.lens[b],
+            d,
+            h,
+            inner,
+            cap_keys,
+        };
+        // Hand each captured source to the sink, cut per sequence.
+        let mut deliver = |src: Src, data: Vec<f32>| {
+            for b in 0..s {
+                if new[b].is_empty() {
+                    continue;
+                }
+                for (name, t) in crate::hooks::split_capture(src, &data, geometry(b)) {
+                    if opts.capture.wants(&name) {
+                        sink(b, name, t);
+                    }
                 }
             }
-            if opts.capture.wants_src(src) {
-                let rb = ctx.readback(&format!("capture {src:?}"), floats as u64 * f)?;
-                g.copy(buf, 0, &rb, 0, floats as u64 * f);
-                caps.push((src, rb, floats));
-            }
-            Ok(())
         };
         let rdf = rows * d;
 
@@ -469,13 +494,13 @@ impl Gpt2 {
                 &tok_emb, &pos_emb,
             );
         }
-        grab(&mut g, Src::Embed, &tok_emb, rdf)?;
-        grab(&mut g, Src::PosEmbed, &pos_emb, rdf)?;
+        tap.tap(&mut g, Src::Embed, &tok_emb, rdf)?;
+        tap.tap(&mut g, Src::PosEmbed, &pos_emb, rdf)?;
 
         for (l, w) in self.layers.iter().enumerate() {
-            grab(&mut g, Src::ResidPre(l), &resid, rdf)?;
+            tap.tap(&mut g, Src::ResidPre(l), &resid, rdf)?;
             self.layernorm(&mut g, rows, &resid, &w.ln1_g, &w.ln1_b, &ln1);
-            grab(&mut g, Src::Ln1(l), &ln1, rdf)?;
+            tap.tap(&mut g, Src::Ln1(l), &ln1, rdf)?;
             self.matmul(
                 &mut g,
                 rows,
@@ -486,7 +511,7 @@ impl Gpt2 {
                 Some(&w.attn_b),
                 &qkv,
             );
-            grab(&mut g, Src::Qkv(l), &qkv, rdf * 3)?;
+            tap.tap(&mut g, Src::Qkv(l), &qkv, rdf * 3)?;
             self.k.kv_store(
                 &mut g, rows, d, sess.cap, &qkv, &info_buf, &sess.k[l], &sess.v[l],
             );
@@ -508,10 +533,10 @@ impl Gpt2 {
                 &mut g, p, &qkv, &info_buf, &sess.k[l], &sess.v[l], &z, &scores, &probs, kn,
             );
             if want_att {
-                grab(&mut g, Src::Scores(l), &scores, rows * h * cap_keys)?;
-                grab(&mut g, Src::Pattern(l), &probs, rows * h * cap_keys)?;
+                tap.tap(&mut g, Src::Scores(l), &scores, rows * h * cap_keys)?;
+                tap.tap(&mut g, Src::Pattern(l), &probs, rows * h * cap_keys)?;
             }
-            grab(&mut g, Src::Z(l), &z, rdf)?;
+            tap.tap(&mut g, Src::Z(l), &z, rdf)?;
             self.matmul(
                 &mut g,
                 rows,
@@ -522,11 +547,11 @@ impl Gpt2 {
                 Some(&w.proj_b),
                 &attn_out,
             );
-            grab(&mut g, Src::AttnOut(l), &attn_out, rdf)?;
+            tap.tap(&mut g, Src::AttnOut(l), &attn_out, rdf)?;
             self.add(&mut g, rdf, &resid, &attn_out, &resid_mid);
-            grab(&mut g, Src::ResidMid(l), &resid_mid, rdf)?;
+            tap.tap(&mut g, Src::ResidMid(l), &resid_mid, rdf)?;
             self.layernorm(&mut g, rows, &resid_mid, &w.ln2_g, &w.ln2_b, &ln2);
-            grab(&mut g, Src::Ln2(l), &ln2, rdf)?;
+            tap.tap(&mut g, Src::Ln2(l), &ln2, rdf)?;
             self.matmul(
                 &mut g,
                 rows,
@@ -537,9 +562,9 @@ impl Gpt2 {
                 Some(&w.fc_b),
                 &mlp_pre,
             );
-            grab(&mut g, Src::MlpPre(l), &mlp_pre, rows * inner)?;
+            tap.tap(&mut g, Src::MlpPre(l), &mlp_pre, rows * inner)?;
             self.k.gelu(&mut g, rows * inner, &mlp_pre, &mlp_post);
-            grab(&mut g, Src::MlpPost(l), &mlp_post, rows * inner)?;
+            tap.tap(&mut g, Src::MlpPost(l), &mlp_post, rows * inner)?;
             self.matmul(
                 &mut g,
                 rows,
@@ -550,13 +575,16 @@ impl Gpt2 {
                 Some(&w.down_b),
                 &mlp_out,
             );
-            grab(&mut g, Src::MlpOut(l), &mlp_out, rdf)?;
+            tap.tap(&mut g, Src::MlpOut(l), &mlp_out, rdf)?;
             self.add(&mut g, rdf, &resid_mid, &mlp_out, &resid_next);
-            grab(&mut g, Src::ResidPost(l), &resid_next, rdf)?;
+            tap.tap(&mut g, Src::ResidPost(l), &resid_next, rdf)?;
             std::mem::swap(&mut resid, &mut resid_next);
+            // Captured layers go back to the host one at a time, so a capture never needs
+            // more than one layer's worth of memory.
+            tap.flush(&mut g, &mut deliver)?;
         }
         self.layernorm(&mut g, rows, &resid, &self.lnf_g, &self.lnf_b, &lnf);
-        grab(&mut g, Src::LnFinal, &lnf, rdf)?;
+        tap.tap(&mut g, Src::LnFinal, &lnf, rdf)?;
 
         // LM head on every row, or on the last new row of each sequence.
         let want_logits_hook = opts.capture.wants_src(Src::Logits);
@@ -595,94 +623,61 @@ impl Gpt2 {
             Some((self.lm_head(&mut g, m, &head_in)?, m))
         };
 
+        tap.flush(&mut g, &mut deliver)?;
         ctx.queue.submit([g.encode(ctx)]);
-
-        // Read everything back in one wait.
-        let mut reads: Vec<(&wgpu::Buffer, usize)> = caps.iter().map(|(_, b, n)| (b, *n)).collect();
-        let v = cfg.vocab_size;
-        if let Some((rb, m)) = &logits_rb {
-            reads.push((rb, m * v));
-        }
-        let mut host = ctx.read_f32(&reads)?;
-        let logits_flat = logits_rb.as_ref().map(|(_, m)| {
-            let raw = host.pop().expect("logits readback");
-            self.unchunk_logits(&raw, *m)
-        });
-
-        // Split per sequence.
-        let mut out = ForwardOutput {
-            logits: vec![None; s],
-            captures: vec![BTreeMap::new(); s],
+        let Some((rb, m)) = logits_rb else {
+            ctx.wait()?;
+            return Ok(vec![None; s]);
         };
-        if let Some(lf) = logits_flat {
-            match mode {
-                LogitsMode::All => {
-                    for b in 0..s {
-                        let n = new[b].len();
-                        if n > 0 {
-                            let r0 = b * tmax;
-                            out.logits[b] =
-                                Some(Tensor::new(vec![n, v], lf[r0 * v..(r0 + n) * v].to_vec()));
-                        }
-                    }
-                }
-                LogitsMode::Last => {
-                    let mut i = 0;
-                    for b in 0..s {
-                        if !new[b].is_empty() {
-                            out.logits[b] =
-                                Some(Tensor::new(vec![1, v], lf[i * v..(i + 1) * v].to_vec()));
-                            i += 1;
-                        }
-                    }
-                }
-                LogitsMode::None => {}
-            }
-            if want_logits_hook {
+        let v = cfg.vocab_size;
+        let raw = ctx
+            .read_f32(&[(&rb, m * v)])?
+            .pop()
+            .expect("logits readback");
+        let lf = self.unchunk_logits(&raw, m);
+        let mut logits = vec![None; s];
+        match mode {
+            LogitsMode::All => {
                 for b in 0..s {
-                    if let Some(t) = &out.logits[b] {
-                        out.captures[b].insert("logits".into(), t.clone());
+                    let n = new[b].len();
+                    if n > 0 {
+                        let r0 = b * tmax;
+                        logits[b] =
+                            Some(Tensor::new(vec![n, v], lf[r0 * v..(r0 + n) * v].to_vec()));
                     }
                 }
-                if opts.logits == LogitsMode::Last {
-                    for b in 0..s {
-                        if let Some(t) = out.logits[b].take() {
+            }
+            LogitsMode::Last => {
+                let mut i = 0;
+                for b in 0..s {
+                    if !new[b].is_empty() {
+                        logits[b] = Some(Tensor::new(vec![1, v], lf[i * v..(i + 1) * v].to_vec()));
+                        i += 1;
+                    }
+                }
+            }
+            LogitsMode::None => {}
+        }
+        if want_logits_hook {
+            for (b, l) in logits.iter().enumerate() {
+                if let Some(t) = l {
+                    sink(b, "logits".into(), t.clone());
+                }
+            }
+            match opts.logits {
+                LogitsMode::All => {}
+                LogitsMode::None => logits = vec![None; s],
+                LogitsMode::Last => {
+                    for l in logits.iter_mut() {
+                        if let Some(t) = l.take() {
                             let n = t.shape[0];
-                            out.logits[b] = Some(Tensor::new(vec![1, v], t.row(n - 1).to_vec()));
+                            *l = Some(Tensor::new(vec![1, v], t.row(n - 1).to_vec()));
                         }
                     }
-                } else if opts.logits == LogitsMode::None {
-                    out.logits = vec![None; s];
                 }
             }
         }
-        for ((src, _, _), data) in caps.iter().zip(host) {
-            for b in 0..s {
-                let n = new[b].len();
-                if n == 0 {
-                    continue;
-                }
-                let split = crate::hooks::split_capture(
-                    *src,
-                    &data,
-                    crate::hooks::Geometry {
-                        row0: b * tmax,
-                        n,
-                        past: sess.lens[b],
-                        d,
-                        h,
-                        inner,
-                        cap_keys,
-                    },
-                );
-                for (name, t) in split {
-                    if opts.capture.wants(&name) {
-                        out.captures[b].insert(name, t);
-                    }
-                }
-            }
-        }
-        Ok(out)
+        Ok(logits)
     }
 
     fn layernorm(
@@ -827,5 +822,70 @@ impl Gpt2 {
             },
         )?;
         Ok(out.captures.into_iter().next().unwrap_or_default())
+    }
+}
+
+/// Applies edits where a hook is produced and queues captured sources for readback.
+struct Tap<'a> {
+    k: &'a Kernels,
+    ctx: &'a GpuContext,
+    filter: &'a HookFilter,
+    rows: usize,
+    info: &'a wgpu::Buffer,
+    edits: Vec<EditBuffers>,
+    pending: Vec<(Src, wgpu::Buffer, usize)>,
+}
+
+/// One edit's GPU inputs: source, row width, column offset, position mask, channels, values.
+struct EditBuffers {
+    src: Src,
+    width: usize,
+    offset: usize,
+    mask: wgpu::Buffer,
+    channels: wgpu::Buffer,
+    values: wgpu::Buffer,
+    n: usize,
+}
+
+impl Tap<'_> {
+    /// `buf` now holds `src`: edit it, then copy it out if it is captured.
+    fn tap(&mut self, g: &mut Graph, src: Src, buf: &wgpu::Buffer, floats: usize) -> Result<()> {
+        for e in &self.edits {
+            if e.src == src {
+                self.k.edit(
+                    g,
+                    self.rows,
+                    e.width,
+                    e.offset,
+                    e.n,
+                    self.info,
+                    &e.mask,
+                    &e.channels,
+                    &e.values,
+                    buf,
+                );
+            }
+        }
+        if self.filter.wants_src(src) {
+            let bytes = floats as u64 * 4;
+            let rb = self.ctx.readback(&format!("capture {src:?}"), bytes)?;
+            g.copy(buf, 0, &rb, 0, bytes);
+            self.pending.push((src, rb, floats));
+        }
+        Ok(())
+    }
+
+    /// Submit what is recorded so far and hand the captured sources to `deliver`.
+    fn flush(&mut self, g: &mut Graph, deliver: &mut dyn FnMut(Src, Vec<f32>)) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.ctx.queue.submit([std::mem::take(g).encode(self.ctx)]);
+        let pending = std::mem::take(&mut self.pending);
+        let reads: Vec<(&wgpu::Buffer, usize)> = pending.iter().map(|(_, b, n)| (b, *n)).collect();
+        for ((src, _, _), data) in pending.iter().zip(self.ctx.read_f32(&reads)?) {
+            deliver(*src, data);
+        }
+        Ok(())
     }
 }

@@ -103,7 +103,8 @@ fn capture_writes_named_tensors() {
     );
     assert_eq!(caps.len(), 3 + 1 + 1);
     for (name, t) in &caps {
-        assert!(t.rel_err(&r.tensors[name]) <= 1e-4, "{name}");
+        let e = t.rel_err(&r.tensors[name]);
+        assert!(e <= 1e-4, "{name}: relative error {e:.2e}");
     }
 }
 

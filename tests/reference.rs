@@ -127,6 +127,7 @@ fn batch_equals_single() {
             &ForwardOptions {
                 logits: LogitsMode::All,
                 capture: HookFilter::parse("blocks.*.attn.hook_pattern").unwrap(),
+                ..Default::default()
             },
         )
         .unwrap();
