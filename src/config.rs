@@ -99,7 +99,7 @@ impl Gpt2Config {
         if self.scale_attn_by_inverse_layer_idx {
             bail!("scale_attn_by_inverse_layer_idx = true is not supported");
         }
-        if !(self.layer_norm_epsilon > 0.0) {
+        if self.layer_norm_epsilon.is_nan() || self.layer_norm_epsilon <= 0.0 {
             bail!("layer_norm_epsilon must be > 0");
         }
         Ok(())

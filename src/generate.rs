@@ -42,10 +42,10 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(cfg: Sampling) -> Result<Self> {
-        if !(cfg.temperature >= 0.0) {
+        if cfg.temperature.is_nan() || cfg.temperature < 0.0 {
             bail!("temperature must be >= 0, got {}", cfg.temperature);
         }
-        if !(cfg.top_p > 0.0 && cfg.top_p <= 1.0) {
+        if cfg.top_p.is_nan() || cfg.top_p <= 0.0 || cfg.top_p > 1.0 {
             bail!("top-p must be in (0, 1], got {}", cfg.top_p);
         }
         let rng = StdRng::seed_from_u64(cfg.seed);

@@ -15,6 +15,7 @@
 
 pub mod capture_file;
 pub mod config;
+pub mod corpus;
 pub mod generate;
 pub mod gpu;
 pub mod hooks;
@@ -22,6 +23,7 @@ pub mod hub;
 pub mod intervene;
 pub mod kernels;
 pub mod model;
+pub mod ppl;
 pub mod tensor;
 pub mod tokenizer;
 pub mod weights;

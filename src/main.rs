@@ -72,6 +72,37 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Perplexity over a text corpus, plain and under interventions
+    ///
+    /// Each --intervene gives one more row, compared with the plain model. Grammar:
+    ///   HOOK:ch=C1,C2[:pos=P1,P2]:zero | :value=X | :mean   (mean over the same corpus windows)
+    ///   knockout:keys=K1,K2[:layers=L1,L2]
+    /// e.g. --intervene 'blocks.*.hook_resid_post:ch=447:pos=0:zero' --intervene 'blocks.*.hook_resid_post:ch=447:pos=0:mean'
+    #[command(verbatim_doc_comment)]
+    Ppl {
+        #[arg(long)]
+        model: String,
+        /// UTF-8 text file (Project Gutenberg header and footer are skipped)
+        #[arg(long)]
+        corpus: PathBuf,
+        /// Tokens per window (default: min(n_positions, 256))
+        #[arg(long)]
+        seq_len: Option<usize>,
+        /// Number of windows
+        #[arg(long, default_value_t = 8)]
+        seqs: usize,
+        /// Start at this fraction of the corpus (0.9: the usual held-out last 10%)
+        #[arg(long, default_value_t = 0.0)]
+        from: f64,
+        /// Windows per forward pass
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        #[arg(long)]
+        intervene: Vec<String>,
+        /// Also write the results as JSON
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Capture hook points of one prompt into a safetensors file
     Capture {
         #[arg(long)]
@@ -172,6 +203,84 @@ fn main() -> Result<()> {
                 dt.as_secs_f64(),
                 m.ctx().info.name
             );
+        }
+        Cmd::Ppl {
+            model,
+            corpus,
+            seq_len,
+            seqs,
+            from,
+            batch,
+            intervene,
+            json,
+        } => {
+            let m = load(&cli.gpu, &model)?;
+            let tok = m
+                .tokenizer
+                .as_ref()
+                .context("the model directory has no tokenizer.json")?;
+            let seq_len = seq_len.unwrap_or(m.cfg.n_positions.min(256));
+            let specs = intervene
+                .iter()
+                .map(|s| outlier_probe::intervene::Spec::parse(s))
+                .collect::<Result<Vec<_>>>()?;
+            let windows = outlier_probe::corpus::windows(tok, &corpus, seq_len, seqs, from)?;
+            eprintln!(
+                "{} windows of {seq_len} tokens from {} on {}",
+                windows.len(),
+                corpus.display(),
+                m.ctx().info.name
+            );
+            let runs = 1 + specs.len();
+            let bar = indicatif::ProgressBar::new((windows.len() * runs) as u64).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:>24} [{bar:40}] {pos}/{len} windows {elapsed_precise} (eta {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            let mut results = Vec::new();
+            bar.set_message("plain");
+            results.push(outlier_probe::ppl::perplexity(
+                &m,
+                &windows,
+                batch,
+                &[],
+                None,
+                "plain",
+                Some(&bar),
+            )?);
+            for (spec, text) in specs.iter().zip(&intervene) {
+                bar.set_message("intervention");
+                let (edits, knock) =
+                    outlier_probe::ppl::resolve(&m, std::slice::from_ref(spec), &windows, batch)?;
+                results.push(outlier_probe::ppl::perplexity(
+                    &m,
+                    &windows,
+                    batch,
+                    &edits,
+                    knock.as_ref(),
+                    text,
+                    Some(&bar),
+                )?);
+            }
+            bar.finish_and_clear();
+            println!("| run | tokens | perplexity | × plain |");
+            println!("|---|---:|---:|---:|");
+            let base = results[0].ppl;
+            for r in &results {
+                println!(
+                    "| `{}` | {} | {:.3} | {:.3} |",
+                    r.label,
+                    r.tokens,
+                    r.ppl,
+                    r.ppl / base
+                );
+            }
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&results)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
         }
         Cmd::Capture {
             model,

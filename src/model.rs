@@ -335,6 +335,7 @@ impl Gpt2 {
         Ok(out)
     }
 
+    #[allow(clippy::needless_range_loop)]
     fn forward_inner(
         &self,
         sess: &Session,

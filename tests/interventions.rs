@@ -11,13 +11,14 @@ use outlier_probe::intervene::{constant_edits, Spec};
 use outlier_probe::model::{ForwardOptions, LogitsMode};
 use outlier_probe::tensor::Tensor;
 
-fn load_cases(
-    fx: &str,
-) -> (
+/// Token ids, case name -> specs, and the reference tensors named "<case>.<hook>".
+type Cases = (
     Vec<u32>,
     BTreeMap<String, Vec<String>>,
     BTreeMap<String, Tensor>,
-) {
+);
+
+fn load_cases(fx: &str) -> Cases {
     let dir = fixtures_dir().join(fx);
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("interventions.json")).unwrap())

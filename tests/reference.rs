@@ -66,7 +66,7 @@ fn greedy_generation_matches_transformers() {
                 max_new_tokens: r.generated.len(),
                 ..Default::default()
             };
-            let out = generate(&model, &[r.tokens.clone()], &s, |_, _| {}).unwrap();
+            let out = generate(&model, std::slice::from_ref(&r.tokens), &s, |_, _| {}).unwrap();
             assert_eq!(out[0], r.generated, "{fx} ref-{k}: greedy continuation");
         }
     }

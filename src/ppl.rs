@@ -1,0 +1,150 @@
+//! Perplexity over corpus windows, plain or under interventions (the massive-activation
+//! ablation: outlier channels set to zero versus to their mean).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use crate::corpus::nll;
+use crate::hooks::HookFilter;
+use crate::intervene::{constant_edits, expand, Action, HookEdit, Knockout, Spec};
+use crate::model::{ForwardOptions, Gpt2, LogitsMode};
+
+/// Perplexity of one configuration.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PplResult {
+    pub label: String,
+    pub nll_sum: f64,
+    pub tokens: usize,
+    pub ppl: f64,
+}
+
+/// Run `windows` through the model in batches of `batch`, with the given edits and knockout.
+pub fn perplexity(
+    model: &Gpt2,
+    windows: &[Vec<u32>],
+    batch: usize,
+    edits: &[HookEdit],
+    knockout: Option<&Knockout>,
+    label: &str,
+    progress: Option<&indicatif::ProgressBar>,
+) -> Result<PplResult> {
+    let opts = ForwardOptions {
+        logits: LogitsMode::All,
+        capture: HookFilter::none(),
+        edits: edits.to_vec(),
+        knockout: knockout.cloned(),
+    };
+    let (mut sum, mut n) = (0.0, 0);
+    for group in windows.chunks(batch.max(1)) {
+        let cap = group.iter().map(Vec::len).max().unwrap_or(1);
+        let mut sess = model.session(group.len(), cap)?;
+        let refs: Vec<&[u32]> = group.iter().map(Vec::as_slice).collect();
+        let out = model.forward(&mut sess, &refs, &opts)?;
+        for (w, l) in group.iter().zip(out.logits) {
+            let (s, k) = nll(&l.expect("logits requested"), w);
+            sum += s;
+            n += k;
+        }
+        if let Some(p) = progress {
+            p.inc(group.len() as u64);
+        }
+    }
+    Ok(PplResult {
+        label: label.to_string(),
+        nll_sum: sum,
+        tokens: n,
+        ppl: (sum / n.max(1) as f64).exp(),
+    })
+}
+
+/// Turn parsed specs into concrete edits and a knockout. `mean` edits take the mean of each
+/// edited channel at the spec's positions over `windows` (one capture pass, reduced on the fly).
+pub fn resolve(
+    model: &Gpt2,
+    specs: &[Spec],
+    windows: &[Vec<u32>],
+    batch: usize,
+) -> Result<(Vec<HookEdit>, Option<Knockout>)> {
+    let n_layer = model.cfg.n_layer;
+    let mut edits = Vec::new();
+    let mut knockout: Option<Knockout> = None;
+    for spec in specs {
+        match spec {
+            Spec::Knockout { keys, layers } => {
+                let k = knockout.get_or_insert_with(Knockout::default);
+                k.keys.extend(keys);
+                k.layers = match (&k.layers, layers) {
+                    (Some(a), Some(b)) => Some(a.iter().chain(b).copied().collect()),
+                    _ => None,
+                };
+            }
+            Spec::Edit {
+                hook,
+                channels,
+                positions,
+                action: Action::Mean,
+            } => {
+                let hooks = expand(hook, n_layer)?;
+                let filter = HookFilter::parse(&hooks.join(","))?;
+                // (hook) -> per-channel sums and count.
+                let mut acc: BTreeMap<String, (Vec<f64>, usize)> = BTreeMap::new();
+                let mut err = None;
+                for group in windows.chunks(batch.max(1)) {
+                    let cap = group.iter().map(Vec::len).max().unwrap_or(1);
+                    let mut sess = model.session(group.len(), cap)?;
+                    let refs: Vec<&[u32]> = group.iter().map(Vec::as_slice).collect();
+                    let opts = ForwardOptions {
+                        logits: LogitsMode::None,
+                        capture: filter.clone(),
+                        // Earlier edits act on what later means see.
+                        edits: edits.clone(),
+                        knockout: knockout.clone(),
+                    };
+                    model.forward_with(&mut sess, &refs, &opts, &mut |_, name, t| {
+                        let rows = t.shape[0];
+                        let width = t.numel() / rows.max(1);
+                        let e = acc
+                            .entry(name.clone())
+                            .or_insert_with(|| (vec![0.0; channels.len()], 0));
+                        let pos: Vec<usize> = match positions {
+                            Some(p) => p.iter().copied().filter(|&p| p < rows).collect(),
+                            None => (0..rows).collect(),
+                        };
+                        for p in pos {
+                            for (k, &c) in channels.iter().enumerate() {
+                                if c >= width {
+                                    err = Some(anyhow::anyhow!(
+                                        "{name} has {width} channels; channel {c} does not exist"
+                                    ));
+                                    return;
+                                }
+                                e.0[k] += t.row(p)[c] as f64;
+                            }
+                            e.1 += 1;
+                        }
+                    })?;
+                }
+                if let Some(e) = err {
+                    return Err(e);
+                }
+                for h in hooks {
+                    let (sums, n) = acc.remove(&h).unwrap_or_default();
+                    if n == 0 {
+                        anyhow::bail!(
+                            "mean of {h}: no token at the requested positions in the corpus"
+                        );
+                    }
+                    edits.push(HookEdit {
+                        hook: h,
+                        channels: channels.clone(),
+                        positions: positions.clone(),
+                        values: sums.iter().map(|s| (s / n as f64) as f32).collect(),
+                    });
+                }
+            }
+            other => edits.extend(constant_edits(other, n_layer)?),
+        }
+    }
+    Ok((edits, knockout))
+}
