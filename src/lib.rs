@@ -17,6 +17,8 @@ pub mod capture_file;
 pub mod config;
 pub mod corpus;
 pub mod generate;
+pub mod gguf;
+pub mod gguf_tokenizer;
 pub mod gpu;
 pub mod hooks;
 pub mod hub;
