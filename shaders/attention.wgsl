@@ -15,16 +15,16 @@ struct Params {
     cap_keys: u32,  // key stride of the capture buffers
     scale: f32,
     knock_on: u32,  // 1: apply the knockout mask
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
+    qkv_width: u32, // width of the fused q|k|v rows
+    kv_dim: u32,    // key/value width per position in the cache
+    group: u32,     // query heads per key/value head (grouped-query attention)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;             // [rows, 3d]
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;             // [rows, qkv_width]
 @group(0) @binding(2) var<storage, read> rowinfo: array<vec4<u32>>;   // [rows] (seq, pos, valid, 0)
-@group(0) @binding(3) var<storage, read> kcache: array<f32>;          // [seqs, cap, d]
-@group(0) @binding(4) var<storage, read> vcache: array<f32>;          // [seqs, cap, d]
+@group(0) @binding(3) var<storage, read> kcache: array<f32>;          // [seqs, cap, kv_dim]
+@group(0) @binding(4) var<storage, read> vcache: array<f32>;          // [seqs, cap, kv_dim]
 @group(0) @binding(5) var<storage, read_write> z: array<f32>;         // [rows, d] = [rows, H, Dh]
 @group(0) @binding(6) var<storage, read_write> scores: array<f32>;    // [rows, H, cap_keys]
 @group(0) @binding(7) var<storage, read_write> probs: array<f32>;     // [rows, H, cap_keys]
@@ -83,8 +83,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let info = rowinfo[row];
     let seq = info.x;
     let hd = p.head_dim;
-    let qb = row * 3u * p.d + h * hd;
-    let cb = seq * p.cap * p.d + h * hd;
+    let qb = row * p.qkv_width + h * hd;
+    let cb = seq * p.cap * p.kv_dim + (h / p.group) * hd;
     let capb = (row * p.n_head + h) * p.cap_keys;
 
     var m = -3.0e38;
@@ -95,7 +95,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let cn = min(CH, nk - c0);
         var lm = -3.0e38;
         for (var jj = lid; jj < cn; jj = jj + WG) {
-            let kb = cb + (c0 + jj) * p.d;
+            let kb = cb + (c0 + jj) * p.kv_dim;
             var dot = 0.0;
             for (var i = 0u; i < hd; i = i + 1u) {
                 dot = dot + qkv[qb + i] * kcache[kb + i];
@@ -127,7 +127,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             if (dd < hd) {
                 var a = acc[t] * alpha;
                 for (var jj = 0u; jj < cn; jj = jj + 1u) {
-                    a = a + s[jj] * vcache[cb + (c0 + jj) * p.d + dd];
+                    a = a + s[jj] * vcache[cb + (c0 + jj) * p.kv_dim + dd];
                 }
                 acc[t] = a;
             }

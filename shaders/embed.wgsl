@@ -1,5 +1,6 @@
-// Token + position embedding for one vocabulary chunk of wte.
+// Token (+ learned position) embedding for one vocabulary chunk of wte.
 // resid[r, c] = wte[tok[r], c] + wpe[pos[r], c], also keeping both terms (hook_embed, hook_pos_embed).
+// With has_pos = 0 (RoPE models) there is no position term and pos_emb is left alone.
 // Rows whose token lies outside [vocab_start, vocab_start + vocab_count) are left to another chunk's dispatch.
 
 struct Params {
@@ -7,6 +8,10 @@ struct Params {
     d: u32,
     vocab_start: u32,
     vocab_count: u32,
+    has_pos: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,8 +37,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     let pos = rowinfo[r].y;
     let e = wte[(tok - p.vocab_start) * p.d + c];
-    let q = wpe[pos * p.d + c];
     tok_emb[i] = e;
-    pos_emb[i] = q;
-    resid[i] = e + q;
+    if (p.has_pos != 0u) {
+        let q = wpe[pos * p.d + c];
+        pos_emb[i] = q;
+        resid[i] = e + q;
+    } else {
+        resid[i] = e;
+    }
 }

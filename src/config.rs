@@ -122,3 +122,313 @@ impl Gpt2Config {
         }
     }
 }
+
+/// Model family, chosen from the file (config.json's `model_type`, or GGUF's architecture).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Arch {
+    /// LayerNorm, learned positions, fused c_attn with biases, GELU MLP, Conv1D [in, out] weights.
+    Gpt2,
+    /// RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, nn.Linear [out, in] weights.
+    Llama,
+}
+
+/// Everything the forward pass needs to know about a model, whatever its family.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub vocab_size: usize,
+    /// Longest sequence (GPT-2 `n_positions`, Llama `max_position_embeddings`).
+    pub n_positions: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    /// Key/value heads (grouped-query attention); equal to n_head for GPT-2.
+    pub n_kv_head: usize,
+    pub n_inner: usize,
+    pub norm_eps: f32,
+    /// RoPE base (Llama only).
+    pub rope_theta: f32,
+    pub tie_embeddings: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
+    pub scale_attn_weights: bool,
+}
+
+impl ModelConfig {
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Width of the key (and value) projections.
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_head * self.head_dim()
+    }
+
+    /// Width of the fused q|k|v rows.
+    pub fn qkv_dim(&self) -> usize {
+        self.n_embd + 2 * self.kv_dim()
+    }
+
+    pub fn n_inner(&self) -> usize {
+        self.n_inner
+    }
+
+    pub fn attn_scale(&self) -> f32 {
+        if self.scale_attn_weights {
+            1.0 / (self.head_dim() as f32).sqrt()
+        } else {
+            1.0
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("n_positions", self.n_positions),
+            ("n_embd", self.n_embd),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_kv_head", self.n_kv_head),
+            ("n_inner", self.n_inner),
+        ] {
+            if v == 0 {
+                bail!("{name} is 0");
+            }
+        }
+        if self.n_embd % self.n_head != 0 {
+            bail!(
+                "n_embd {} is not a multiple of n_head {}",
+                self.n_embd,
+                self.n_head
+            );
+        }
+        if self.n_head % self.n_kv_head != 0 {
+            bail!(
+                "n_head {} is not a multiple of the key/value heads {}",
+                self.n_head,
+                self.n_kv_head
+            );
+        }
+        if self.head_dim() > 256 {
+            bail!(
+                "head dimension {} is over the supported 256",
+                self.head_dim()
+            );
+        }
+        if self.arch == Arch::Llama && self.head_dim() % 2 != 0 {
+            bail!("RoPE needs an even head dimension, got {}", self.head_dim());
+        }
+        if self.norm_eps.is_nan() || self.norm_eps <= 0.0 {
+            bail!("the normalisation epsilon must be > 0");
+        }
+        Ok(())
+    }
+
+    /// Which family a model directory holds, from its config.json's `model_type`.
+    pub fn from_dir_config(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        match v
+            .get("model_type")
+            .and_then(|m| m.as_str())
+            .unwrap_or("gpt2")
+        {
+            "gpt2" => Ok(Gpt2Config::from_file(path)?.into()),
+            "llama" => LlamaConfig::from_file(path),
+            other => bail!(
+                "{}: model_type '{other}' is not supported (gpt2 and llama are)",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl From<Gpt2Config> for ModelConfig {
+    fn from(c: Gpt2Config) -> Self {
+        ModelConfig {
+            arch: Arch::Gpt2,
+            vocab_size: c.vocab_size,
+            n_positions: c.n_positions,
+            n_embd: c.n_embd,
+            n_layer: c.n_layer,
+            n_head: c.n_head,
+            n_kv_head: c.n_head,
+            n_inner: c.n_inner(),
+            norm_eps: c.layer_norm_epsilon,
+            rope_theta: 0.0,
+            tie_embeddings: true,
+            bos_token_id: c.bos_token_id,
+            eos_token_id: c.eos_token_id,
+            scale_attn_weights: c.scale_attn_weights,
+        }
+    }
+}
+
+/// The fields of a Hugging Face Llama `config.json` that the forward pass needs.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LlamaConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_rms_eps")]
+    pub rms_norm_eps: f32,
+    #[serde(default)]
+    pub rope_theta: Option<f32>,
+    #[serde(default)]
+    pub rope_parameters: Option<serde_json::Value>,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default)]
+    pub mlp_bias: bool,
+    #[serde(default = "default_silu")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<serde_json::Value>,
+}
+
+fn default_rms_eps() -> f32 {
+    1e-6
+}
+fn default_silu() -> String {
+    "silu".into()
+}
+
+impl LlamaConfig {
+    pub fn from_file(path: &Path) -> Result<ModelConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let c: Self = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} as a Llama config", path.display()))?;
+        let bad = |m: String| anyhow::anyhow!("{}: {m}", path.display());
+        if c.attention_bias || c.mlp_bias {
+            return Err(bad(
+                "attention_bias / mlp_bias = true is not supported".into()
+            ));
+        }
+        if c.hidden_act != "silu" {
+            return Err(bad(format!(
+                "hidden_act '{}' is not supported (silu is)",
+                c.hidden_act
+            )));
+        }
+        let scaling = c
+            .rope_scaling
+            .as_ref()
+            .filter(|v| !v.is_null())
+            .or_else(|| {
+                c.rope_parameters.as_ref().filter(|p| {
+                    p.get("rope_type")
+                        .and_then(|t| t.as_str())
+                        .is_some_and(|t| t != "default")
+                })
+            });
+        if let Some(s) = scaling {
+            return Err(bad(format!("RoPE scaling {s} is not supported")));
+        }
+        let theta = c
+            .rope_theta
+            .or_else(|| {
+                c.rope_parameters
+                    .as_ref()
+                    .and_then(|p| p.get("rope_theta"))
+                    .and_then(|t| t.as_f64())
+                    .map(|t| t as f32)
+            })
+            .unwrap_or(10000.0);
+        if let Some(hd) = c.head_dim {
+            if hd * c.num_attention_heads != c.hidden_size {
+                return Err(bad(format!(
+                    "head_dim {hd} × {} heads differs from hidden_size {}: not supported",
+                    c.num_attention_heads, c.hidden_size
+                )));
+            }
+        }
+        let eos = match &c.eos_token_id {
+            Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| x as u32),
+            Some(serde_json::Value::Array(a)) => {
+                a.first().and_then(|x| x.as_u64()).map(|x| x as u32)
+            }
+            _ => None,
+        };
+        let cfg = ModelConfig {
+            arch: Arch::Llama,
+            vocab_size: c.vocab_size,
+            n_positions: c.max_position_embeddings,
+            n_embd: c.hidden_size,
+            n_layer: c.num_hidden_layers,
+            n_head: c.num_attention_heads,
+            n_kv_head: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
+            n_inner: c.intermediate_size,
+            norm_eps: c.rms_norm_eps,
+            rope_theta: theta,
+            tie_embeddings: c.tie_word_embeddings,
+            bos_token_id: c.bos_token_id,
+            eos_token_id: eos,
+            scale_attn_weights: true,
+        };
+        cfg.validate().map_err(|e| bad(e.to_string()))?;
+        Ok(cfg)
+    }
+}
+
+/// A Llama configuration from GGUF metadata (`llama.*` keys).
+pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
+    let arch = g.architecture()?;
+    if arch != "llama" {
+        bail!(
+            "{}: GGUF architecture '{arch}' is not supported (llama is)",
+            g.path().display()
+        );
+    }
+    let n_head = g.get_usize("llama.attention.head_count")?;
+    let d = g.get_usize("llama.embedding_length")?;
+    let vocab = match g.get_usize("llama.vocab_size") {
+        Ok(v) => v,
+        Err(_) => g.get_str_array("tokenizer.ggml.tokens")?.len(),
+    };
+    if let Ok(rd) = g.get_usize("llama.rope.dimension_count") {
+        if rd != d / n_head {
+            bail!(
+                "{}: partial RoPE ({rd} of {} head dimensions) is not supported",
+                g.path().display(),
+                d / n_head
+            );
+        }
+    }
+    let cfg = ModelConfig {
+        arch: Arch::Llama,
+        vocab_size: vocab,
+        n_positions: g.get_usize("llama.context_length")?,
+        n_embd: d,
+        n_layer: g.get_usize("llama.block_count")?,
+        n_head,
+        n_kv_head: g
+            .get_usize("llama.attention.head_count_kv")
+            .unwrap_or(n_head),
+        n_inner: g.get_usize("llama.feed_forward_length")?,
+        norm_eps: g.get_f32("llama.attention.layer_norm_rms_epsilon")?,
+        rope_theta: g.get_f32("llama.rope.freq_base").unwrap_or(10000.0),
+        tie_embeddings: g.tensor_info("output.weight").is_err(),
+        bos_token_id: g.get_u32("tokenizer.ggml.bos_token_id").ok(),
+        eos_token_id: g.get_u32("tokenizer.ggml.eos_token_id").ok(),
+        scale_attn_weights: true,
+    };
+    cfg.validate()
+        .with_context(|| format!("invalid model metadata in {}", g.path().display()))?;
+    Ok(cfg)
+}

@@ -4,13 +4,17 @@
 //! |---|---|
 //! | `hook_embed`, `hook_pos_embed` | [T, D] |
 //! | `blocks.{l}.hook_resid_pre`, `.ln1.hook_normalized`, `.hook_attn_out`, `.hook_resid_mid`, `.ln2.hook_normalized`, `.hook_mlp_out`, `.hook_resid_post` | [T, D] |
-//! | `blocks.{l}.attn.hook_q`, `hook_k`, `hook_v`, `hook_z` | [T, H, Dh] |
+//! | `blocks.{l}.attn.hook_q`, `hook_z` | [T, H, Dh] |
+//! | `blocks.{l}.attn.hook_k`, `hook_v` | [T, Hkv, Dh] (Hkv = H for GPT-2) |
+//! | `blocks.{l}.attn.hook_rot_q`, `hook_rot_k` (Llama) | after RoPE, [T, H, Dh] and [T, Hkv, Dh] |
 //! | `blocks.{l}.attn.hook_attn_scores` | [H, T, K], scaled, masked entries −inf, pre-softmax |
 //! | `blocks.{l}.attn.hook_pattern` | [H, T, K], probabilities (masked entries 0) |
-//! | `blocks.{l}.mlp.hook_pre`, `mlp.hook_post` | [T, I] (I = 4D for GPT-2) |
+//! | `blocks.{l}.mlp.hook_pre` (GPT-2), `mlp.hook_post` | [T, I] (I = 4D for GPT-2) |
+//! | `blocks.{l}.mlp.hook_gate`, `mlp.hook_up` (Llama) | [T, I], before the SiLU; `hook_post` = silu(gate)·up |
 //! | `ln_final.hook_normalized` | [T, D] |
 //! | `logits` | [T, V] |
 
+use crate::config::{Arch, ModelConfig};
 use crate::tensor::Tensor;
 
 /// A GPU buffer the forward pass can copy out; several hooks may come from one source (q, k, v).
@@ -21,6 +25,8 @@ pub enum Src {
     ResidPre(usize),
     Ln1(usize),
     Qkv(usize),
+    /// q and k after RoPE (Llama).
+    RotQk(usize),
     Scores(usize),
     Pattern(usize),
     Z(usize),
@@ -28,6 +34,8 @@ pub enum Src {
     ResidMid(usize),
     Ln2(usize),
     MlpPre(usize),
+    /// gate and up projections (Llama).
+    GateUp(usize),
     MlpPost(usize),
     MlpOut(usize),
     ResidPost(usize),
@@ -48,6 +56,7 @@ pub fn hooks_of(src: Src) -> Vec<String> {
             b(l, "attn.hook_k"),
             b(l, "attn.hook_v"),
         ],
+        Src::RotQk(l) => vec![b(l, "attn.hook_rot_q"), b(l, "attn.hook_rot_k")],
         Src::Scores(l) => vec![b(l, "attn.hook_attn_scores")],
         Src::Pattern(l) => vec![b(l, "attn.hook_pattern")],
         Src::Z(l) => vec![b(l, "attn.hook_z")],
@@ -55,6 +64,7 @@ pub fn hooks_of(src: Src) -> Vec<String> {
         Src::ResidMid(l) => vec![b(l, "hook_resid_mid")],
         Src::Ln2(l) => vec![b(l, "ln2.hook_normalized")],
         Src::MlpPre(l) => vec![b(l, "mlp.hook_pre")],
+        Src::GateUp(l) => vec![b(l, "mlp.hook_gate"), b(l, "mlp.hook_up")],
         Src::MlpPost(l) => vec![b(l, "mlp.hook_post")],
         Src::MlpOut(l) => vec![b(l, "hook_mlp_out")],
         Src::ResidPost(l) => vec![b(l, "hook_resid_post")],
@@ -63,36 +73,94 @@ pub fn hooks_of(src: Src) -> Vec<String> {
     }
 }
 
-/// Every source of an `n_layer` model, in forward order.
-pub fn all_sources(n_layer: usize) -> Vec<Src> {
-    let mut v = vec![Src::Embed, Src::PosEmbed];
-    for l in 0..n_layer {
-        v.extend([
-            Src::ResidPre(l),
-            Src::Ln1(l),
-            Src::Qkv(l),
-            Src::Scores(l),
-            Src::Pattern(l),
-            Src::Z(l),
-            Src::AttnOut(l),
-            Src::ResidMid(l),
-            Src::Ln2(l),
-            Src::MlpPre(l),
-            Src::MlpPost(l),
-            Src::MlpOut(l),
-            Src::ResidPost(l),
-        ]);
-    }
-    v.extend([Src::LnFinal, Src::Logits]);
-    v
+/// The hook points a model has, and the sizes that cut them out of the GPU buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookSpace {
+    pub arch: Arch,
+    pub n_layer: usize,
+    pub d: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub inner: usize,
 }
 
-/// Every hook name of an `n_layer` model, in forward order.
-pub fn all_hooks(n_layer: usize) -> Vec<String> {
-    all_sources(n_layer)
-        .into_iter()
-        .flat_map(hooks_of)
-        .collect()
+impl HookSpace {
+    pub fn of(cfg: &ModelConfig) -> Self {
+        Self {
+            arch: cfg.arch,
+            n_layer: cfg.n_layer,
+            d: cfg.n_embd,
+            n_head: cfg.n_head,
+            n_kv_head: cfg.n_kv_head,
+            inner: cfg.n_inner(),
+        }
+    }
+
+    /// A GPT-2 of `n_layer` layers (sizes only matter for cutting captures).
+    pub fn gpt2(n_layer: usize, d: usize, n_head: usize) -> Self {
+        Self {
+            arch: Arch::Gpt2,
+            n_layer,
+            d,
+            n_head,
+            n_kv_head: n_head,
+            inner: 4 * d,
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.d / self.n_head
+    }
+
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_head * self.head_dim()
+    }
+
+    /// Every source, in forward order.
+    pub fn sources(&self) -> Vec<Src> {
+        let llama = self.arch == Arch::Llama;
+        let mut v = vec![Src::Embed];
+        if !llama {
+            v.push(Src::PosEmbed);
+        }
+        for l in 0..self.n_layer {
+            v.extend([Src::ResidPre(l), Src::Ln1(l), Src::Qkv(l)]);
+            if llama {
+                v.push(Src::RotQk(l));
+            }
+            v.extend([
+                Src::Scores(l),
+                Src::Pattern(l),
+                Src::Z(l),
+                Src::AttnOut(l),
+                Src::ResidMid(l),
+                Src::Ln2(l),
+            ]);
+            v.push(if llama {
+                Src::GateUp(l)
+            } else {
+                Src::MlpPre(l)
+            });
+            v.extend([Src::MlpPost(l), Src::MlpOut(l), Src::ResidPost(l)]);
+        }
+        v.extend([Src::LnFinal, Src::Logits]);
+        v
+    }
+
+    /// Every hook name, in forward order.
+    pub fn hooks(&self) -> Vec<String> {
+        self.sources().into_iter().flat_map(hooks_of).collect()
+    }
+
+    /// Width of a source buffer's rows.
+    pub fn row_width(&self, src: Src) -> usize {
+        match src {
+            Src::Qkv(_) | Src::RotQk(_) => self.d + 2 * self.kv_dim(),
+            Src::GateUp(_) => 2 * self.inner,
+            Src::MlpPre(_) | Src::MlpPost(_) => self.inner,
+            _ => self.d,
+        }
+    }
 }
 
 /// Which hooks to capture: glob patterns (`blocks.*.attn.hook_pattern`), comma-separated on the CLI.
@@ -141,15 +209,17 @@ impl HookFilter {
         (0..n_layer).any(|l| f(l).into_iter().any(|s| self.wants_src(s)))
     }
 
-    /// The hooks of an `n_layer` model this filter selects (an error when it selects none).
-    pub fn resolve(&self, n_layer: usize) -> anyhow::Result<Vec<String>> {
-        let v: Vec<String> = all_hooks(n_layer)
+    /// The hooks of a model this filter selects (an error when it selects none).
+    pub fn resolve(&self, space: &HookSpace) -> anyhow::Result<Vec<String>> {
+        let v: Vec<String> = space
+            .hooks()
             .into_iter()
             .filter(|h| self.wants(h))
             .collect();
         if v.is_empty() {
             anyhow::bail!(
-                "the hook patterns select no hook point of this {n_layer}-layer model (e.g. 'blocks.0.hook_resid_pre', 'blocks.*.attn.hook_pattern', 'logits')"
+                "the hook patterns select no hook point of this {}-layer model (e.g. 'blocks.0.hook_resid_pre', 'blocks.*.attn.hook_pattern', 'logits')",
+                space.n_layer
             );
         }
         Ok(v)
@@ -159,15 +229,13 @@ impl HookFilter {
 /// Where one sequence sits in the forward pass's buffers.
 #[derive(Clone, Copy, Debug)]
 pub struct Geometry {
+    pub space: HookSpace,
     /// First row of the sequence in the [rows, …] buffers.
     pub row0: usize,
     /// New tokens of the sequence.
     pub n: usize,
     /// Tokens already in the KV cache before this pass.
     pub past: usize,
-    pub d: usize,
-    pub h: usize,
-    pub inner: usize,
     /// Key stride of the attention capture buffers.
     pub cap_keys: usize,
 }
@@ -175,29 +243,50 @@ pub struct Geometry {
 /// Cut one sequence's hook tensors out of a source buffer read back from the GPU.
 pub fn split_capture(src: Src, data: &[f32], g: Geometry) -> Vec<(String, Tensor)> {
     let names = hooks_of(src);
-    let rows = |w: usize| data[g.row0 * w..(g.row0 + g.n) * w].to_vec();
-    let dh = g.d / g.h;
+    let sp = g.space;
+    let (d, h, hkv, dh, kvd, inner) = (
+        sp.d,
+        sp.n_head,
+        sp.n_kv_head,
+        sp.head_dim(),
+        sp.kv_dim(),
+        sp.inner,
+    );
+    let w = sp.row_width(src);
+    // Columns [c0, c0 + width) of the sequence's rows.
+    let cols = |c0: usize, width: usize| {
+        let mut v = Vec::with_capacity(g.n * width);
+        for t in 0..g.n {
+            let r = (g.row0 + t) * w + c0;
+            v.extend_from_slice(&data[r..r + width]);
+        }
+        v
+    };
     match src {
-        Src::Qkv(_) => {
-            let w = 3 * g.d;
-            (0..3)
-                .map(|part| {
-                    let mut v = Vec::with_capacity(g.n * g.d);
-                    for t in 0..g.n {
-                        let r = (g.row0 + t) * w + part * g.d;
-                        v.extend_from_slice(&data[r..r + g.d]);
-                    }
-                    (names[part].clone(), Tensor::new(vec![g.n, g.h, dh], v))
+        Src::Qkv(_) | Src::RotQk(_) => {
+            let parts = [(0, h, d), (d, hkv, kvd), (d + kvd, hkv, kvd)];
+            names
+                .iter()
+                .zip(parts)
+                .map(|(n, (c0, heads, width))| {
+                    (
+                        n.clone(),
+                        Tensor::new(vec![g.n, heads, dh], cols(c0, width)),
+                    )
                 })
                 .collect()
         }
-        Src::Z(_) => vec![(names[0].clone(), Tensor::new(vec![g.n, g.h, dh], rows(g.d)))],
-        Src::MlpPre(_) | Src::MlpPost(_) => {
-            vec![(
+        Src::Z(_) => vec![(names[0].clone(), Tensor::new(vec![g.n, h, dh], cols(0, d)))],
+        Src::GateUp(_) => vec![
+            (
                 names[0].clone(),
-                Tensor::new(vec![g.n, g.inner], rows(g.inner)),
-            )]
-        }
+                Tensor::new(vec![g.n, inner], cols(0, inner)),
+            ),
+            (
+                names[1].clone(),
+                Tensor::new(vec![g.n, inner], cols(inner, inner)),
+            ),
+        ],
         Src::Scores(_) | Src::Pattern(_) => {
             let k = g.past + g.n;
             let fill = if matches!(src, Src::Scores(_)) {
@@ -205,19 +294,19 @@ pub fn split_capture(src: Src, data: &[f32], g: Geometry) -> Vec<(String, Tensor
             } else {
                 0.0
             };
-            let mut v = vec![fill; g.h * g.n * k];
-            for hh in 0..g.h {
+            let mut v = vec![fill; h * g.n * k];
+            for hh in 0..h {
                 for t in 0..g.n {
-                    let base = ((g.row0 + t) * g.h + hh) * g.cap_keys;
+                    let base = ((g.row0 + t) * h + hh) * g.cap_keys;
                     let dst = (hh * g.n + t) * k;
                     let nk = g.past + t + 1;
                     v[dst..dst + nk].copy_from_slice(&data[base..base + nk]);
                 }
             }
-            vec![(names[0].clone(), Tensor::new(vec![g.h, g.n, k], v))]
+            vec![(names[0].clone(), Tensor::new(vec![h, g.n, k], v))]
         }
         Src::Logits => unreachable!("logits are read separately"),
-        _ => vec![(names[0].clone(), Tensor::new(vec![g.n, g.d], rows(g.d)))],
+        _ => vec![(names[0].clone(), Tensor::new(vec![g.n, w], cols(0, w)))],
     }
 }
 
@@ -231,10 +320,11 @@ mod tests {
         assert!(f.wants("blocks.11.attn.hook_pattern"));
         assert!(f.wants("logits"));
         assert!(!f.wants("blocks.1.hook_resid_pre"));
-        assert_eq!(f.resolve(2).unwrap().len(), 3);
+        let sp = HookSpace::gpt2(2, 8, 2);
+        assert_eq!(f.resolve(&sp).unwrap().len(), 3);
         assert!(HookFilter::parse("nothing.here")
             .unwrap()
-            .resolve(2)
+            .resolve(&sp)
             .is_err());
         assert!(f.wants_src(Src::Pattern(3)));
         assert!(!f.wants_src(Src::Qkv(0)));
@@ -245,11 +335,15 @@ mod tests {
 
     #[test]
     fn every_hook_listed_once() {
-        let all = all_hooks(3);
-        let mut s = all.clone();
-        s.sort();
-        s.dedup();
-        assert_eq!(s.len(), all.len());
-        assert_eq!(all.len(), 2 + 3 * 15 + 2);
+        let mut sp = HookSpace::gpt2(3, 8, 2);
+        for (arch, n) in [(Arch::Gpt2, 2 + 3 * 15 + 2), (Arch::Llama, 1 + 3 * 18 + 2)] {
+            sp.arch = arch;
+            let all = sp.hooks();
+            let mut s = all.clone();
+            s.sort();
+            s.dedup();
+            assert_eq!(s.len(), all.len());
+            assert_eq!(all.len(), n, "{arch:?}");
+        }
     }
 }

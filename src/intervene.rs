@@ -14,7 +14,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::hooks::{all_sources, hooks_of, Src};
+use crate::hooks::{hooks_of, HookSpace, Src};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -134,13 +134,14 @@ impl Spec {
 
 /// Where an editable hook lives: its source buffer, the column offset inside that buffer's rows,
 /// and the hook's own width.
-pub fn editable(hook: &str, n_layer: usize, d: usize, inner: usize) -> Result<(Src, usize, usize)> {
-    for src in all_sources(n_layer) {
+pub fn editable(hook: &str, space: &HookSpace) -> Result<(Src, usize, usize)> {
+    let (d, kvd) = (space.d, space.kv_dim());
+    for src in space.sources() {
         let names = hooks_of(src);
         if let Some(i) = names.iter().position(|n| n == hook) {
             return match src {
-                Src::Qkv(_) => Ok((src, i * d, d)),
-                Src::MlpPre(_) | Src::MlpPost(_) => Ok((src, 0, inner)),
+                Src::Qkv(_) | Src::RotQk(_) => Ok((src, [0, d, d + kvd][i], [d, kvd, kvd][i])),
+                Src::GateUp(_) => Ok((src, i * space.inner, space.inner)),
                 Src::Embed | Src::PosEmbed => {
                     bail!("{hook} cannot be edited; edit blocks.0.hook_resid_pre instead")
                 }
@@ -148,30 +149,34 @@ pub fn editable(hook: &str, n_layer: usize, d: usize, inner: usize) -> Result<(S
                     bail!("{hook} cannot be edited; use knockout:keys=… to remove keys from attention")
                 }
                 Src::Logits => bail!("logits cannot be edited"),
-                _ => Ok((src, 0, d)),
+                _ => Ok((src, 0, space.row_width(src))),
             };
         }
     }
     bail!("unknown hook point '{hook}'")
 }
 
-/// Expand an edit spec's glob into concrete hooks of an `n_layer` model.
-pub fn expand(hook_glob: &str, n_layer: usize) -> Result<Vec<String>> {
+/// Expand an edit spec's glob into concrete hooks of a model.
+pub fn expand(hook_glob: &str, space: &HookSpace) -> Result<Vec<String>> {
     let pat =
         glob::Pattern::new(hook_glob).map_err(|e| anyhow!("hook pattern '{hook_glob}': {e}"))?;
-    let v: Vec<String> = crate::hooks::all_hooks(n_layer)
+    let v: Vec<String> = space
+        .hooks()
         .into_iter()
         .filter(|h| pat.matches(h))
         .collect();
     if v.is_empty() {
-        bail!("'{hook_glob}' matches no hook point of this {n_layer}-layer model");
+        bail!(
+            "'{hook_glob}' matches no hook point of this {}-layer model",
+            space.n_layer
+        );
     }
     Ok(v)
 }
 
 /// Concrete edits of a spec with a constant action (zero or value). Mean edits need data: see
 /// [`mean_edits`].
-pub fn constant_edits(spec: &Spec, n_layer: usize) -> Result<Vec<HookEdit>> {
+pub fn constant_edits(spec: &Spec, space: &HookSpace) -> Result<Vec<HookEdit>> {
     let Spec::Edit {
         hook,
         channels,
@@ -186,7 +191,7 @@ pub fn constant_edits(spec: &Spec, n_layer: usize) -> Result<Vec<HookEdit>> {
         Action::Value(x) => *x,
         Action::Mean => bail!("a mean edit needs a corpus to take the mean over"),
     };
-    Ok(expand(hook, n_layer)?
+    Ok(expand(hook, space)?
         .into_iter()
         .map(|h| HookEdit {
             hook: h,
@@ -201,7 +206,7 @@ pub fn constant_edits(spec: &Spec, n_layer: usize) -> Result<Vec<HookEdit>> {
 /// spec's positions (all positions when none are given).
 pub fn mean_edits(
     spec: &Spec,
-    n_layer: usize,
+    space: &HookSpace,
     captures: &[std::collections::BTreeMap<String, crate::tensor::Tensor>],
 ) -> Result<Vec<HookEdit>> {
     let Spec::Edit {
@@ -214,7 +219,7 @@ pub fn mean_edits(
         return Ok(vec![]);
     };
     let mut out = Vec::new();
-    for h in expand(hook, n_layer)? {
+    for h in expand(hook, space)? {
         let mut sum = vec![0f64; channels.len()];
         let mut n = 0usize;
         for caps in captures {
@@ -296,17 +301,44 @@ mod tests {
 
     #[test]
     fn editable_hooks_and_offsets() {
+        let sp = HookSpace::gpt2(2, 72, 3);
         assert_eq!(
-            editable("blocks.1.attn.hook_k", 2, 72, 288).unwrap(),
+            editable("blocks.1.attn.hook_k", &sp).unwrap(),
             (Src::Qkv(1), 72, 72)
         );
         assert_eq!(
-            editable("blocks.0.mlp.hook_post", 2, 72, 288).unwrap(),
+            editable("blocks.0.mlp.hook_post", &sp).unwrap(),
             (Src::MlpPost(0), 0, 288)
         );
-        assert!(editable("blocks.0.attn.hook_pattern", 2, 72, 288).is_err());
-        assert!(editable("blocks.9.hook_resid_pre", 2, 72, 288).is_err());
-        assert_eq!(expand("blocks.*.hook_resid_post", 3).unwrap().len(), 3);
+        assert!(editable("blocks.0.attn.hook_pattern", &sp).is_err());
+        assert!(editable("blocks.9.hook_resid_pre", &sp).is_err());
+        assert!(editable("blocks.0.mlp.hook_gate", &sp).is_err());
+        assert_eq!(
+            expand("blocks.*.hook_resid_post", &HookSpace::gpt2(3, 72, 3))
+                .unwrap()
+                .len(),
+            3
+        );
+        let ll = HookSpace {
+            arch: crate::config::Arch::Llama,
+            n_layer: 2,
+            d: 96,
+            n_head: 6,
+            n_kv_head: 2,
+            inner: 200,
+        };
+        assert_eq!(
+            editable("blocks.1.attn.hook_v", &ll).unwrap(),
+            (Src::Qkv(1), 96 + 32, 32)
+        );
+        assert_eq!(
+            editable("blocks.0.attn.hook_rot_k", &ll).unwrap(),
+            (Src::RotQk(0), 96, 32)
+        );
+        assert_eq!(
+            editable("blocks.0.mlp.hook_up", &ll).unwrap(),
+            (Src::GateUp(0), 200, 200)
+        );
     }
 
     #[test]
@@ -321,10 +353,11 @@ mod tests {
             m
         };
         let spec = Spec::parse("blocks.0.hook_resid_pre:ch=0,2:pos=0:mean").unwrap();
-        let e = mean_edits(&spec, 1, &[mk(4.0), mk(8.0)]).unwrap();
+        let sp = HookSpace::gpt2(1, 3, 1);
+        let e = mean_edits(&spec, &sp, &[mk(4.0), mk(8.0)]).unwrap();
         assert_eq!(e[0].values, vec![6.0, 2.0]);
         let spec = Spec::parse("blocks.0.hook_resid_pre:ch=0:mean").unwrap();
-        let e = mean_edits(&spec, 1, &[mk(4.0)]).unwrap();
+        let e = mean_edits(&spec, &sp, &[mk(4.0)]).unwrap();
         assert_eq!(e[0].values, vec![7.0]);
     }
 }

@@ -18,7 +18,14 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("kv_store.wgsl", include_str!("../shaders/kv_store.wgsl")),
     ("attention.wgsl", include_str!("../shaders/attention.wgsl")),
     ("edit.wgsl", include_str!("../shaders/edit.wgsl")),
+    ("rmsnorm.wgsl", include_str!("../shaders/rmsnorm.wgsl")),
+    ("rope.wgsl", include_str!("../shaders/rope.wgsl")),
+    ("swiglu.wgsl", include_str!("../shaders/swiglu.wgsl")),
+    ("matvec.wgsl", include_str!("../shaders/matvec.wgsl")),
 ];
+
+/// Up to this many rows a matmul runs as matvec.wgsl (8 rows per block) instead of 64×64 tiles.
+pub const MATVEC_MAX_ROWS: usize = 32;
 
 fn source(name: &str) -> &'static str {
     SHADERS
@@ -44,6 +51,10 @@ pub struct Kernels {
     pub kv_store: wgpu::ComputePipeline,
     pub attention: wgpu::ComputePipeline,
     pub edit: wgpu::ComputePipeline,
+    pub rmsnorm: wgpu::ComputePipeline,
+    pub rope: wgpu::ComputePipeline,
+    pub swiglu: wgpu::ComputePipeline,
+    pub matvec: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -63,6 +74,10 @@ impl Kernels {
                 kv_store: p("kv_store.wgsl"),
                 attention: p("attention.wgsl"),
                 edit: p("edit.wgsl"),
+                rmsnorm: p("rmsnorm.wgsl"),
+                rope: p("rope.wgsl"),
+                swiglu: p("swiglu.wgsl"),
+                matvec: p("matvec.wgsl"),
             })
         })
     }
@@ -103,7 +118,12 @@ pub struct AttnParams {
     pub scale: f32,
     /// 1: remove the keys marked in the knockout mask from later queries' attention.
     pub knock_on: u32,
-    pub _pad: [u32; 3],
+    /// Width of the fused q|k|v rows (0: 3 × d).
+    pub qkv_width: u32,
+    /// Key/value width per cached position (0: d).
+    pub kv_dim: u32,
+    /// Query heads per key/value head (0: 1).
+    pub group: u32,
 }
 
 impl Kernels {
@@ -124,25 +144,139 @@ impl Kernels {
         tok_emb: &wgpu::Buffer,
         pos_emb: &wgpu::Buffer,
     ) {
+        self.embed_opt(
+            g,
+            rows,
+            d,
+            start,
+            count,
+            tokens,
+            rowinfo,
+            wte_chunk,
+            Some(wpe),
+            resid,
+            tok_emb,
+            pos_emb,
+        );
+    }
+
+    /// `embed` with an optional position table (None for RoPE models: resid = wte[tok]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn embed_opt(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        d: usize,
+        start: usize,
+        count: usize,
+        tokens: &wgpu::Buffer,
+        rowinfo: &wgpu::Buffer,
+        wte_chunk: &wgpu::Buffer,
+        wpe: Option<&wgpu::Buffer>,
+        resid: &wgpu::Buffer,
+        tok_emb: &wgpu::Buffer,
+        pos_emb: &wgpu::Buffer,
+    ) {
         g.dispatch(
             "embed",
             &self.embed,
-            &P4 {
-                a: rows as u32,
-                b: d as u32,
-                c: start as u32,
-                d: count as u32,
-            },
+            &[
+                rows as u32,
+                d as u32,
+                start as u32,
+                count as u32,
+                wpe.is_some() as u32,
+                0,
+                0,
+                0,
+            ],
             vec![
                 tokens.into(),
                 rowinfo.into(),
                 wte_chunk.into(),
-                wpe.into(),
+                wpe.unwrap_or(&self.dummy).into(),
                 resid.into(),
                 tok_emb.into(),
                 pos_emb.into(),
             ],
             grid_1d(rows * d, 256),
+        );
+    }
+
+    /// y = RMSNorm(x) · weight over rows of width d.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rmsnorm(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        d: usize,
+        eps: f32,
+        x: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) {
+        g.dispatch(
+            "rmsnorm",
+            &self.rmsnorm,
+            &LnParams {
+                rows: rows as u32,
+                d: d as u32,
+                eps,
+                pad: 0,
+            },
+            vec![x.into(), w.into(), y.into()],
+            grid_rows(rows),
+        );
+    }
+
+    /// RoPE in place on the first `heads` heads (query then key heads) of each qkv row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        heads: usize,
+        head_dim: usize,
+        qkv_width: usize,
+        rowinfo: &wgpu::Buffer,
+        cos: &wgpu::Buffer,
+        sin: &wgpu::Buffer,
+        qkv: &wgpu::Buffer,
+    ) {
+        g.dispatch(
+            "rope",
+            &self.rope,
+            &P4 {
+                a: rows as u32,
+                b: heads as u32,
+                c: head_dim as u32,
+                d: qkv_width as u32,
+            },
+            vec![rowinfo.into(), cos.into(), sin.into(), qkv.into()],
+            grid_1d(rows * heads * (head_dim / 2), 256),
+        );
+    }
+
+    /// post = silu(gate) · up from the fused [rows, 2I] gate|up buffer.
+    pub fn swiglu(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        inner: usize,
+        gu: &wgpu::Buffer,
+        post: &wgpu::Buffer,
+    ) {
+        g.dispatch(
+            "swiglu",
+            &self.swiglu,
+            &P4 {
+                a: rows as u32,
+                b: inner as u32,
+                c: 0,
+                d: 0,
+            },
+            vec![gu.into(), post.into()],
+            grid_1d(rows * inner, 256),
         );
     }
 
@@ -187,19 +321,50 @@ impl Kernels {
         c: Bind,
         b_t: bool,
     ) {
+        let small = m <= MATVEC_MAX_ROWS;
+        self.matmul_with(g, m, n, k, a, b, bias, c, b_t, small);
+    }
+
+    /// `matmul` with the kernel chosen by the caller: `matvec` (few rows) or 64×64 tiles.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_with(
+        &self,
+        g: &mut Graph,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Bind,
+        b: Bind,
+        bias: Option<&wgpu::Buffer>,
+        c: Bind,
+        b_t: bool,
+        matvec: bool,
+    ) {
         let flags = if bias.is_some() { MATMUL_BIAS } else { 0 } | if b_t { MATMUL_B_T } else { 0 };
-        g.dispatch(
-            "matmul",
-            &self.matmul,
-            &P4 {
-                a: m as u32,
-                b: n as u32,
-                c: k as u32,
-                d: flags,
-            },
-            vec![a, b, bias.unwrap_or(&self.dummy).into(), c],
-            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
-        );
+        let params = P4 {
+            a: m as u32,
+            b: n as u32,
+            c: k as u32,
+            d: flags,
+        };
+        let binds = vec![a, b, bias.unwrap_or(&self.dummy).into(), c];
+        if matvec {
+            g.dispatch(
+                "matvec",
+                &self.matvec,
+                &params,
+                binds,
+                [n.div_ceil(64) as u32, m.div_ceil(8) as u32, 1],
+            );
+        } else {
+            g.dispatch(
+                "matmul",
+                &self.matmul,
+                &params,
+                binds,
+                [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
+            );
+        }
     }
 
     /// y = gelu_new(x) over n values.
@@ -241,7 +406,7 @@ impl Kernels {
         );
     }
 
-    /// Append the k and v parts of the qkv rows to the cache at each valid row's (seq, pos).
+    /// Append the k and v parts of the qkv rows (3 × d wide) to the cache at each valid row's (seq, pos).
     #[allow(clippy::too_many_arguments)]
     pub fn kv_store(
         &self,
@@ -254,17 +419,34 @@ impl Kernels {
         k: &wgpu::Buffer,
         v: &wgpu::Buffer,
     ) {
+        self.kv_store_gqa(g, rows, d, d, cap, qkv, rowinfo, k, v);
+    }
+
+    /// `kv_store` for rows `[q (q_dim) | k (kv_dim) | v (kv_dim)]`; the cache holds kv_dim per position.
+    #[allow(clippy::too_many_arguments)]
+    pub fn kv_store_gqa(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        q_dim: usize,
+        kv_dim: usize,
+        cap: usize,
+        qkv: &wgpu::Buffer,
+        rowinfo: &wgpu::Buffer,
+        k: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+    ) {
         g.dispatch(
             "kv_store",
             &self.kv_store,
             &P4 {
                 a: rows as u32,
-                b: d as u32,
+                b: kv_dim as u32,
                 c: cap as u32,
-                d: 0,
+                d: q_dim as u32,
             },
             vec![qkv.into(), rowinfo.into(), k.into(), v.into()],
-            grid_1d(rows * d, 256),
+            grid_1d(rows * kv_dim, 256),
         );
     }
 
@@ -304,6 +486,15 @@ impl Kernels {
         let rows = p.rows as usize;
         let gx = rows.clamp(1, 65535);
         p.knock_on = knock.is_some() as u32;
+        if p.qkv_width == 0 {
+            p.qkv_width = 3 * p.d;
+        }
+        if p.kv_dim == 0 {
+            p.kv_dim = p.d;
+        }
+        if p.group == 0 {
+            p.group = 1;
+        }
         g.dispatch(
             "attention",
             &self.attention,

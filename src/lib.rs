@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod analysis;
 pub mod capture_file;
 pub mod config;
 pub mod corpus;
@@ -26,6 +27,7 @@ pub mod intervene;
 pub mod kernels;
 pub mod model;
 pub mod ppl;
+pub mod report;
 pub mod tensor;
 pub mod tokenizer;
 pub mod weights;

@@ -295,7 +295,7 @@ fn main() -> Result<()> {
                 .context("the model directory has no tokenizer.json")?;
             let ids = tok.encode(&prompt)?;
             let filter = HookFilter::parse(&hooks)?;
-            let names = filter.resolve(m.cfg.n_layer)?;
+            let names = filter.resolve(&m.hooks())?;
             let caps = m.capture(&ids, &filter)?;
             outlier_probe::capture_file::write(&out, &ids, &caps)?;
             eprintln!(

@@ -3,19 +3,19 @@
 //! by the hook point it feeds.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
-use crate::config::Gpt2Config;
+use crate::config::{Arch, ModelConfig};
 use crate::gpu::GpuContext;
-use crate::hooks::{HookFilter, Src};
+use crate::hooks::{HookFilter, HookSpace, Src};
 use crate::intervene::{editable, HookEdit, Knockout};
 use crate::kernels::{AttnParams, Bind, Graph, Kernels};
 use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
-use crate::weights::WeightFile;
+use crate::weights::{GgufWeights, WeightFile, WeightSource};
 
 /// A slice of vocabulary rows of an embedding matrix, small enough for one storage binding.
 struct Chunk {
@@ -24,37 +24,52 @@ struct Chunk {
     count: usize,
 }
 
+/// One block's weights. GPT-2 stores Conv1D [in, out] matrices; Llama stores nn.Linear
+/// [out, in] matrices, which the matmul reads transposed (`Model::wt`).
 struct Layer {
-    ln1_g: wgpu::Buffer,
-    ln1_b: wgpu::Buffer,
-    attn_w: wgpu::Buffer, // [D, 3D]
-    attn_b: wgpu::Buffer, // [3D]
-    proj_w: wgpu::Buffer, // [D, D]
-    proj_b: wgpu::Buffer,
-    ln2_g: wgpu::Buffer,
-    ln2_b: wgpu::Buffer,
-    fc_w: wgpu::Buffer, // [D, I]
-    fc_b: wgpu::Buffer,
-    down_w: wgpu::Buffer, // [I, D]
-    down_b: wgpu::Buffer,
+    norm1_w: wgpu::Buffer,
+    norm1_b: Option<wgpu::Buffer>,
+    /// q|k|v fused: GPT-2 c_attn [D, D+2Dkv]; Llama q_proj, k_proj, v_proj stacked [D+2Dkv, D].
+    qkv_w: wgpu::Buffer,
+    qkv_b: Option<wgpu::Buffer>,
+    o_w: wgpu::Buffer,
+    o_b: Option<wgpu::Buffer>,
+    norm2_w: wgpu::Buffer,
+    norm2_b: Option<wgpu::Buffer>,
+    /// GPT-2 c_fc [D, I]; Llama gate_proj and up_proj stacked [2I, D].
+    up_w: wgpu::Buffer,
+    up_b: Option<wgpu::Buffer>,
+    /// GPT-2 mlp.c_proj [I, D]; Llama down_proj [D, I].
+    down_w: wgpu::Buffer,
+    down_b: Option<wgpu::Buffer>,
 }
 
-/// A GPT-2 model loaded onto one GPU.
-pub struct Gpt2 {
-    pub cfg: Gpt2Config,
+/// A GPT-2 or Llama model loaded onto one GPU.
+pub struct Model {
+    pub cfg: ModelConfig,
     pub tokenizer: Option<Tokenizer>,
+    /// Where the weights came from (a model directory or a GGUF file).
+    pub source: PathBuf,
     ctx: Arc<GpuContext>,
     k: Kernels,
     wte: Vec<Chunk>,
-    /// Separate LM head when the checkpoint's `lm_head.weight` is not the tied `wte`.
+    /// Separate LM head when the checkpoint's head is not the tied embedding.
     lm_head: Option<Vec<Chunk>>,
-    wpe: wgpu::Buffer,
+    /// GPT-2's learned positions.
+    wpe: Option<wgpu::Buffer>,
+    /// Llama's RoPE tables [n_positions, head_dim/2].
+    rope: Option<(wgpu::Buffer, wgpu::Buffer)>,
     layers: Vec<Layer>,
-    lnf_g: wgpu::Buffer,
-    lnf_b: wgpu::Buffer,
+    normf_w: wgpu::Buffer,
+    normf_b: Option<wgpu::Buffer>,
+    /// Matrices stored [out, in] (nn.Linear), read transposed.
+    wt: bool,
     /// Bytes of weights on the GPU.
     pub weight_bytes: u64,
 }
+
+/// The GPT-2 name the engine started with; the same type runs Llama models.
+pub type Gpt2 = Model;
 
 /// Which logits a forward pass returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,33 +125,77 @@ fn bytes_f32(v: &[f32]) -> &[u8] {
     bytemuck::cast_slice(v)
 }
 
-impl Gpt2 {
-    /// Load a Hugging Face GPT-2 directory: `config.json`, `model.safetensors`, `tokenizer.json`.
-    pub fn load(ctx: Arc<GpuContext>, dir: &Path) -> Result<Self> {
-        if !dir.is_dir() {
-            bail!("model directory {} does not exist", dir.display());
+/// RoPE cos/sin tables as transformers computes them in f32: inv_freq = 1 / base^(2i/Dh),
+/// angle = position · inv_freq.
+pub fn rope_tables(n_positions: usize, head_dim: usize, theta: f32) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
+    let inv: Vec<f32> = (0..half)
+        .map(|i| 1.0f32 / theta.powf((2 * i) as f32 / head_dim as f32))
+        .collect();
+    let mut cos = Vec::with_capacity(n_positions * half);
+    let mut sin = Vec::with_capacity(n_positions * half);
+    for p in 0..n_positions {
+        for f in &inv {
+            let a = p as f32 * f;
+            cos.push((a as f64).cos() as f32);
+            sin.push((a as f64).sin() as f32);
         }
-        let cfg = Gpt2Config::from_file(&dir.join("config.json"))?;
-        let tok_path = dir.join("tokenizer.json");
+    }
+    (cos, sin)
+}
+
+impl Model {
+    /// Load a model: a Hugging Face directory (`config.json` with model_type gpt2 or llama,
+    /// `model.safetensors`, `tokenizer.json`) or a `.gguf` file (Llama). The family comes from the file.
+    pub fn load(ctx: Arc<GpuContext>, path: &Path) -> Result<Self> {
+        if path.is_file() {
+            let file = crate::gguf::GgufFile::open(path)?;
+            let cfg = crate::config::llama_from_gguf(&file)?;
+            let tokenizer =
+                Tokenizer::from_inner(crate::gguf_tokenizer::tokenizer_from_gguf(&file)?);
+            let w = GgufWeights::new(file);
+            return Self::from_weights(ctx, cfg, Some(tokenizer), &w);
+        }
+        if !path.is_dir() {
+            bail!("model directory {} does not exist", path.display());
+        }
+        let cfg = ModelConfig::from_dir_config(&path.join("config.json"))?;
+        let tok_path = path.join("tokenizer.json");
         let tokenizer = if tok_path.exists() {
             Some(Tokenizer::from_file(&tok_path)?)
         } else {
             None
         };
-        let wf = WeightFile::open(&dir.join("model.safetensors"), "wte.weight")?;
-        Self::from_weights(ctx, cfg, tokenizer, &wf)
+        let st = path.join("model.safetensors");
+        let wf = match cfg.arch {
+            Arch::Gpt2 => WeightFile::open(
+                &st,
+                "wte.weight",
+                &["", "transformer.", "model.transformer."],
+            )?,
+            Arch::Llama => WeightFile::open(&st, "embed_tokens.weight", &["model.", ""])?,
+        };
+        let mut m = Self::from_weights(ctx, cfg, tokenizer, &wf)?;
+        m.source = path.to_path_buf();
+        Ok(m)
     }
 
     pub fn from_weights(
         ctx: Arc<GpuContext>,
-        cfg: Gpt2Config,
+        cfg: ModelConfig,
         tokenizer: Option<Tokenizer>,
-        wf: &WeightFile,
+        wf: &dyn WeightSource,
     ) -> Result<Self> {
-        let (d, v, inner) = (cfg.n_embd, cfg.vocab_size, cfg.n_inner());
-        if wf.contains(&format!("h.{}.ln_1.weight", cfg.n_layer)) {
+        let (d, v, inner, kvd) = (cfg.n_embd, cfg.vocab_size, cfg.n_inner(), cfg.kv_dim());
+        let llama = cfg.arch == Arch::Llama;
+        let extra = if llama {
+            format!("layers.{}.input_layernorm.weight", cfg.n_layer)
+        } else {
+            format!("h.{}.ln_1.weight", cfg.n_layer)
+        };
+        if wf.contains(&extra) {
             bail!(
-                "{}: holds more layers than config.json's n_layer = {}",
+                "{}: holds more layers than the config's n_layer = {}",
                 wf.path().display(),
                 cfg.n_layer
             );
@@ -144,7 +203,7 @@ impl Gpt2 {
         if let Some(t) = &tokenizer {
             if t.vocab_size() > v {
                 bail!(
-                    "tokenizer.json has {} tokens but config.json's vocab_size is {v}",
+                    "the tokenizer has {} tokens but the model's vocab_size is {v}",
                     t.vocab_size()
                 );
             }
@@ -152,22 +211,32 @@ impl Gpt2 {
         let k = Kernels::new(&ctx)?;
         let mut bytes = 0u64;
         let ctx2 = ctx.clone();
+        let label = |name: &str| format!("{}:{name}", wf.path().display());
         let up = |name: &str, shape: &[usize], bytes: &mut u64| -> Result<wgpu::Buffer> {
-            let data = wf.f32(name, shape)?;
+            let data = wf.load(name, shape)?;
             *bytes += data.len() as u64 * 4;
-            ctx2.storage_init(&format!("{}{name}", wf.prefix()), bytes_f32(&data))
-                .with_context(|| format!("uploading {}", wf.path().display()))
+            ctx2.storage_init(&label(name), bytes_f32(&data))
         };
+        // Several tensors stacked along their first axis into one buffer.
+        let stack =
+            |names: &[(&str, usize)], cols: usize, bytes: &mut u64| -> Result<wgpu::Buffer> {
+                let mut all = Vec::new();
+                for (name, rows) in names {
+                    all.extend_from_slice(&wf.load(name, &[*rows, cols])?);
+                }
+                *bytes += all.len() as u64 * 4;
+                ctx2.storage_init(&label(names[0].0), bytes_f32(&all))
+            };
         let chunks = |name: &str, bytes: &mut u64| -> Result<Vec<Chunk>> {
-            let data = wf.f32(name, &[v, d])?;
+            let data = wf.load(name, &[v, d])?;
             let rows_per = ((ctx.max_binding / (d as u64 * 4)) as usize / 64 * 64).max(64);
             let mut out = Vec::new();
             let mut start = 0;
             while start < v {
                 let count = rows_per.min(v - start);
-                let label = format!("{name}[{start}..{}]", start + count);
+                let l = format!("{name}[{start}..{}]", start + count);
                 let buf = ctx
-                    .storage_init(&label, bytes_f32(&data[start * d..(start + count) * d]))
+                    .storage_init(&l, bytes_f32(&data[start * d..(start + count) * d]))
                     .with_context(|| {
                         format!("{}: {name} in vocabulary chunks", wf.path().display())
                     })?;
@@ -178,44 +247,103 @@ impl Gpt2 {
             Ok(out)
         };
         ctx.clone().checked("loading the weights onto the GPU", || {
-            let wte = chunks("wte.weight", &mut bytes)?;
-            let lm_head = match (wf.raw("lm_head.weight"), wf.raw("wte.weight")) {
-                (Some(h), Some(e)) if h != e => Some(chunks("lm_head.weight", &mut bytes)?),
-                _ => None,
+            let emb = if llama {
+                "embed_tokens.weight"
+            } else {
+                "wte.weight"
             };
-            let wpe = up("wpe.weight", &[cfg.n_positions, d], &mut bytes)?;
+            let wte = chunks(emb, &mut bytes)?;
+            let lm_head = if wf.contains("lm_head.weight") && !wf.same("lm_head.weight", emb) {
+                Some(chunks("lm_head.weight", &mut bytes)?)
+            } else if llama && !cfg.tie_embeddings {
+                bail!(
+                    "{}: missing tensor 'lm_head.weight' (the config says the head is not tied)",
+                    wf.path().display()
+                );
+            } else {
+                None
+            };
             let mut layers = Vec::with_capacity(cfg.n_layer);
             for l in 0..cfg.n_layer {
-                let n = |s: &str| format!("h.{l}.{s}");
-                layers.push(Layer {
-                    ln1_g: up(&n("ln_1.weight"), &[d], &mut bytes)?,
-                    ln1_b: up(&n("ln_1.bias"), &[d], &mut bytes)?,
-                    attn_w: up(&n("attn.c_attn.weight"), &[d, 3 * d], &mut bytes)?,
-                    attn_b: up(&n("attn.c_attn.bias"), &[3 * d], &mut bytes)?,
-                    proj_w: up(&n("attn.c_proj.weight"), &[d, d], &mut bytes)?,
-                    proj_b: up(&n("attn.c_proj.bias"), &[d], &mut bytes)?,
-                    ln2_g: up(&n("ln_2.weight"), &[d], &mut bytes)?,
-                    ln2_b: up(&n("ln_2.bias"), &[d], &mut bytes)?,
-                    fc_w: up(&n("mlp.c_fc.weight"), &[d, inner], &mut bytes)?,
-                    fc_b: up(&n("mlp.c_fc.bias"), &[inner], &mut bytes)?,
-                    down_w: up(&n("mlp.c_proj.weight"), &[inner, d], &mut bytes)?,
-                    down_b: up(&n("mlp.c_proj.bias"), &[d], &mut bytes)?,
+                layers.push(if llama {
+                    let n = |s: &str| format!("layers.{l}.{s}");
+                    Layer {
+                        norm1_w: up(&n("input_layernorm.weight"), &[d], &mut bytes)?,
+                        norm1_b: None,
+                        qkv_w: stack(
+                            &[
+                                (&n("self_attn.q_proj.weight"), d),
+                                (&n("self_attn.k_proj.weight"), kvd),
+                                (&n("self_attn.v_proj.weight"), kvd),
+                            ],
+                            d,
+                            &mut bytes,
+                        )?,
+                        qkv_b: None,
+                        o_w: up(&n("self_attn.o_proj.weight"), &[d, d], &mut bytes)?,
+                        o_b: None,
+                        norm2_w: up(&n("post_attention_layernorm.weight"), &[d], &mut bytes)?,
+                        norm2_b: None,
+                        up_w: stack(
+                            &[
+                                (&n("mlp.gate_proj.weight"), inner),
+                                (&n("mlp.up_proj.weight"), inner),
+                            ],
+                            d,
+                            &mut bytes,
+                        )?,
+                        up_b: None,
+                        down_w: up(&n("mlp.down_proj.weight"), &[d, inner], &mut bytes)?,
+                        down_b: None,
+                    }
+                } else {
+                    let n = |s: &str| format!("h.{l}.{s}");
+                    Layer {
+                        norm1_w: up(&n("ln_1.weight"), &[d], &mut bytes)?,
+                        norm1_b: Some(up(&n("ln_1.bias"), &[d], &mut bytes)?),
+                        qkv_w: up(&n("attn.c_attn.weight"), &[d, 3 * d], &mut bytes)?,
+                        qkv_b: Some(up(&n("attn.c_attn.bias"), &[3 * d], &mut bytes)?),
+                        o_w: up(&n("attn.c_proj.weight"), &[d, d], &mut bytes)?,
+                        o_b: Some(up(&n("attn.c_proj.bias"), &[d], &mut bytes)?),
+                        norm2_w: up(&n("ln_2.weight"), &[d], &mut bytes)?,
+                        norm2_b: Some(up(&n("ln_2.bias"), &[d], &mut bytes)?),
+                        up_w: up(&n("mlp.c_fc.weight"), &[d, inner], &mut bytes)?,
+                        up_b: Some(up(&n("mlp.c_fc.bias"), &[inner], &mut bytes)?),
+                        down_w: up(&n("mlp.c_proj.weight"), &[inner, d], &mut bytes)?,
+                        down_b: Some(up(&n("mlp.c_proj.bias"), &[d], &mut bytes)?),
+                    }
                 });
             }
-            let lnf_g = up("ln_f.weight", &[d], &mut bytes)?;
-            let lnf_b = up("ln_f.bias", &[d], &mut bytes)?;
+            let (wpe, rope, normf_w, normf_b) = if llama {
+                let (c, s) = rope_tables(cfg.n_positions, cfg.head_dim(), cfg.rope_theta);
+                let rope = (
+                    ctx.storage_init("rope cos", bytes_f32(&c))?,
+                    ctx.storage_init("rope sin", bytes_f32(&s))?,
+                );
+                (None, Some(rope), up("norm.weight", &[d], &mut bytes)?, None)
+            } else {
+                (
+                    Some(up("wpe.weight", &[cfg.n_positions, d], &mut bytes)?),
+                    None,
+                    up("ln_f.weight", &[d], &mut bytes)?,
+                    Some(up("ln_f.bias", &[d], &mut bytes)?),
+                )
+            };
             ctx.wait()?;
             Ok(Self {
                 cfg: cfg.clone(),
                 tokenizer,
+                source: wf.path().to_path_buf(),
                 ctx: ctx.clone(),
                 k,
                 wte,
                 lm_head,
                 wpe,
+                rope,
                 layers,
-                lnf_g,
-                lnf_b,
+                normf_w,
+                normf_b,
+                wt: llama,
                 weight_bytes: bytes,
             })
         })
@@ -242,7 +370,7 @@ impl Gpt2 {
             );
         }
         let cap = cap.max(1);
-        let bytes = (seqs * cap * self.cfg.n_embd * 4) as u64;
+        let bytes = (seqs * cap * self.cfg.kv_dim() * 4) as u64;
         let mut k = Vec::new();
         let mut v = Vec::new();
         self.ctx.checked("allocating the KV cache", || {
@@ -345,7 +473,10 @@ impl Gpt2 {
     ) -> Result<Vec<Option<Tensor>>> {
         let ctx = &*self.ctx;
         let cfg = &self.cfg;
+        let space = self.hooks();
+        let llama = cfg.arch == Arch::Llama;
         let (d, h, hd, inner) = (cfg.n_embd, cfg.n_head, cfg.head_dim(), cfg.n_inner());
+        let (kvd, qkvw) = (cfg.kv_dim(), cfg.qkv_dim());
         let s = sess.seqs;
         let tmax = new.iter().map(|t| t.len()).max().unwrap_or(0);
         let rows = s * tmax;
@@ -358,11 +489,11 @@ impl Gpt2 {
         // Row layout: sequence b owns rows b*tmax .. b*tmax + tmax; valid rows first.
         let mut tokens = vec![0u32; rows];
         let mut rowinfo = vec![[0u32; 4]; rows];
-        for b in 0..s {
+        for (b, toks) in new.iter().enumerate() {
             for t in 0..tmax {
                 let r = b * tmax + t;
-                if t < new[b].len() {
-                    tokens[r] = new[b][t];
+                if t < toks.len() {
+                    tokens[r] = toks[t];
                     rowinfo[r] = [b as u32, (sess.lens[b] + t) as u32, 1, 0];
                 } else {
                     rowinfo[r] = [b as u32, 0, 0, 0];
@@ -372,22 +503,24 @@ impl Gpt2 {
         let tok_buf = ctx.storage_init("tokens", bytemuck::cast_slice(&tokens))?;
         let info_buf = ctx.storage_init("rowinfo", bytemuck::cast_slice(&rowinfo))?;
 
+        // Activations, named by the hook they feed:            shape
         let rd = rows as u64 * d as u64 * f;
         let act = |name: &str, bytes: u64| ctx.storage(name, bytes);
-        let mut resid = act("resid a", rd)?;
-        let mut resid_next = act("resid b", rd)?;
-        let tok_emb = act("hook_embed", rd)?;
-        let pos_emb = act("hook_pos_embed", rd)?;
-        let ln1 = act("ln1", rd)?;
-        let qkv = act("qkv", rd * 3)?;
-        let z = act("z", rd)?;
-        let attn_out = act("attn_out", rd)?;
-        let resid_mid = act("resid_mid", rd)?;
-        let ln2 = act("ln2", rd)?;
-        let mlp_pre = act("mlp_pre", rows as u64 * inner as u64 * f)?;
-        let mlp_post = act("mlp_post", rows as u64 * inner as u64 * f)?;
-        let mlp_out = act("mlp_out", rd)?;
-        let lnf = act("ln_final", rd)?;
+        let mut resid = act("resid a", rd)?; //                 [rows, D]  resid_pre
+        let mut resid_next = act("resid b", rd)?; //            [rows, D]  resid_post
+        let tok_emb = act("hook_embed", rd)?; //                [rows, D]
+        let pos_emb = act("hook_pos_embed", rd)?; //            [rows, D]  (GPT-2)
+        let ln1 = act("ln1", rd)?; //                           [rows, D]
+        let qkv = act("qkv", rows as u64 * qkvw as u64 * f)?; // [rows, D + 2 Dkv]
+        let z = act("z", rd)?; //                               [rows, H, Dh]
+        let attn_out = act("attn_out", rd)?; //                 [rows, D]
+        let resid_mid = act("resid_mid", rd)?; //               [rows, D]
+        let ln2 = act("ln2", rd)?; //                           [rows, D]
+        let up_w = if llama { 2 * inner } else { inner };
+        let mlp_pre = act("mlp_pre", rows as u64 * up_w as u64 * f)?; // [rows, I] or gate|up [rows, 2I]
+        let mlp_post = act("mlp_post", rows as u64 * inner as u64 * f)?; // [rows, I]
+        let mlp_out = act("mlp_out", rd)?; //                   [rows, D]
+        let lnf = act("ln_final", rd)?; //                      [rows, D]
         let want_att = opts
             .capture
             .wants_any_src(cfg.n_layer, |l| [Src::Scores(l), Src::Pattern(l)]);
@@ -405,7 +538,7 @@ impl Gpt2 {
         // Interventions: per edited source, the kernel's inputs.
         let mut edits: Vec<EditBuffers> = Vec::new();
         for e in &opts.edits {
-            let (src, offset, width) = editable(&e.hook, cfg.n_layer, d, inner)?;
+            let (src, offset, width) = editable(&e.hook, &space)?;
             if let Some(c) = e.channels.iter().find(|&&c| c >= width) {
                 bail!(
                     "edit of {}: channel {c} does not exist (the hook has {width} channels)",
@@ -429,14 +562,9 @@ impl Gpt2 {
                 }
             }
             let chans: Vec<u32> = e.channels.iter().map(|&c| c as u32).collect();
-            let row_width = match src {
-                Src::Qkv(_) => 3 * d,
-                Src::MlpPre(_) | Src::MlpPost(_) => inner,
-                _ => d,
-            };
             edits.push(EditBuffers {
                 src,
-                width: row_width,
+                width: space.row_width(src),
                 offset,
                 mask: ctx.storage_init("edit positions", bytemuck::cast_slice(&mask))?,
                 channels: ctx.storage_init("edit channels", bytemuck::cast_slice(&chans))?,
@@ -465,18 +593,16 @@ impl Gpt2 {
             pending: Vec::new(),
         };
         let geometry = |b: usize| crate::hooks::Geometry {
+            space,
             row0: b * tmax,
             n: new[b].len(),
             past: sess.lens[b],
-            d,
-            h,
-            inner,
             cap_keys,
         };
         // Hand each captured source to the sink, cut per sequence.
         let mut deliver = |src: Src, data: Vec<f32>| {
-            for b in 0..s {
-                if new[b].is_empty() {
+            for (b, toks) in new.iter().enumerate() {
+                if toks.is_empty() {
                     continue;
                 }
                 for (name, t) in crate::hooks::split_capture(src, &data, geometry(b)) {
@@ -487,34 +613,62 @@ impl Gpt2 {
             }
         };
         let rdf = rows * d;
+        let wt = self.wt;
 
         // Embedding: one dispatch per vocabulary chunk.
         for c in &self.wte {
-            self.k.embed(
-                &mut g, rows, d, c.start, c.count, &tok_buf, &info_buf, &c.buf, &self.wpe, &resid,
-                &tok_emb, &pos_emb,
+            self.k.embed_opt(
+                &mut g,
+                rows,
+                d,
+                c.start,
+                c.count,
+                &tok_buf,
+                &info_buf,
+                &c.buf,
+                self.wpe.as_ref(),
+                &resid,
+                &tok_emb,
+                &pos_emb,
             );
         }
         tap.tap(&mut g, Src::Embed, &tok_emb, rdf)?;
-        tap.tap(&mut g, Src::PosEmbed, &pos_emb, rdf)?;
+        if !llama {
+            tap.tap(&mut g, Src::PosEmbed, &pos_emb, rdf)?;
+        }
 
         for (l, w) in self.layers.iter().enumerate() {
             tap.tap(&mut g, Src::ResidPre(l), &resid, rdf)?;
-            self.layernorm(&mut g, rows, &resid, &w.ln1_g, &w.ln1_b, &ln1);
+            self.norm(&mut g, rows, &resid, &w.norm1_w, w.norm1_b.as_ref(), &ln1);
             tap.tap(&mut g, Src::Ln1(l), &ln1, rdf)?;
-            self.matmul(
+            self.k.matmul(
                 &mut g,
                 rows,
-                3 * d,
+                qkvw,
                 d,
-                &ln1,
-                &w.attn_w,
-                Some(&w.attn_b),
-                &qkv,
+                (&ln1).into(),
+                (&w.qkv_w).into(),
+                w.qkv_b.as_ref(),
+                (&qkv).into(),
+                wt,
             );
-            tap.tap(&mut g, Src::Qkv(l), &qkv, rdf * 3)?;
-            self.k.kv_store(
-                &mut g, rows, d, sess.cap, &qkv, &info_buf, &sess.k[l], &sess.v[l],
+            tap.tap(&mut g, Src::Qkv(l), &qkv, rows * qkvw)?;
+            if let Some((cos, sin)) = &self.rope {
+                self.k.rope(
+                    &mut g,
+                    rows,
+                    h + cfg.n_kv_head,
+                    hd,
+                    qkvw,
+                    &info_buf,
+                    cos,
+                    sin,
+                    &qkv,
+                );
+                tap.tap(&mut g, Src::RotQk(l), &qkv, rows * qkvw)?;
+            }
+            self.k.kv_store_gqa(
+                &mut g, rows, d, kvd, sess.cap, &qkv, &info_buf, &sess.k[l], &sess.v[l],
             );
             let p = AttnParams {
                 rows: rows as u32,
@@ -525,6 +679,9 @@ impl Gpt2 {
                 capture: want_att as u32,
                 cap_keys: cap_keys as u32,
                 scale: cfg.attn_scale(),
+                qkv_width: qkvw as u32,
+                kv_dim: kvd as u32,
+                group: (h / cfg.n_kv_head) as u32,
                 ..Default::default()
             };
             let kn = knock
@@ -538,53 +695,75 @@ impl Gpt2 {
                 tap.tap(&mut g, Src::Pattern(l), &probs, rows * h * cap_keys)?;
             }
             tap.tap(&mut g, Src::Z(l), &z, rdf)?;
-            self.matmul(
+            self.k.matmul(
                 &mut g,
                 rows,
                 d,
                 d,
-                &z,
-                &w.proj_w,
-                Some(&w.proj_b),
-                &attn_out,
+                (&z).into(),
+                (&w.o_w).into(),
+                w.o_b.as_ref(),
+                (&attn_out).into(),
+                wt,
             );
             tap.tap(&mut g, Src::AttnOut(l), &attn_out, rdf)?;
-            self.add(&mut g, rdf, &resid, &attn_out, &resid_mid);
+            self.k.add(&mut g, rdf, &resid, &attn_out, &resid_mid);
             tap.tap(&mut g, Src::ResidMid(l), &resid_mid, rdf)?;
-            self.layernorm(&mut g, rows, &resid_mid, &w.ln2_g, &w.ln2_b, &ln2);
-            tap.tap(&mut g, Src::Ln2(l), &ln2, rdf)?;
-            self.matmul(
+            self.norm(
                 &mut g,
                 rows,
-                inner,
-                d,
+                &resid_mid,
+                &w.norm2_w,
+                w.norm2_b.as_ref(),
                 &ln2,
-                &w.fc_w,
-                Some(&w.fc_b),
-                &mlp_pre,
             );
-            tap.tap(&mut g, Src::MlpPre(l), &mlp_pre, rows * inner)?;
-            self.k.gelu(&mut g, rows * inner, &mlp_pre, &mlp_post);
+            tap.tap(&mut g, Src::Ln2(l), &ln2, rdf)?;
+            self.k.matmul(
+                &mut g,
+                rows,
+                up_w,
+                d,
+                (&ln2).into(),
+                (&w.up_w).into(),
+                w.up_b.as_ref(),
+                (&mlp_pre).into(),
+                wt,
+            );
+            if llama {
+                tap.tap(&mut g, Src::GateUp(l), &mlp_pre, rows * up_w)?;
+                self.k.swiglu(&mut g, rows, inner, &mlp_pre, &mlp_post);
+            } else {
+                tap.tap(&mut g, Src::MlpPre(l), &mlp_pre, rows * inner)?;
+                self.k.gelu(&mut g, rows * inner, &mlp_pre, &mlp_post);
+            }
             tap.tap(&mut g, Src::MlpPost(l), &mlp_post, rows * inner)?;
-            self.matmul(
+            self.k.matmul(
                 &mut g,
                 rows,
                 d,
                 inner,
-                &mlp_post,
-                &w.down_w,
-                Some(&w.down_b),
-                &mlp_out,
+                (&mlp_post).into(),
+                (&w.down_w).into(),
+                w.down_b.as_ref(),
+                (&mlp_out).into(),
+                wt,
             );
             tap.tap(&mut g, Src::MlpOut(l), &mlp_out, rdf)?;
-            self.add(&mut g, rdf, &resid_mid, &mlp_out, &resid_next);
+            self.k.add(&mut g, rdf, &resid_mid, &mlp_out, &resid_next);
             tap.tap(&mut g, Src::ResidPost(l), &resid_next, rdf)?;
             std::mem::swap(&mut resid, &mut resid_next);
             // Captured layers go back to the host one at a time, so a capture never needs
             // more than one layer's worth of memory.
             tap.flush(&mut g, &mut deliver)?;
         }
-        self.layernorm(&mut g, rows, &resid, &self.lnf_g, &self.lnf_b, &lnf);
+        self.norm(
+            &mut g,
+            rows,
+            &resid,
+            &self.normf_w,
+            self.normf_b.as_ref(),
+            &lnf,
+        );
         tap.tap(&mut g, Src::LnFinal, &lnf, rdf)?;
 
         // LM head on every row, or on the last new row of each sequence.
@@ -681,46 +860,26 @@ impl Gpt2 {
         Ok(logits)
     }
 
-    fn layernorm(
+    /// LayerNorm (GPT-2, with bias) or RMSNorm (Llama, weight only).
+    fn norm(
         &self,
         g: &mut Graph,
         rows: usize,
         x: &wgpu::Buffer,
-        gamma: &wgpu::Buffer,
-        beta: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        b: Option<&wgpu::Buffer>,
         y: &wgpu::Buffer,
     ) {
-        self.k.layernorm(
-            g,
-            rows,
-            self.cfg.n_embd,
-            self.cfg.layer_norm_epsilon,
-            x,
-            gamma,
-            beta,
-            y,
-        );
+        let (d, eps) = (self.cfg.n_embd, self.cfg.norm_eps);
+        match b {
+            Some(b) => self.k.layernorm(g, rows, d, eps, x, w, b, y),
+            None => self.k.rmsnorm(g, rows, d, eps, x, w, y),
+        }
     }
 
-    /// Conv1D: c[m, n] = a[m, k] · w[k, n] + bias[n].
-    #[allow(clippy::too_many_arguments)]
-    fn matmul(
-        &self,
-        g: &mut Graph,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &wgpu::Buffer,
-        w: &wgpu::Buffer,
-        bias: Option<&wgpu::Buffer>,
-        c: &wgpu::Buffer,
-    ) {
-        self.k
-            .matmul(g, m, n, k, a.into(), w.into(), bias, c.into(), false);
-    }
-
-    fn add(&self, g: &mut Graph, n: usize, a: &wgpu::Buffer, b: &wgpu::Buffer, y: &wgpu::Buffer) {
-        self.k.add(g, n, a, b, y);
+    /// The hook points of this model.
+    pub fn hooks(&self) -> HookSpace {
+        HookSpace::of(&self.cfg)
     }
 
     /// logits = x · Wᵀ over vocabulary chunks; output laid out chunk-major ([chunk][m][count]),

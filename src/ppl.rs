@@ -66,7 +66,7 @@ pub fn resolve(
     windows: &[Vec<u32>],
     batch: usize,
 ) -> Result<(Vec<HookEdit>, Option<Knockout>)> {
-    let n_layer = model.cfg.n_layer;
+    let space = model.hooks();
     let mut edits = Vec::new();
     let mut knockout: Option<Knockout> = None;
     for spec in specs {
@@ -85,7 +85,7 @@ pub fn resolve(
                 positions,
                 action: Action::Mean,
             } => {
-                let hooks = expand(hook, n_layer)?;
+                let hooks = expand(hook, &space)?;
                 let filter = HookFilter::parse(&hooks.join(","))?;
                 // (hook) -> per-channel sums and count.
                 let mut acc: BTreeMap<String, (Vec<f64>, usize)> = BTreeMap::new();
@@ -143,7 +143,7 @@ pub fn resolve(
                     });
                 }
             }
-            other => edits.extend(constant_edits(other, n_layer)?),
+            other => edits.extend(constant_edits(other, &space)?),
         }
     }
     Ok((edits, knockout))

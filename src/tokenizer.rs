@@ -44,3 +44,10 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 }
+
+impl Tokenizer {
+    /// Wrap a tokenizer built elsewhere (e.g. from GGUF metadata).
+    pub fn from_inner(inner: tokenizers::Tokenizer) -> Self {
+        Self { inner }
+    }
+}

@@ -22,8 +22,8 @@ pub struct WeightFile {
 
 impl WeightFile {
     /// Map `path` and validate its header. `probe` is a canonical name (e.g. `wte.weight`)
-    /// used to detect the naming scheme.
-    pub fn open(path: &Path, probe: &str) -> Result<Self> {
+    /// used to detect the naming scheme among `prefixes`.
+    pub fn open(path: &Path, probe: &str, prefixes: &[&str]) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: the file is opened read-only; outlier-probe never writes to it while mapped.
         let mmap =
@@ -49,7 +49,6 @@ impl WeightFile {
             meta,
             prefix: String::new(),
         };
-        let prefixes = ["", "transformer.", "model.transformer."];
         match prefixes
             .iter()
             .find(|p| wf.meta.info(&format!("{p}{probe}")).is_some())
@@ -60,7 +59,7 @@ impl WeightFile {
                 names.sort();
                 names.truncate(8);
                 bail!(
-                    "{}: missing tensor '{probe}' (also looked for 'transformer.{probe}'); the file holds e.g. {names:?}",
+                    "{}: missing tensor '{probe}' (looked for it under the prefixes {prefixes:?}); the file holds e.g. {names:?}",
                     path.display()
                 );
             }
@@ -144,5 +143,85 @@ impl WeightFile {
         let (_, info) = self.info(name)?;
         let (a, b) = info.data_offsets;
         Some(&self.mmap[self.data_start + a..self.data_start + b])
+    }
+}
+
+/// Where a model's tensors come from, by canonical name (without the checkpoint's prefix):
+/// a safetensors file or a GGUF file. Tensors come out as f32 in Hugging Face layout.
+pub trait WeightSource {
+    fn path(&self) -> &Path;
+    fn contains(&self, name: &str) -> bool;
+    /// The tensor as f32, checked against `shape` (errors name the file, tensor and both shapes).
+    fn load(&self, name: &str, shape: &[usize]) -> Result<Cow<'_, [f32]>>;
+    /// Whether two stored tensors hold the same bytes (a tied LM head saved twice).
+    fn same(&self, a: &str, b: &str) -> bool;
+}
+
+impl WeightSource for WeightFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn contains(&self, name: &str) -> bool {
+        WeightFile::contains(self, name)
+    }
+    fn load(&self, name: &str, shape: &[usize]) -> Result<Cow<'_, [f32]>> {
+        self.f32(name, shape)
+    }
+    fn same(&self, a: &str, b: &str) -> bool {
+        matches!((self.raw(a), self.raw(b)), (Some(x), Some(y)) if x == y)
+    }
+}
+
+/// A GGUF file seen through Hugging Face Llama names (`layers.0.self_attn.q_proj.weight`),
+/// dequantized at load, with Q and K un-permuted as transformers' GGUF loader does.
+pub struct GgufWeights {
+    pub file: crate::gguf::GgufFile,
+    /// Canonical (prefix-less) HF name -> GGUF tensor name.
+    names: std::collections::HashMap<String, String>,
+}
+
+impl GgufWeights {
+    pub fn new(file: crate::gguf::GgufFile) -> Self {
+        let names = file
+            .tensors()
+            .iter()
+            .filter_map(|t| {
+                let hf = crate::gguf::hf_name(&t.name)?;
+                let canon = hf.strip_prefix("model.").map(str::to_string).unwrap_or(hf);
+                Some((canon, t.name.clone()))
+            })
+            .collect();
+        Self { file, names }
+    }
+}
+
+impl WeightSource for GgufWeights {
+    fn path(&self) -> &Path {
+        self.file.path()
+    }
+    fn contains(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
+    fn load(&self, name: &str, shape: &[usize]) -> Result<Cow<'_, [f32]>> {
+        let g = self.names.get(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: missing tensor for '{name}'",
+                self.file.path().display()
+            )
+        })?;
+        let (data, got) = self.file.tensor_f32_hf(g)?;
+        if got != shape {
+            bail!(
+                "{}: tensor '{g}' ({name}) has shape {got:?} but the metadata implies {shape:?}",
+                self.file.path().display()
+            );
+        }
+        Ok(Cow::Owned(data))
+    }
+    fn same(&self, a: &str, b: &str) -> bool {
+        match (self.names.get(a), self.names.get(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => false,
+        }
     }
 }

@@ -234,7 +234,7 @@ fn bad_hook_pattern_and_unknown_hooks() {
     assert!(HookFilter::parse("blocks.[.hook").is_err());
     let e = HookFilter::parse("blocks.*.hook_nothing")
         .unwrap()
-        .resolve(2)
+        .resolve(&outlier_probe::hooks::HookSpace::gpt2(2, 8, 2))
         .unwrap_err();
     assert_has(&format!("{e:#}"), &["select no hook"]);
 }

@@ -70,7 +70,7 @@ fn edits_and_knockouts_match_transformers() {
                     }
                     spec => opts
                         .edits
-                        .extend(constant_edits(&spec, model.cfg.n_layer).unwrap()),
+                        .extend(constant_edits(&spec, &model.hooks()).unwrap()),
                 }
             }
             let mut sess = model.session(1, tokens.len()).unwrap();
@@ -114,7 +114,7 @@ fn bad_edits_are_refused() {
     let mut sess = model.session(1, 4).unwrap();
     let spec = Spec::parse("blocks.0.hook_resid_pre:ch=72:zero").unwrap();
     let opts = ForwardOptions {
-        edits: constant_edits(&spec, 2).unwrap(),
+        edits: constant_edits(&spec, &model.hooks()).unwrap(),
         ..Default::default()
     };
     let e = model.forward(&mut sess, &[&[1, 2, 3]], &opts).unwrap_err();
@@ -124,7 +124,7 @@ fn bad_edits_are_refused() {
     );
     let spec = Spec::parse("blocks.0.attn.hook_pattern:ch=1:zero").unwrap();
     let opts = ForwardOptions {
-        edits: constant_edits(&spec, 2).unwrap(),
+        edits: constant_edits(&spec, &model.hooks()).unwrap(),
         ..Default::default()
     };
     let e = model.forward(&mut sess, &[&[1, 2, 3]], &opts).unwrap_err();

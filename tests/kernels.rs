@@ -548,3 +548,71 @@ fn kv_store_and_attention_head_dim_36() {
 fn kv_store_and_attention_head_dim_100() {
     kv_attention(100, 8);
 }
+
+/// The few-rows path (matvec.wgsl) and the tiled path give the same products on every shape
+/// that either may be chosen for.
+#[test]
+fn matvec_and_tiled_paths_agree() {
+    use rand::{Rng, SeedableRng};
+    let ctx = common::ctx();
+    let kern = Kernels::new(&ctx).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    for (m, n, k, bt) in [
+        (1, 130, 77, false),
+        (8, 65, 33, true),
+        (9, 200, 64, false),
+        (32, 70, 129, true),
+        (3, 1, 5, false),
+    ] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let b: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut want = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = bias[j] as f64;
+                for kk in 0..k {
+                    let w = if bt { b[j * k + kk] } else { b[kk * n + j] };
+                    s += a[i * k + kk] as f64 * w as f64;
+                }
+                want[i * n + j] = s as f32;
+            }
+        }
+        let (ab, bb, biasb) = (
+            ctx.storage_init("a", bytemuck::cast_slice(&a)).unwrap(),
+            ctx.storage_init("b", bytemuck::cast_slice(&b)).unwrap(),
+            ctx.storage_init("bias", bytemuck::cast_slice(&bias))
+                .unwrap(),
+        );
+        for matvec in [true, false] {
+            let c = ctx.storage("c", (m * n * 4) as u64).unwrap();
+            let rb = ctx.readback("rb", (m * n * 4) as u64).unwrap();
+            let mut g = Graph::default();
+            kern.matmul_with(
+                &mut g,
+                m,
+                n,
+                k,
+                (&ab).into(),
+                (&bb).into(),
+                Some(&biasb),
+                (&c).into(),
+                bt,
+                matvec,
+            );
+            g.copy(&c, 0, &rb, 0, (m * n * 4) as u64);
+            ctx.queue.submit([g.encode(&ctx)]);
+            let got = ctx.read_f32(&[(&rb, m * n)]).unwrap().pop().unwrap();
+            let scale = want.iter().fold(0f32, |x, y| x.max(y.abs()));
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0f32, |x, (g, w)| x.max((g - w).abs()))
+                / scale;
+            assert!(
+                err <= 1e-5,
+                "({m},{n},{k}, b_t {bt}, matvec {matvec}): relative error {err:.2e}"
+            );
+        }
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use common::*;
 use outlier_probe::generate::{generate, Sampling};
 use outlier_probe::gpu::GpuOptions;
-use outlier_probe::hooks::{all_hooks, HookFilter};
+use outlier_probe::hooks::HookFilter;
 use outlier_probe::model::{ForwardOptions, Gpt2, LogitsMode};
 use outlier_probe::tensor::Tensor;
 
@@ -30,7 +30,7 @@ fn every_hook_matches_transformers() {
                 got, expected,
                 "{fx} ref-{k}: captured hook names differ from the reference"
             );
-            assert_eq!(caps.len(), all_hooks(model.cfg.n_layer).len());
+            assert_eq!(caps.len(), model.hooks().hooks().len());
             for (name, want) in &r.tensors {
                 let have = &caps[name];
                 assert_eq!(have.shape, want.shape, "{fx} ref-{k} {name}: shape");

@@ -1,0 +1,51 @@
+// C[M, N] = A[M, K] · B (+ bias[N]) for few rows (decode, short prompts): no tile is wasted.
+// Each invocation computes one output column for up to 8 rows of A (the row block wg.y),
+// walking K once and reading each weight once per block. B is [K, N] (Conv1D) or, with
+// FLAG_B_T, [N, K] (nn.Linear, the LM head).
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+}
+
+const FLAG_BIAS: u32 = 1u;
+const FLAG_B_T: u32 = 2u;
+const RB: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    let col = gid.x;
+    let row0 = wg.y * RB;
+    if (col >= p.n) {
+        return;
+    }
+    let rows = min(RB, p.m - row0);
+    let bt = (p.flags & FLAG_B_T) != 0u;
+    var acc = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for (var k = 0u; k < p.k; k = k + 1u) {
+        var w: f32;
+        if (bt) {
+            w = b[col * p.k + k];
+        } else {
+            w = b[k * p.n + col];
+        }
+        for (var r = 0u; r < rows; r = r + 1u) {
+            acc[r] = acc[r] + a[(row0 + r) * p.k + k] * w;
+        }
+    }
+    var bv = 0.0;
+    if ((p.flags & FLAG_BIAS) != 0u) {
+        bv = bias[col];
+    }
+    for (var r = 0u; r < rows; r = r + 1u) {
+        c[(row0 + r) * p.n + col] = acc[r] + bv;
+    }
+}

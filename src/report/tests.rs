@@ -1,0 +1,163 @@
+//! End-to-end: a planted model → report.json, report.md and every picture.
+
+use std::path::PathBuf;
+
+use super::*;
+use crate::analysis::testutil::*;
+use crate::analysis::{analyze, ModuleKind, ModuleWeight, ProbeInput, Thresholds};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("outlier-probe-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn planted_input() -> ProbeInput {
+    let p = planted_sequence(1);
+    let mut weights = Vec::new();
+    for l in 0..p.n_layer {
+        weights.push(ModuleWeight {
+            layer: l,
+            kind: ModuleKind::Down,
+            weight: planted_down_proj(l, p.i, p.d),
+        });
+        for (k, kind) in [ModuleKind::Q, ModuleKind::K, ModuleKind::V, ModuleKind::O]
+            .into_iter()
+            .enumerate()
+        {
+            weights.push(ModuleWeight {
+                layer: l,
+                kind,
+                weight: normal_tensor(&[p.d, p.d], 700 + 10 * l as u64 + k as u64),
+            });
+        }
+    }
+    ProbeInput {
+        model: ModelInfo {
+            name: "planted-6L".into(),
+            n_layer: p.n_layer,
+            n_embd: p.d,
+            n_head: p.h,
+            vocab_size: 50257,
+            n_inner: Some(p.i),
+        },
+        source: "Summer is warm. Winter is cold.\n (planted)".into(),
+        tokens: vec![p.tokens],
+        captures: vec![p.captures],
+        weights,
+    }
+}
+
+/// A PNG that is not one flat colour: decode it and count distinct pixels.
+fn png_colours(path: &std::path::Path) -> usize {
+    let img = image::open(path).unwrap().to_rgb8();
+    let mut seen = std::collections::BTreeSet::new();
+    for p in img.pixels() {
+        seen.insert(p.0);
+        if seen.len() > 50 {
+            break;
+        }
+    }
+    seen.len()
+}
+
+#[test]
+fn writes_report_json_markdown_and_pictures() {
+    let input = planted_input();
+    let report = analyze(&input, &Thresholds::default()).unwrap();
+    let layer = PlotInputs::choose_layer(&report);
+    assert_eq!(layer, 2, "peak layer of the planted outliers");
+    let extras = PlotInputs::from_captures(&input.captures[0], &input.tokens[0], layer);
+    let dir = temp_dir("report");
+    let files = write_all(&report, &extras, &dir).unwrap();
+    for f in &files {
+        assert!(
+            f.exists() && std::fs::metadata(f).unwrap().len() > 200,
+            "{}",
+            f.display()
+        );
+    }
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for stem in [
+        "layerwise_block_output",
+        "layerwise_mlp",
+        "attention_colsums",
+        "sink_ratio",
+        "magnitude_layer2",
+        "attention_layer2",
+        "down_proj_ratio",
+        "module_ratio",
+        "token_classes",
+    ] {
+        for ext in ["png", "svg"] {
+            assert!(
+                names.contains(&format!("{stem}.{ext}")),
+                "{stem}.{ext} missing: {names:?}"
+            );
+        }
+    }
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "png"))
+    {
+        assert!(png_colours(f) > 5, "{} is (nearly) one colour", f.display());
+    }
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "svg"))
+    {
+        let s = std::fs::read_to_string(f).unwrap();
+        assert!(s.contains("<svg") && s.contains("<text"), "{}", f.display());
+    }
+
+    // JSON round trip.
+    let back = Report::read_json(&dir.join("report.json")).unwrap();
+    assert_eq!(back, report);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(v["schema_version"], 1);
+
+    // Markdown mentions the planted channel, tokens, lifecycle and down-proj row.
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains(&format!("**channel {PLANT_CHANNEL}** (layers 2–4")),
+        "{md}"
+    );
+    assert!(md.contains("appear at layer 2"), "{md}");
+    assert!(md.contains("vanish at layer 5"), "{md}");
+    assert!(
+        md.contains(&format!("intermediate channel (row) {PLANT_ROW}")),
+        "{md}"
+    );
+    assert!(md.contains("| 3 | `\".\"` | strong delimiter |"), "{md}");
+    assert!(md.contains("![layerwise_block_output](layerwise_block_output.png)"));
+    if std::env::var_os("OUTLIER_PROBE_KEEP_REPORT").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("report kept in {}", dir.display());
+    }
+}
+
+#[test]
+fn report_without_weights_or_sequences_still_renders() {
+    let mut input = planted_input();
+    input.weights.clear();
+    let report = analyze(&input, &Thresholds::default()).unwrap();
+    assert!(report.weights.is_none());
+    assert!(report.summary.down_proj_max.is_none());
+    let md = markdown::render(&report, &[]);
+    assert!(md.contains("not computed (no weights)"));
+    let empty = crate::analysis::Accumulator::new(
+        ModelInfo::default(),
+        String::new(),
+        Thresholds::default(),
+    )
+    .finish();
+    let dir = temp_dir("empty");
+    let files = write_all(&empty, &PlotInputs::default(), &dir).unwrap();
+    assert_eq!(files.len(), 2, "json + md only: {files:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
