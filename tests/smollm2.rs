@@ -1,0 +1,172 @@
+//! The real trained model: SmolLM2-135M-Instruct (GGUF Q4_1) against transformers' GGUF loader
+//! (dequantized to f32, eager attention), and the probe's findings on it against the same
+//! statistics computed in Python (tools/reference/make_smollm2_reference.py).
+//! CI fetches the model (.ci/run); without it these tests fail with the command to fetch it.
+
+mod common;
+
+use std::sync::OnceLock;
+
+use common::*;
+use outlier_probe::analysis::Thresholds;
+use outlier_probe::generate::{generate, Sampling};
+use outlier_probe::hooks::HookFilter;
+use outlier_probe::model::Model;
+use outlier_probe::probe::{run, ProbeRun};
+
+fn model() -> &'static Model {
+    static M: OnceLock<Model> = OnceLock::new();
+    M.get_or_init(|| Model::load(ctx(), &smollm2_gguf()).unwrap_or_else(|e| panic!("{e:#}")))
+}
+
+fn refs(k: usize) -> Reference {
+    reference("smollm2", k)
+}
+
+#[test]
+fn smollm2_config_and_tokenizer() {
+    let m = model();
+    let c = &m.cfg;
+    assert_eq!(
+        (
+            c.n_layer,
+            c.n_embd,
+            c.n_head,
+            c.n_kv_head,
+            c.n_inner,
+            c.vocab_size
+        ),
+        (30, 576, 9, 3, 1536, 49152)
+    );
+    assert!(c.tie_embeddings);
+    let tok = m.tokenizer.as_ref().unwrap();
+    for k in 0..2 {
+        let p: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixtures_dir().join("smollm2/prompts.json")).unwrap(),
+        )
+        .unwrap();
+        let text = p[k]["text"].as_str().unwrap();
+        assert_eq!(tok.encode(text).unwrap(), refs(k).tokens);
+    }
+}
+
+#[test]
+fn smollm2_hooks_match_transformers() {
+    let m = model();
+    for k in 0..2 {
+        let r = refs(k);
+        let caps = m.capture(&r.tokens, &HookFilter::all()).unwrap();
+        let mut n = 0;
+        for (name, want) in &r.tensors {
+            if name == "logits_last" {
+                continue;
+            }
+            let e = caps[name].rel_err(want);
+            assert!(e <= 1e-4, "ref-{k} {name}: relative error {e:.2e}");
+            n += 1;
+        }
+        assert!(n >= 14, "only {n} hooks compared");
+        let logits = m.logits(&r.tokens).unwrap();
+        let last = outlier_probe::tensor::Tensor::new(
+            vec![49152],
+            logits.row(r.tokens.len() - 1).to_vec(),
+        );
+        let e = last.rel_err(&r.tensors["logits_last"]);
+        assert!(e <= 1e-4, "ref-{k} last logits: relative error {e:.2e}");
+    }
+}
+
+#[test]
+fn smollm2_greedy_continuation_matches_transformers() {
+    let m = model();
+    let r = refs(1);
+    let s = Sampling {
+        max_new_tokens: r.generated.len(),
+        ..Default::default()
+    };
+    let out = generate(m, std::slice::from_ref(&r.tokens), &s, |_, _| {}).unwrap();
+    assert_eq!(out[0], r.generated);
+    let text = m.tokenizer.as_ref().unwrap().decode(&out[0]).unwrap();
+    assert!(text.starts_with(" Paris."), "{text:?}");
+}
+
+/// The probe finds what the Python reference measured: for every layer the largest block-output
+/// entry sits at the same (token, channel) with the same magnitude, the head-averaged attention
+/// share of key 0 agrees, and the paper's rule flags channel 507 at the first token, with the
+/// down-projection row that writes it.
+#[test]
+fn smollm2_probe_finds_the_reference_outliers() {
+    let m = model();
+    let facts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures_dir().join("smollm2/facts.json")).unwrap(),
+    )
+    .unwrap();
+    let r = refs(0);
+    let out = TempDir::new("smollm2-probe");
+    let (report, files) = run(
+        &ProbeRun {
+            model: m,
+            sequences: vec![r.tokens.clone()],
+            source: "probe prompt".into(),
+            thresholds: Thresholds::default(),
+            out_dir: out.0.clone(),
+        },
+        None,
+    )
+    .unwrap();
+    assert!(files.iter().any(|f| f.ends_with("report.md")) && files.len() > 10);
+    let seq = &report.sequences[0];
+    let pats = m
+        .capture(
+            &r.tokens,
+            &HookFilter::parse("blocks.*.attn.hook_pattern").unwrap(),
+        )
+        .unwrap();
+    let t = r.tokens.len();
+    for (l, want) in facts["layers"].as_array().unwrap().iter().enumerate() {
+        let la = seq.layers.iter().find(|x| x.layer == l).unwrap();
+        let b = la.block_output.as_ref().unwrap();
+        let top = &b.top[0];
+        let wt = &want["top3"][0];
+        assert_eq!(
+            (top.token, top.channel),
+            (
+                wt["token"].as_u64().unwrap() as usize,
+                wt["channel"].as_u64().unwrap() as usize
+            ),
+            "layer {l} top-1 position"
+        );
+        let wa = wt["abs"].as_f64().unwrap() as f32;
+        assert!(
+            (top.abs - wa).abs() <= 1e-4 * wa,
+            "layer {l}: top-1 {} vs {wa}",
+            top.abs
+        );
+        assert!(la.attention.is_some());
+        // Head-averaged share of key 0 over queries 1..T-1.
+        let p = &pats[&format!("blocks.{l}.attn.hook_pattern")];
+        let h = p.shape[0];
+        let mut ours = 0f32;
+        for hh in 0..h {
+            for i in 1..t {
+                ours += p.data[(hh * t + i) * t];
+            }
+        }
+        ours /= (h * (t - 1)) as f32;
+        let share0 = want["attn_key0_share"].as_f64().unwrap() as f32;
+        assert!(
+            (ours - share0).abs() <= 1e-4,
+            "layer {l}: key-0 share {ours} vs {share0}"
+        );
+    }
+    let s = &report.summary;
+    assert_eq!(s.massive_channels[0].channel, 507);
+    assert_eq!(s.outlier_tokens[0].position, 0);
+    assert_eq!(s.block_lifecycle.first_layer, Some(11));
+    let w = s.down_proj_max.as_ref().unwrap();
+    assert!(
+        w.columns.contains(&507),
+        "the strongest down-projection outlier row should write channel 507: {w:?}"
+    );
+    assert_eq!(s.top_sink.as_ref().unwrap().key, 0);
+}
