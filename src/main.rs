@@ -205,7 +205,13 @@ fn main() -> Result<()> {
             let t0 = std::time::Instant::now();
             let mut streamed: Vec<u32> = Vec::new();
             let mut shown = String::new();
-            let out = generate(&m, &prompts, &sampling, |_, t| {
+            let mut first: Option<std::time::Duration> = None;
+            let mut steps = 0usize;
+            let out = generate(&m, &prompts, &sampling, |b, t| {
+                if b == 0 {
+                    steps += 1;
+                    first.get_or_insert_with(|| t0.elapsed());
+                }
                 if single {
                     // Decode the whole continuation so multi-byte characters print whole.
                     streamed.push(t);
@@ -228,11 +234,22 @@ fn main() -> Result<()> {
                 }
             }
             let total: usize = out.iter().map(Vec::len).sum();
+            let prefill = first.unwrap_or(dt);
+            let decode = if steps > 1 {
+                format!(
+                    ", decode {:.1} ms/step",
+                    (dt - prefill).as_secs_f64() * 1e3 / (steps - 1) as f64
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
-                "[{} new tokens in {:.2} s on {}]",
+                "[{} new tokens in {:.2} s on {}: prefill {:.1} ms ({} prompt tokens){decode}]",
                 total,
                 dt.as_secs_f64(),
-                m.ctx().info.name
+                m.ctx().info.name,
+                prefill.as_secs_f64() * 1e3,
+                prompts.iter().map(Vec::len).sum::<usize>(),
             );
         }
         Cmd::Ppl {

@@ -9,6 +9,12 @@ use common::*;
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_outlier-probe"));
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    // An empty Hugging Face cache, so hub names resolve to nothing local.
+    c.env(
+        "HF_HOME",
+        std::env::temp_dir().join("outlier-probe-test-empty-hf-home"),
+    );
+    c.env("RUST_BACKTRACE", "0");
     c
 }
 
@@ -146,6 +152,29 @@ fn bad_input_exits_with_a_message_not_a_panic() {
             "select no hook",
         ),
         (vec!["--backend", "quantum", "devices"], "unknown backend"),
+        (
+            vec![
+                "generate",
+                "--model",
+                "outlier-probe-tests/no-such-model",
+                "--prompt",
+                "x",
+            ],
+            "not in the Hugging Face cache",
+        ),
+        // A backend this OS does not have: no adapter, and the message says what to install.
+        (
+            vec![
+                "--backend",
+                if cfg!(target_os = "macos") {
+                    "dx12"
+                } else {
+                    "metal"
+                },
+                "devices",
+            ],
+            "no GPU adapter found",
+        ),
     ] {
         let (ok, _, err) = run(&args);
         assert!(!ok, "{args:?} should fail");
