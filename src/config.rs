@@ -33,6 +33,113 @@ pub struct Gpt2Config {
     pub scale_attn_by_inverse_layer_idx: bool,
     #[serde(default)]
     pub reorder_and_upcast_attn: bool,
+    /// Attention variant (outlier-probe extension; absent = the default softmax). See [`AttnVariant`].
+    #[serde(default)]
+    pub attn_variant: Option<String>,
+    /// Clipped softmax's γ and η.
+    #[serde(default)]
+    pub clip_gamma: Option<f32>,
+    #[serde(default)]
+    pub clip_eta: Option<f32>,
+    /// Sigmoid attention's T in σ(s − log T); absent = as the paper's code: the sequence's length
+    /// in the forward pass (then a position's output depends on later tokens, and KV-cache decoding
+    /// differs from recomputation).
+    #[serde(default)]
+    pub sigmoid_fixed_t: Option<f64>,
+}
+
+/// Attention variants of Wang et al. 2025 (Table 2) and related ones, as `attn_variant` in config.json.
+///
+/// | `attn_variant` | formula | extra tensors per layer |
+/// |---|---|---|
+/// | `default` | softmax(s) V | — |
+/// | `value_bias` (b) | softmax(s) V + v′ | `h.{l}.attn.v_prime` [H, Dh] |
+/// | `context_bias` (c) | softmax(s) V + p′ v′ | `h.{l}.attn.k_prime`, `v_prime` [H, Dh] |
+/// | `attn_bias` (d) | softmax(Q[K; k′]ᵀ)[V; v′] | `k_prime`, `v_prime` |
+/// | `context_scale` (e) | 2σ(W x + b) · softmax(s) V, x = ln_1 output | `h.{l}.attn.context_scale.weight` [H, D], `.bias` [H] |
+/// | `sigmoid` (f) | σ(s − log T) V, T = sequence length | — (config `sigmoid_fixed_t`) |
+/// | `softmax1` | Σ e^s v / (1 + Σ e^s) | — |
+/// | `clipped` | clip((η − γ) softmax(s) + γ, 0, 1) V | — (config `clip_gamma`, `clip_eta`) |
+/// | `gated` | σ(G x + c) · softmax(s) V | `h.{l}.attn.gate.weight` [H, D], `.bias` [H] |
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum AttnVariant {
+    Default,
+    ValueBias,
+    ContextBias,
+    AttnBias,
+    ContextScale,
+    Sigmoid,
+    Softmax1,
+    Clipped,
+    Gated,
+}
+
+impl AttnVariant {
+    pub const ALL: [AttnVariant; 9] = [
+        Self::Default,
+        Self::ValueBias,
+        Self::ContextBias,
+        Self::AttnBias,
+        Self::ContextScale,
+        Self::Sigmoid,
+        Self::Softmax1,
+        Self::Clipped,
+        Self::Gated,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::ValueBias => "value_bias",
+            Self::ContextBias => "context_bias",
+            Self::AttnBias => "attn_bias",
+            Self::ContextScale => "context_scale",
+            Self::Sigmoid => "sigmoid",
+            Self::Softmax1 => "softmax1",
+            Self::Clipped => "clipped",
+            Self::Gated => "gated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "attn_variant '{s}' is unknown; known: {}",
+                    Self::ALL.map(Self::name).join(", ")
+                )
+            })
+    }
+
+    /// The code attention.wgsl switches on.
+    pub fn code(self) -> u32 {
+        Self::ALL.iter().position(|v| *v == self).expect("listed") as u32
+    }
+
+    /// Needs `v_prime` (and `k_prime` when `needs_k_prime`).
+    pub fn has_v_prime(self) -> bool {
+        matches!(self, Self::ValueBias | Self::ContextBias | Self::AttnBias)
+    }
+
+    pub fn has_k_prime(self) -> bool {
+        matches!(self, Self::ContextBias | Self::AttnBias)
+    }
+
+    /// A per-head output factor computed from the ln_1 output (`hook_scale`).
+    pub fn scale(self) -> Option<(&'static str, f32)> {
+        match self {
+            Self::ContextScale => Some(("context_scale", 2.0)),
+            Self::Gated => Some(("gate", 1.0)),
+            _ => None,
+        }
+    }
+
+    /// Has an extra-key probability p′ (`hook_extra_prob`).
+    pub fn has_extra_prob(self) -> bool {
+        matches!(self, Self::ContextBias | Self::AttnBias | Self::Softmax1)
+    }
 }
 
 fn default_model_type() -> String {
@@ -96,6 +203,15 @@ impl Gpt2Config {
                 self.activation_function
             );
         }
+        if let Some(v) = &self.attn_variant {
+            let v = AttnVariant::parse(v)?;
+            if v == AttnVariant::Clipped && (self.clip_gamma.is_none() || self.clip_eta.is_none()) {
+                bail!("attn_variant 'clipped' needs clip_gamma and clip_eta");
+            }
+            if self.clip_gamma.is_some_and(|g| g > 0.0) {
+                bail!("clip_gamma must be <= 0 (masked keys must keep weight 0)");
+            }
+        }
         if self.scale_attn_by_inverse_layer_idx {
             bail!("scale_attn_by_inverse_layer_idx = true is not supported");
         }
@@ -152,6 +268,11 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
     pub scale_attn_weights: bool,
+    pub variant: AttnVariant,
+    pub clip_gamma: f32,
+    pub clip_eta: f32,
+    /// Sigmoid attention's fixed T (0: the sequence's length in the forward pass, as the paper's code).
+    pub sigmoid_t: usize,
 }
 
 impl ModelConfig {
@@ -247,7 +368,16 @@ impl ModelConfig {
 
 impl From<Gpt2Config> for ModelConfig {
     fn from(c: Gpt2Config) -> Self {
+        let variant = c
+            .attn_variant
+            .as_deref()
+            .map(|v| AttnVariant::parse(v).expect("validated"))
+            .unwrap_or(AttnVariant::Default);
         ModelConfig {
+            variant,
+            clip_gamma: c.clip_gamma.unwrap_or(0.0),
+            clip_eta: c.clip_eta.unwrap_or(1.0),
+            sigmoid_t: c.sigmoid_fixed_t.map_or(0, |t| t.round().max(1.0) as usize),
             arch: Arch::Gpt2,
             vocab_size: c.vocab_size,
             n_positions: c.n_positions,
@@ -380,6 +510,10 @@ impl LlamaConfig {
             bos_token_id: c.bos_token_id,
             eos_token_id: eos,
             scale_attn_weights: true,
+            variant: AttnVariant::Default,
+            clip_gamma: 0.0,
+            clip_eta: 1.0,
+            sigmoid_t: 0,
         };
         cfg.validate().map_err(|e| bad(e.to_string()))?;
         Ok(cfg)
@@ -427,6 +561,10 @@ pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
         bos_token_id: g.get_u32("tokenizer.ggml.bos_token_id").ok(),
         eos_token_id: g.get_u32("tokenizer.ggml.eos_token_id").ok(),
         scale_attn_weights: true,
+        variant: AttnVariant::Default,
+        clip_gamma: 0.0,
+        clip_eta: 1.0,
+        sigmoid_t: 0,
     };
     cfg.validate()
         .with_context(|| format!("invalid model metadata in {}", g.path().display()))?;

@@ -127,6 +127,10 @@ pub fn generate(
     };
     let mut out = vec![Vec::new(); prompts.len()];
     let mut done = vec![false; prompts.len()];
+    // Sigmoid attention as the paper's code defines it (T = the sequence's length) changes every
+    // position's output as the sequence grows: recompute the whole sequence at each step.
+    let recompute =
+        model.cfg.variant == crate::config::AttnVariant::Sigmoid && model.cfg.sigmoid_t == 0;
     let refs: Vec<&[u32]> = prompts.iter().map(|p| p.as_slice()).collect();
     let mut res = model.forward(&mut sess, &refs, &opts)?;
     for _ in 0..sampling.max_new_tokens {
@@ -148,8 +152,32 @@ pub fn generate(
         if done.iter().all(|d| *d) || out.iter().all(|o| o.len() >= sampling.max_new_tokens) {
             break;
         }
-        let refs: Vec<&[u32]> = next.iter().map(|p| p.as_slice()).collect();
-        res = model.forward(&mut sess, &refs, &opts)?;
+        if recompute {
+            let full: Vec<Vec<u32>> = prompts
+                .iter()
+                .zip(&out)
+                .zip(&done)
+                .map(|((p, o), d)| {
+                    if *d {
+                        vec![]
+                    } else {
+                        p.iter().chain(o).copied().collect()
+                    }
+                })
+                .collect();
+            let cap = full.iter().map(Vec::len).max().unwrap_or(1);
+            let mut fresh = model.session(prompts.len(), cap)?;
+            let refs: Vec<&[u32]> = full.iter().map(|p| p.as_slice()).collect();
+            res = model.forward(&mut fresh, &refs, &opts)?;
+            for (b, d) in done.iter().enumerate() {
+                if !d {
+                    sess.lens[b] += 1;
+                }
+            }
+        } else {
+            let refs: Vec<&[u32]> = next.iter().map(|p| p.as_slice()).collect();
+            res = model.forward(&mut sess, &refs, &opts)?;
+        }
     }
     Ok(out)
 }

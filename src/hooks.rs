@@ -8,7 +8,9 @@
 //! | `blocks.{l}.attn.hook_k`, `hook_v` | [T, Hkv, Dh] (Hkv = H for GPT-2) |
 //! | `blocks.{l}.attn.hook_rot_q`, `hook_rot_k` (Llama) | after RoPE, [T, H, Dh] and [T, Hkv, Dh] |
 //! | `blocks.{l}.attn.hook_attn_scores` | [H, T, K], scaled, masked entries −inf, pre-softmax |
-//! | `blocks.{l}.attn.hook_pattern` | [H, T, K], probabilities (masked entries 0) |
+//! | `blocks.{l}.attn.hook_pattern` | [H, T, K], the weight each value gets (softmax probabilities; masked entries 0) |
+//! | `blocks.{l}.attn.hook_extra_prob` (variants with an extra key) | [H, T], p′ |
+//! | `blocks.{l}.attn.hook_scale` (context_scale, gated) | [T, H], the per-head factor |
 //! | `blocks.{l}.mlp.hook_pre` (GPT-2), `mlp.hook_post` | [T, I] (I = 4D for GPT-2) |
 //! | `blocks.{l}.mlp.hook_gate`, `mlp.hook_up` (Llama) | [T, I], before the SiLU; `hook_post` = silu(gate)·up |
 //! | `ln_final.hook_normalized` | [T, D] |
@@ -29,6 +31,10 @@ pub enum Src {
     RotQk(usize),
     Scores(usize),
     Pattern(usize),
+    /// p′ of the extra key, [rows, H] (attention variants).
+    ExtraProb(usize),
+    /// Per-head output factor, [rows, H] (attention variants).
+    Scale(usize),
     Z(usize),
     AttnOut(usize),
     ResidMid(usize),
@@ -59,6 +65,8 @@ pub fn hooks_of(src: Src) -> Vec<String> {
         Src::RotQk(l) => vec![b(l, "attn.hook_rot_q"), b(l, "attn.hook_rot_k")],
         Src::Scores(l) => vec![b(l, "attn.hook_attn_scores")],
         Src::Pattern(l) => vec![b(l, "attn.hook_pattern")],
+        Src::ExtraProb(l) => vec![b(l, "attn.hook_extra_prob")],
+        Src::Scale(l) => vec![b(l, "attn.hook_scale")],
         Src::Z(l) => vec![b(l, "attn.hook_z")],
         Src::AttnOut(l) => vec![b(l, "hook_attn_out")],
         Src::ResidMid(l) => vec![b(l, "hook_resid_mid")],
@@ -82,6 +90,10 @@ pub struct HookSpace {
     pub n_head: usize,
     pub n_kv_head: usize,
     pub inner: usize,
+    /// The attention variant has p′ (`hook_extra_prob`).
+    pub extra_prob: bool,
+    /// The attention variant has a per-head factor (`hook_scale`).
+    pub scale: bool,
 }
 
 impl HookSpace {
@@ -93,6 +105,8 @@ impl HookSpace {
             n_head: cfg.n_head,
             n_kv_head: cfg.n_kv_head,
             inner: cfg.n_inner(),
+            extra_prob: cfg.variant.has_extra_prob(),
+            scale: cfg.variant.scale().is_some(),
         }
     }
 
@@ -105,6 +119,8 @@ impl HookSpace {
             n_head,
             n_kv_head: n_head,
             inner: 4 * d,
+            extra_prob: false,
+            scale: false,
         }
     }
 
@@ -158,6 +174,7 @@ impl HookSpace {
             Src::Qkv(_) | Src::RotQk(_) => self.d + 2 * self.kv_dim(),
             Src::GateUp(_) => 2 * self.inner,
             Src::MlpPre(_) | Src::MlpPost(_) => self.inner,
+            Src::ExtraProb(_) | Src::Scale(_) => self.n_head,
             _ => self.d,
         }
     }
@@ -304,6 +321,16 @@ pub fn split_capture(src: Src, data: &[f32], g: Geometry) -> Vec<(String, Tensor
                 }
             }
             vec![(names[0].clone(), Tensor::new(vec![h, g.n, k], v))]
+        }
+        Src::ExtraProb(_) => {
+            // [rows, H] -> [H, T]
+            let mut v = vec![0f32; h * g.n];
+            for t in 0..g.n {
+                for hh in 0..h {
+                    v[hh * g.n + t] = data[(g.row0 + t) * h + hh];
+                }
+            }
+            vec![(names[0].clone(), Tensor::new(vec![h, g.n], v))]
         }
         Src::Logits => unreachable!("logits are read separately"),
         _ => vec![(names[0].clone(), Tensor::new(vec![g.n, w], cols(0, w)))],

@@ -145,6 +145,7 @@ pub fn editable(hook: &str, space: &HookSpace) -> Result<(Src, usize, usize)> {
                 Src::Embed | Src::PosEmbed => {
                     bail!("{hook} cannot be edited; edit blocks.0.hook_resid_pre instead")
                 }
+                Src::ExtraProb(_) | Src::Scale(_) => bail!("{hook} cannot be edited"),
                 Src::Scores(_) | Src::Pattern(_) => {
                     bail!("{hook} cannot be edited; use knockout:keys=… to remove keys from attention")
                 }
@@ -326,6 +327,8 @@ mod tests {
             n_head: 6,
             n_kv_head: 2,
             inner: 200,
+            extra_prob: false,
+            scale: false,
         };
         assert_eq!(
             editable("blocks.1.attn.hook_v", &ll).unwrap(),

@@ -22,6 +22,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("rope.wgsl", include_str!("../shaders/rope.wgsl")),
     ("swiglu.wgsl", include_str!("../shaders/swiglu.wgsl")),
     ("matvec.wgsl", include_str!("../shaders/matvec.wgsl")),
+    (
+        "head_scale.wgsl",
+        include_str!("../shaders/head_scale.wgsl"),
+    ),
 ];
 
 /// Up to this many rows a matmul runs as matvec.wgsl (8 rows per block) instead of 64×64 tiles.
@@ -43,6 +47,8 @@ pub const MATMUL_B_T: u32 = 2;
 pub struct Kernels {
     /// Bound where a kernel's optional input is unused.
     pub dummy: wgpu::Buffer,
+    /// A second placeholder, for an unused writable binding next to `dummy`.
+    pub dummy2: wgpu::Buffer,
     pub embed: wgpu::ComputePipeline,
     pub layernorm: wgpu::ComputePipeline,
     pub matmul: wgpu::ComputePipeline,
@@ -55,10 +61,21 @@ pub struct Kernels {
     pub rope: wgpu::ComputePipeline,
     pub swiglu: wgpu::ComputePipeline,
     pub matvec: wgpu::ComputePipeline,
+    pub head_factor: wgpu::ComputePipeline,
+    pub head_apply: wgpu::ComputePipeline,
 }
 
 impl Kernels {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
+        // attention.wgsl binds 10 storage buffers (the most of any kernel).
+        let need = 10;
+        if ctx.limits.max_storage_buffers_per_shader_stage < need {
+            anyhow::bail!(
+                "the adapter '{}' allows {} storage buffers per shader stage; the attention kernel needs {need}",
+                ctx.info.name,
+                ctx.limits.max_storage_buffers_per_shader_stage
+            );
+        }
         ctx.checked("compiling the WGSL kernels", || {
             let p = |name: &str| {
                 let m = ctx.shader(name, source(name));
@@ -66,6 +83,7 @@ impl Kernels {
             };
             Ok(Self {
                 dummy: ctx.storage("dummy", 16)?,
+                dummy2: ctx.storage("dummy2", 16)?,
                 embed: p("embed.wgsl"),
                 layernorm: p("layernorm.wgsl"),
                 matmul: p("matmul.wgsl"),
@@ -78,6 +96,14 @@ impl Kernels {
                 rope: p("rope.wgsl"),
                 swiglu: p("swiglu.wgsl"),
                 matvec: p("matvec.wgsl"),
+                head_factor: {
+                    let m = ctx.shader("head_scale.wgsl", source("head_scale.wgsl"));
+                    ctx.pipeline("head_scale.wgsl:factor", &m, "factor", &[])
+                },
+                head_apply: {
+                    let m = ctx.shader("head_scale.wgsl", source("head_scale.wgsl"));
+                    ctx.pipeline("head_scale.wgsl:apply", &m, "apply", &[])
+                },
             })
         })
     }
@@ -124,6 +150,12 @@ pub struct AttnParams {
     pub kv_dim: u32,
     /// Query heads per key/value head (0: 1).
     pub group: u32,
+    /// Attention variant code (see attention.wgsl; 0 = softmax).
+    pub variant: u32,
+    pub clip_gamma: f32,
+    pub clip_eta: f32,
+    /// Sigmoid attention's T (0: the number of keys the query sees).
+    pub sig_t: u32,
 }
 
 impl Kernels {
@@ -468,12 +500,12 @@ impl Kernels {
         self.attention_knockout(g, p, qkv, rowinfo, k, v, z, scores, probs, None);
     }
 
-    /// `attention` with a knockout mask over absolute key positions (`p.knock_on` is set from it).
+    /// `attention` with every optional input: knockout mask, k′|v′ [2, H, Dh] and the p′ capture [rows, H].
     #[allow(clippy::too_many_arguments)]
-    pub fn attention_knockout(
+    pub fn attention_full(
         &self,
         g: &mut Graph,
-        mut p: AttnParams,
+        p: AttnParams,
         qkv: &wgpu::Buffer,
         rowinfo: &wgpu::Buffer,
         k: &wgpu::Buffer,
@@ -482,6 +514,94 @@ impl Kernels {
         scores: &wgpu::Buffer,
         probs: &wgpu::Buffer,
         knock: Option<&wgpu::Buffer>,
+        prime: Option<&wgpu::Buffer>,
+        extra: &wgpu::Buffer,
+    ) {
+        self.attention_dispatch(
+            g,
+            p,
+            [qkv, rowinfo, k, v, z, scores, probs],
+            knock,
+            prime,
+            extra,
+        );
+    }
+
+    /// Per-head scale: logits [rows, H] become mult·σ(logits) in place, then z [rows, H, Dh] *= them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn head_scale(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        n_head: usize,
+        head_dim: usize,
+        mult: f32,
+        fac: &wgpu::Buffer,
+        z: &wgpu::Buffer,
+    ) {
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        struct Hp {
+            rows: u32,
+            n_head: u32,
+            head_dim: u32,
+            mult: f32,
+        }
+        let hp = Hp {
+            rows: rows as u32,
+            n_head: n_head as u32,
+            head_dim: head_dim as u32,
+            mult,
+        };
+        g.dispatch(
+            "head_scale:factor",
+            &self.head_factor,
+            &hp,
+            vec![fac.into()],
+            grid_1d(rows * n_head, 256),
+        );
+        g.dispatch(
+            "head_scale:apply",
+            &self.head_apply,
+            &hp,
+            vec![fac.into(), z.into()],
+            grid_1d(rows * n_head * head_dim, 256),
+        );
+    }
+
+    /// `attention` with a knockout mask over absolute key positions (`p.knock_on` is set from it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention_knockout(
+        &self,
+        g: &mut Graph,
+        p: AttnParams,
+        qkv: &wgpu::Buffer,
+        rowinfo: &wgpu::Buffer,
+        k: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+        z: &wgpu::Buffer,
+        scores: &wgpu::Buffer,
+        probs: &wgpu::Buffer,
+        knock: Option<&wgpu::Buffer>,
+    ) {
+        self.attention_dispatch(
+            g,
+            p,
+            [qkv, rowinfo, k, v, z, scores, probs],
+            knock,
+            None,
+            &self.dummy2,
+        );
+    }
+
+    fn attention_dispatch(
+        &self,
+        g: &mut Graph,
+        mut p: AttnParams,
+        b: [&wgpu::Buffer; 7],
+        knock: Option<&wgpu::Buffer>,
+        prime: Option<&wgpu::Buffer>,
+        extra: &wgpu::Buffer,
     ) {
         let rows = p.rows as usize;
         let gx = rows.clamp(1, 65535);
@@ -495,20 +615,15 @@ impl Kernels {
         if p.group == 0 {
             p.group = 1;
         }
+        let mut binds: Vec<Bind> = b.iter().map(|x| (*x).into()).collect();
+        binds.push(knock.unwrap_or(&self.dummy).into());
+        binds.push(prime.unwrap_or(&self.dummy).into());
+        binds.push(extra.into());
         g.dispatch(
             "attention",
             &self.attention,
             &p,
-            vec![
-                qkv.into(),
-                rowinfo.into(),
-                k.into(),
-                v.into(),
-                z.into(),
-                scores.into(),
-                probs.into(),
-                knock.unwrap_or(&self.dummy).into(),
-            ],
+            binds,
             [gx as u32, p.n_head, rows.div_ceil(gx).max(1) as u32],
         );
     }
@@ -787,9 +902,17 @@ mod tests {
                 .iter()
                 .map(|e| (e.name.as_str(), e.stage))
                 .collect();
-            if eps != [("main", naga::ShaderStage::Compute)] {
+            // Every kernel has one `main`, except head_scale.wgsl's two steps of one concern.
+            let want: Vec<&str> = if *name == "head_scale.wgsl" {
+                vec!["factor", "apply"]
+            } else {
+                vec!["main"]
+            };
+            let got: Vec<&str> = eps.iter().map(|e| e.0).collect();
+            if got.as_slice() != &want[..] || eps.iter().any(|e| e.1 != naga::ShaderStage::Compute)
+            {
                 failures.push(format!(
-                    "{name}: expected exactly one compute entry point `main`, found {eps:?}"
+                    "{name}: expected the compute entry points {want:?}, found {eps:?}"
                 ));
             }
         }

@@ -42,6 +42,10 @@ struct Layer {
     /// GPT-2 mlp.c_proj [I, D]; Llama down_proj [D, I].
     down_w: wgpu::Buffer,
     down_b: Option<wgpu::Buffer>,
+    /// Attention variants: k′ | v′ [2, H, Dh].
+    prime: Option<wgpu::Buffer>,
+    /// Attention variants: per-head factor weights [H, D] (nn.Linear layout) and bias [H].
+    scale_w: Option<(wgpu::Buffer, wgpu::Buffer)>,
 }
 
 /// A GPT-2 or Llama model loaded onto one GPU.
@@ -295,10 +299,40 @@ impl Model {
                         up_b: None,
                         down_w: up(&n("mlp.down_proj.weight"), &[d, inner], &mut bytes)?,
                         down_b: None,
+                        prime: None,
+                        scale_w: None,
                     }
                 } else {
                     let n = |s: &str| format!("h.{l}.{s}");
+                    let var = cfg.variant;
+                    let (h, hd) = (cfg.n_head, cfg.head_dim());
+                    let prime = if var.has_v_prime() {
+                        let mut kv = if var.has_k_prime() {
+                            wf.load(&n("attn.k_prime"), &[h, hd])?.into_owned()
+                        } else {
+                            vec![0.0; h * hd]
+                        };
+                        // [H, Dh], or flat [D] (h·Dh + d) as the paper's value-bias code stores it.
+                        let vp = match wf.load(&n("attn.v_prime"), &[h, hd]) {
+                            Ok(v) => v,
+                            Err(_) => wf.load(&n("attn.v_prime"), &[d])?,
+                        };
+                        kv.extend_from_slice(&vp);
+                        bytes += kv.len() as u64 * 4;
+                        Some(ctx2.storage_init(&label(&n("attn.v_prime")), bytes_f32(&kv))?)
+                    } else {
+                        None
+                    };
+                    let scale_w = match var.scale() {
+                        Some((m, _)) => Some((
+                            up(&n(&format!("attn.{m}.weight")), &[h, d], &mut bytes)?,
+                            up(&n(&format!("attn.{m}.bias")), &[h], &mut bytes)?,
+                        )),
+                        None => None,
+                    };
                     Layer {
+                        prime,
+                        scale_w,
                         norm1_w: up(&n("ln_1.weight"), &[d], &mut bytes)?,
                         norm1_b: Some(up(&n("ln_1.bias"), &[d], &mut bytes)?),
                         qkv_w: up(&n("attn.c_attn.weight"), &[d, 3 * d], &mut bytes)?,
@@ -494,7 +528,12 @@ impl Model {
                 let r = b * tmax + t;
                 if t < toks.len() {
                     tokens[r] = toks[t];
-                    rowinfo[r] = [b as u32, (sess.lens[b] + t) as u32, 1, 0];
+                    rowinfo[r] = [
+                        b as u32,
+                        (sess.lens[b] + t) as u32,
+                        1,
+                        (sess.lens[b] + toks.len()) as u32,
+                    ];
                 } else {
                     rowinfo[r] = [b as u32, 0, 0, 0];
                 }
@@ -521,9 +560,11 @@ impl Model {
         let mlp_post = act("mlp_post", rows as u64 * inner as u64 * f)?; // [rows, I]
         let mlp_out = act("mlp_out", rd)?; //                   [rows, D]
         let lnf = act("ln_final", rd)?; //                      [rows, D]
-        let want_att = opts
-            .capture
-            .wants_any_src(cfg.n_layer, |l| [Src::Scores(l), Src::Pattern(l)]);
+        let want_att = opts.capture.wants_any_src(cfg.n_layer, |l| {
+            [Src::Scores(l), Src::Pattern(l), Src::ExtraProb(l)]
+        });
+        let extra = act("attn extra prob", rows as u64 * h as u64 * f)?; // [rows, H]
+        let fac = act("attn head factor", rows as u64 * h as u64 * f)?; // [rows, H]
         let (scores, probs) = if want_att {
             let bytes = rows as u64 * h as u64 * cap_keys as u64 * f;
             ctx.check_binding("capture of attention scores [rows, n_head, keys]", bytes)?;
@@ -682,17 +723,50 @@ impl Model {
                 qkv_width: qkvw as u32,
                 kv_dim: kvd as u32,
                 group: (h / cfg.n_kv_head) as u32,
+                variant: cfg.variant.code(),
+                clip_gamma: cfg.clip_gamma,
+                clip_eta: cfg.clip_eta,
+                sig_t: cfg.sigmoid_t as u32,
                 ..Default::default()
             };
             let kn = knock
                 .as_ref()
                 .filter(|_| opts.knockout.as_ref().is_some_and(|k| k.applies_to(l)));
-            self.k.attention_knockout(
-                &mut g, p, &qkv, &info_buf, &sess.k[l], &sess.v[l], &z, &scores, &probs, kn,
+            self.k.attention_full(
+                &mut g,
+                p,
+                &qkv,
+                &info_buf,
+                &sess.k[l],
+                &sess.v[l],
+                &z,
+                &scores,
+                &probs,
+                kn,
+                w.prime.as_ref(),
+                &extra,
             );
             if want_att {
                 tap.tap(&mut g, Src::Scores(l), &scores, rows * h * cap_keys)?;
                 tap.tap(&mut g, Src::Pattern(l), &probs, rows * h * cap_keys)?;
+                if space.extra_prob {
+                    tap.tap(&mut g, Src::ExtraProb(l), &extra, rows * h)?;
+                }
+            }
+            if let (Some((sw, sb)), Some((_, mult))) = (&w.scale_w, cfg.variant.scale()) {
+                self.k.matmul(
+                    &mut g,
+                    rows,
+                    h,
+                    d,
+                    (&ln1).into(),
+                    sw.into(),
+                    Some(sb),
+                    (&fac).into(),
+                    true,
+                );
+                self.k.head_scale(&mut g, rows, h, hd, mult, &fac, &z);
+                tap.tap(&mut g, Src::Scale(l), &fac, rows * h)?;
             }
             tap.tap(&mut g, Src::Z(l), &z, rdf)?;
             self.k.matmul(
