@@ -196,10 +196,10 @@ impl Gpt2Config {
         }
         if !matches!(
             self.activation_function.as_str(),
-            "gelu_new" | "gelu_pytorch_tanh"
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu"
         ) {
             bail!(
-                "activation_function '{}' is not supported (GPT-2 uses gelu_new)",
+                "activation_function '{}' is not supported (gelu_new as GPT-2, or gelu as nanoGPT)",
                 self.activation_function
             );
         }
@@ -268,6 +268,8 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
     pub scale_attn_weights: bool,
+    /// GELU in its exact erf form (`activation_function: "gelu"`, nanoGPT) instead of the tanh form.
+    pub gelu_exact: bool,
     pub variant: AttnVariant,
     pub clip_gamma: f32,
     pub clip_eta: f32,
@@ -374,6 +376,7 @@ impl From<Gpt2Config> for ModelConfig {
             .map(|v| AttnVariant::parse(v).expect("validated"))
             .unwrap_or(AttnVariant::Default);
         ModelConfig {
+            gelu_exact: c.activation_function == "gelu",
             variant,
             clip_gamma: c.clip_gamma.unwrap_or(0.0),
             clip_eta: c.clip_eta.unwrap_or(1.0),
@@ -510,6 +513,7 @@ impl LlamaConfig {
             bos_token_id: c.bos_token_id,
             eos_token_id: eos,
             scale_attn_weights: true,
+            gelu_exact: false,
             variant: AttnVariant::Default,
             clip_gamma: 0.0,
             clip_eta: 1.0,
@@ -561,6 +565,7 @@ pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
         bos_token_id: g.get_u32("tokenizer.ggml.bos_token_id").ok(),
         eos_token_id: g.get_u32("tokenizer.ggml.eos_token_id").ok(),
         scale_attn_weights: true,
+        gelu_exact: false,
         variant: AttnVariant::Default,
         clip_gamma: 0.0,
         clip_eta: 1.0,

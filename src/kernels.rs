@@ -401,12 +401,24 @@ impl Kernels {
 
     /// y = gelu_new(x) over n values.
     pub fn gelu(&self, g: &mut Graph, n: usize, x: &wgpu::Buffer, y: &wgpu::Buffer) {
+        self.gelu_mode(g, n, false, x, y);
+    }
+
+    /// GELU: the tanh form (`exact` false, GPT-2's gelu_new) or the erf form (torch nn.GELU()).
+    pub fn gelu_mode(
+        &self,
+        g: &mut Graph,
+        n: usize,
+        exact: bool,
+        x: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) {
         g.dispatch(
             "gelu",
             &self.gelu,
             &P4 {
                 a: n as u32,
-                b: 0,
+                b: exact as u32,
                 c: 0,
                 d: 0,
             },

@@ -16,6 +16,7 @@
 pub mod analysis;
 pub mod capture_file;
 pub mod config;
+pub mod convert;
 pub mod corpus;
 pub mod generate;
 pub mod gguf;

@@ -808,7 +808,8 @@ impl Model {
                 self.k.swiglu(&mut g, rows, inner, &mlp_pre, &mlp_post);
             } else {
                 tap.tap(&mut g, Src::MlpPre(l), &mlp_pre, rows * inner)?;
-                self.k.gelu(&mut g, rows * inner, &mlp_pre, &mlp_post);
+                self.k
+                    .gelu_mode(&mut g, rows * inner, cfg.gelu_exact, &mlp_pre, &mlp_post);
             }
             tap.tap(&mut g, Src::MlpPost(l), &mlp_post, rows * inner)?;
             self.k.matmul(

@@ -616,3 +616,31 @@ fn matvec_and_tiled_paths_agree() {
         }
     }
 }
+
+/// The exact (erf) GELU of nanoGPT against f64 erf, over ±30 and N(0, 3²).
+#[test]
+fn exact_gelu_matches_erf() {
+    use rand::{Rng, SeedableRng};
+    let ctx = common::ctx();
+    let kern = Kernels::new(&ctx).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut x: Vec<f32> = (0..201).map(|i| -30.0 + 0.3 * i as f32).collect();
+    x.extend((0..800).map(|_| rng.random_range(-9.0f32..9.0)));
+    let n = x.len();
+    let xb = ctx.storage_init("x", bytemuck::cast_slice(&x)).unwrap();
+    let yb = ctx.storage("y", (n * 4) as u64).unwrap();
+    let rb = ctx.readback("rb", (n * 4) as u64).unwrap();
+    let mut g = Graph::default();
+    kern.gelu_mode(&mut g, n, true, &xb, &yb);
+    g.copy(&yb, 0, &rb, 0, (n * 4) as u64);
+    ctx.queue.submit([g.encode(&ctx)]);
+    let y = ctx.read_f32(&[(&rb, n)]).unwrap().pop().unwrap();
+    let mut worst = 0f64;
+    for (a, b) in x.iter().zip(&y) {
+        let a = *a as f64;
+        let want = 0.5 * a * (1.0 + libm::erf(a / std::f64::consts::SQRT_2));
+        assert!(b.is_finite());
+        worst = worst.max((*b as f64 - want).abs() / want.abs().max(1.0));
+    }
+    assert!(worst < 5e-6, "exact GELU: error {worst:.2e}");
+}
