@@ -215,3 +215,114 @@ pub fn summary_text(r: &Report, out: &Path) -> String {
     t.push(format!("report: {}", out.join("report.md").display()));
     t.join("\n")
 }
+
+/// One model's row in a side-by-side comparison (the zoo: default vs context-aware scaling, …).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ComparisonRow {
+    pub name: String,
+    /// Largest block-output |h| over layers and sequences.
+    pub top1_max: f32,
+    /// Largest per-layer ratio of the mean top-1 |h| to the mean median |h|.
+    pub top1_over_median: f32,
+    /// Largest per-layer mean share of the queries' attention held by the top key.
+    pub top_key_share: f32,
+    /// Largest per-layer mean share of attention going to key 0 (queries 1..T-1, head-averaged).
+    pub key0_share: f32,
+    /// Largest down-projection max/mean weight ratio over layers.
+    pub down_proj_ratio: f32,
+    pub ppl: f64,
+}
+
+/// Probe each model on the same windows and measure its perplexity on them.
+pub fn compare(models: &[(String, &Model)], windows: &[Vec<u32>]) -> Result<Vec<ComparisonRow>> {
+    let mut rows = Vec::new();
+    for (name, m) in models {
+        let tmp = std::env::temp_dir().join(format!(
+            "outlier-probe-compare-{}-{name}",
+            std::process::id()
+        ));
+        let (report, _) = run(
+            &ProbeRun {
+                model: m,
+                sequences: windows.to_vec(),
+                source: format!("{} windows", windows.len()),
+                thresholds: Thresholds::default(),
+                out_dir: tmp.clone(),
+            },
+            None,
+        )?;
+        let _ = std::fs::remove_dir_all(&tmp);
+        let c = &report.corpus;
+        let top1_max = c
+            .block_output
+            .iter()
+            .map(|l| l.top1_max)
+            .fold(0.0, f32::max);
+        let ratio = c
+            .block_output
+            .iter()
+            .map(|l| l.top1_mean / l.median_mean.max(f32::MIN_POSITIVE))
+            .fold(0.0, f32::max);
+        let share = c
+            .attention
+            .iter()
+            .map(|a| a.top1_share_mean)
+            .fold(0.0, f32::max);
+        // Key-0 share straight from the patterns.
+        let filter = HookFilter::parse("blocks.*.attn.hook_pattern")?;
+        let mut per_layer = vec![(0f64, 0usize); m.cfg.n_layer];
+        for w in windows {
+            let caps = m.capture(w, &filter)?;
+            for (l, acc) in per_layer.iter_mut().enumerate() {
+                let p = &caps[&format!("blocks.{l}.attn.hook_pattern")];
+                let (h, t) = (p.shape[0], p.shape[1]);
+                for hh in 0..h {
+                    for i in 1..t {
+                        acc.0 += p.data[(hh * t + i) * t] as f64;
+                        acc.1 += 1;
+                    }
+                }
+            }
+        }
+        let key0 = per_layer
+            .iter()
+            .map(|(s, n)| (*s / (*n).max(1) as f64) as f32)
+            .fold(0.0, f32::max);
+        let down = report
+            .summary
+            .down_proj_max
+            .as_ref()
+            .map_or(0.0, |d| d.ratio);
+        let ppl = crate::ppl::perplexity(m, windows, 4, &[], None, name, None)?.ppl;
+        rows.push(ComparisonRow {
+            name: name.clone(),
+            top1_max,
+            top1_over_median: ratio,
+            top_key_share: share,
+            key0_share: key0,
+            down_proj_ratio: down,
+            ppl,
+        });
+    }
+    Ok(rows)
+}
+
+/// The comparison as a Markdown table.
+pub fn comparison_table(rows: &[ComparisonRow]) -> String {
+    let mut s = String::from(
+        "| model | max \\|h\\| | max top-1/median | top-key share | key-0 share | down-proj max/mean | held-out ppl |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {:.2} |\n",
+            r.name,
+            r.top1_max,
+            r.top1_over_median,
+            r.top_key_share,
+            r.key0_share,
+            r.down_proj_ratio,
+            r.ppl
+        ));
+    }
+    s
+}
