@@ -10,7 +10,6 @@ use common::*;
 use outlier_probe::config::Arch;
 use outlier_probe::generate::{generate, Sampling};
 use outlier_probe::hooks::HookFilter;
-use outlier_probe::model::{ForwardOptions, LogitsMode};
 
 const LLAMA: [&str; 2] = ["llama-odd-a", "llama-odd-b"];
 
@@ -64,26 +63,6 @@ fn llama_greedy_generation_and_decoding() {
             assert_eq!(out[0], r.generated, "{fx} ref-{k}: greedy continuation");
         }
         // Decode over the cache equals recomputation (RoPE positions and GQA cache layout).
-        let r = reference(fx, 2);
-        let full = model.logits(&r.tokens).unwrap();
-        let t = r.tokens.len();
-        let mut sess = model.session(1, t).unwrap();
-        let opts = ForwardOptions {
-            logits: LogitsMode::Last,
-            ..Default::default()
-        };
-        model
-            .forward(&mut sess, &[&r.tokens[..t / 2]], &opts)
-            .unwrap();
-        for i in t / 2..t {
-            let out = model
-                .forward(&mut sess, &[&r.tokens[i..i + 1]], &opts)
-                .unwrap();
-            let row = out.logits[0].as_ref().unwrap();
-            let want =
-                outlier_probe::tensor::Tensor::new(vec![1, full.shape[1]], full.row(i).to_vec());
-            let e = row.rel_err(&want);
-            assert!(e <= 1e-5, "{fx}: decode at {i}: {e:.2e}");
-        }
+        assert_decode_equals_recompute(&model, &reference(fx, 2).tokens, fx);
     }
 }

@@ -11,7 +11,6 @@ use outlier_probe::generate::{generate, Sampling};
 use outlier_probe::gpu::GpuOptions;
 use outlier_probe::hooks::HookFilter;
 use outlier_probe::model::{ForwardOptions, Gpt2, LogitsMode};
-use outlier_probe::tensor::Tensor;
 
 const TOL: f32 = 1e-4;
 
@@ -78,35 +77,7 @@ fn greedy_generation_matches_transformers() {
 fn decode_equals_recompute() {
     for fx in ["gpt2-odd-a", "gpt2-odd-c"] {
         let model = load(fx);
-        let r = reference(fx, 2);
-        let full = model.logits(&r.tokens).unwrap();
-        let t = r.tokens.len();
-        let split = t / 3;
-        let mut sess = model.session(1, t).unwrap();
-        let opts = ForwardOptions {
-            logits: LogitsMode::Last,
-            ..Default::default()
-        };
-        let out = model
-            .forward(&mut sess, &[&r.tokens[..split]], &opts)
-            .unwrap();
-        let mut rows = vec![out.logits[0].clone().unwrap()];
-        for i in split..t {
-            let out = model
-                .forward(&mut sess, &[&r.tokens[i..i + 1]], &opts)
-                .unwrap();
-            rows.push(out.logits[0].clone().unwrap());
-        }
-        for (j, row) in rows.iter().enumerate() {
-            let pos = split - 1 + j;
-            let want = Tensor::new(vec![1, full.shape[1]], full.row(pos).to_vec());
-            let e = row.rel_err(&want);
-            assert!(
-                e <= 1e-5,
-                "{fx}: decode step at position {pos}: relative error {e:.2e}"
-            );
-        }
-        assert_eq!(sess.lens[0], t);
+        assert_decode_equals_recompute(&model, &reference(fx, 2).tokens, fx);
     }
 }
 

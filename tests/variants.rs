@@ -7,8 +7,7 @@ use common::*;
 use outlier_probe::config::AttnVariant;
 use outlier_probe::generate::{generate, Sampling};
 use outlier_probe::hooks::HookFilter;
-use outlier_probe::model::{ForwardOptions, LogitsMode, Model};
-use outlier_probe::tensor::Tensor;
+use outlier_probe::model::Model;
 
 fn load_variant(v: AttnVariant) -> Model {
     Model::load(ctx(), &fixtures_dir().join("variants").join(v.name()))
@@ -61,24 +60,7 @@ fn variants_decode_equals_recompute() {
     {
         let model = load_variant(v);
         let r = reference(&format!("variants/{}", v.name()), 0);
-        let full = model.logits(&r.tokens).unwrap();
-        let t = r.tokens.len();
-        let mut sess = model.session(1, t).unwrap();
-        let opts = ForwardOptions {
-            logits: LogitsMode::Last,
-            ..Default::default()
-        };
-        model
-            .forward(&mut sess, &[&r.tokens[..t / 2]], &opts)
-            .unwrap();
-        for i in t / 2..t {
-            let out = model
-                .forward(&mut sess, &[&r.tokens[i..i + 1]], &opts)
-                .unwrap();
-            let want = Tensor::new(vec![1, full.shape[1]], full.row(i).to_vec());
-            let e = out.logits[0].as_ref().unwrap().rel_err(&want);
-            assert!(e <= 1e-5, "{}: decode at {i}: {e:.2e}", v.name());
-        }
+        assert_decode_equals_recompute(&model, &r.tokens, v.name());
     }
 }
 

@@ -145,3 +145,37 @@ pub fn smollm2_gguf() -> PathBuf {
          or point SMOLLM2_GGUF at the file."
     )
 }
+
+/// Prefill the first third of `tokens`, then decode the rest one token at a time over the KV
+/// cache: every step's logits must equal those of one pass over the whole sequence.
+pub fn assert_decode_equals_recompute(model: &Gpt2, tokens: &[u32], what: &str) {
+    use outlier_probe::model::{ForwardOptions, LogitsMode};
+    let full = model.logits(tokens).unwrap();
+    let t = tokens.len();
+    let split = (t / 3).max(1);
+    let mut sess = model.session(1, t).unwrap();
+    let opts = ForwardOptions {
+        logits: LogitsMode::Last,
+        ..Default::default()
+    };
+    let mut pos = split - 1;
+    let mut out = model
+        .forward(&mut sess, &[&tokens[..split]], &opts)
+        .unwrap();
+    loop {
+        let want = Tensor::new(vec![1, full.shape[1]], full.row(pos).to_vec());
+        let e = out.logits[0].as_ref().unwrap().rel_err(&want);
+        assert!(
+            e <= 1e-5,
+            "{what}: decode step at position {pos}: relative error {e:.2e}"
+        );
+        pos += 1;
+        if pos == t {
+            break;
+        }
+        out = model
+            .forward(&mut sess, &[&tokens[pos..pos + 1]], &opts)
+            .unwrap();
+    }
+    assert_eq!(sess.lens[0], t);
+}
