@@ -563,8 +563,10 @@ impl Model {
         let want_att = opts.capture.wants_any_src(cfg.n_layer, |l| {
             [Src::Scores(l), Src::Pattern(l), Src::ExtraProb(l)]
         });
-        let extra = act("attn extra prob", rows as u64 * h as u64 * f)?; // [rows, H]
-        let fac = act("attn head factor", rows as u64 * h as u64 * f)?; // [rows, H]
+        // Variant-only activations, [rows, H]; a placeholder otherwise.
+        let rh = |on: bool| if on { rows as u64 * h as u64 * f } else { 16 };
+        let extra = act("attn extra prob", rh(space.extra_prob))?;
+        let fac = act("attn head factor", rh(space.scale))?;
         let (scores, probs) = if want_att {
             let bytes = rows as u64 * h as u64 * cap_keys as u64 * f;
             ctx.check_binding("capture of attention scores [rows, n_head, keys]", bytes)?;
