@@ -177,10 +177,7 @@ fn main() -> Result<()> {
             seed,
         } => {
             let m = load(&cli.gpu, &model)?;
-            let tok = m
-                .tokenizer
-                .as_ref()
-                .context("the model directory has no tokenizer.json")?;
+            let tok = m.tokenizer()?;
             let prompts = prompt
                 .iter()
                 .map(|p| tok.encode(p))
@@ -263,10 +260,7 @@ fn main() -> Result<()> {
             json,
         } => {
             let m = load(&cli.gpu, &model)?;
-            let tok = m
-                .tokenizer
-                .as_ref()
-                .context("the model directory has no tokenizer.json")?;
+            let tok = m.tokenizer()?;
             let seq_len = seq_len.unwrap_or(m.cfg.n_positions.min(256));
             let specs = intervene
                 .iter()
@@ -343,7 +337,7 @@ fn main() -> Result<()> {
             out,
         } => {
             let m = load(&cli.gpu, &model)?;
-            let tok = m.tokenizer.as_ref().context("the model has no tokenizer")?;
+            let tok = m.tokenizer()?;
             let mut th = outlier_probe::analysis::Thresholds::default();
             if massive {
                 th.activation = outlier_probe::analysis::ActivationRule::massive_activations();
@@ -406,10 +400,7 @@ fn main() -> Result<()> {
             out,
         } => {
             let m = load(&cli.gpu, &model)?;
-            let tok = m
-                .tokenizer
-                .as_ref()
-                .context("the model directory has no tokenizer.json")?;
+            let tok = m.tokenizer()?;
             let ids = tok.encode(&prompt)?;
             let filter = HookFilter::parse(&hooks)?;
             let names = filter.resolve(&m.hooks())?;

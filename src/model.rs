@@ -383,6 +383,16 @@ impl Model {
         })
     }
 
+    /// The tokenizer, or an error naming the model when it came without one.
+    pub fn tokenizer(&self) -> Result<&Tokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} has no tokenizer (tokenizer.json or GGUF metadata)",
+                self.source.display()
+            )
+        })
+    }
+
     pub fn ctx(&self) -> &Arc<GpuContext> {
         &self.ctx
     }

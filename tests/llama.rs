@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 
 use common::*;
 use outlier_probe::config::Arch;
 use outlier_probe::generate::{generate, Sampling};
-use outlier_probe::hooks::HookFilter;
 
 const LLAMA: [&str; 2] = ["llama-odd-a", "llama-odd-b"];
 
@@ -18,34 +16,7 @@ fn every_llama_hook_matches_transformers() {
     for fx in LLAMA {
         let model = load(fx);
         assert_eq!(model.cfg.arch, Arch::Llama);
-        let mut worst: BTreeMap<String, f32> = BTreeMap::new();
-        for k in 0..3 {
-            let r = reference(fx, k);
-            let caps = model.capture(&r.tokens, &HookFilter::all()).unwrap();
-            let expected: Vec<&String> = r.tensors.keys().collect();
-            let got: Vec<&String> = caps.keys().collect();
-            assert_eq!(
-                got, expected,
-                "{fx} ref-{k}: hook names differ from the reference"
-            );
-            for (name, want) in &r.tensors {
-                let have = &caps[name];
-                assert_eq!(have.shape, want.shape, "{fx} ref-{k} {name}: shape");
-                let e = have.rel_err(want);
-                assert!(e <= 1e-4, "{fx} ref-{k} {name}: relative error {e:.2e}");
-                let w = worst.entry(kind(name)).or_default();
-                *w = w.max(e);
-            }
-            assert_eq!(
-                caps["logits"].argmax_rows(),
-                r.tensors["logits"].argmax_rows(),
-                "{fx} ref-{k}: top-1"
-            );
-        }
-        eprintln!("max relative error per hook kind, {fx}:");
-        for (k, e) in worst {
-            eprintln!("  {k:28} {e:.2e}");
-        }
+        assert_all_hooks_match(&model, fx, 1e-4);
     }
 }
 

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 
 use common::*;
 use outlier_probe::generate::{generate, Sampling};
@@ -16,42 +15,8 @@ const TOL: f32 = 1e-4;
 
 #[test]
 fn every_hook_matches_transformers() {
-    let mut report = Vec::new();
     for fx in FIXTURES {
-        let model = load(fx);
-        let mut worst: BTreeMap<String, f32> = BTreeMap::new();
-        for k in 0..3 {
-            let r = reference(fx, k);
-            let caps = model.capture(&r.tokens, &HookFilter::all()).unwrap();
-            let expected: Vec<&String> = r.tensors.keys().collect();
-            let got: Vec<&String> = caps.keys().collect();
-            assert_eq!(
-                got, expected,
-                "{fx} ref-{k}: captured hook names differ from the reference"
-            );
-            assert_eq!(caps.len(), model.hooks().hooks().len());
-            for (name, want) in &r.tensors {
-                let have = &caps[name];
-                assert_eq!(have.shape, want.shape, "{fx} ref-{k} {name}: shape");
-                let e = have.rel_err(want);
-                assert!(
-                    e <= TOL,
-                    "{fx} ref-{k} {name}: relative error {e:.2e} > {TOL:.0e}"
-                );
-                let w = worst.entry(kind(name)).or_default();
-                *w = w.max(e);
-            }
-            let top_have = caps["logits"].argmax_rows();
-            let top_want = r.tensors["logits"].argmax_rows();
-            assert_eq!(top_have, top_want, "{fx} ref-{k}: top-1 tokens differ");
-        }
-        report.push((fx, worst));
-    }
-    for (fx, worst) in report {
-        eprintln!("max relative error per hook kind, {fx}:");
-        for (k, e) in worst {
-            eprintln!("  {k:28} {e:.2e}");
-        }
+        assert_all_hooks_match(&load(fx), fx, TOL);
     }
 }
 

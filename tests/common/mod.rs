@@ -179,3 +179,43 @@ pub fn assert_decode_equals_recompute(model: &Gpt2, tokens: &[u32], what: &str) 
     }
     assert_eq!(sess.lens[0], t);
 }
+
+/// Capture every hook of `fixture`'s three reference prompts and compare each with the
+/// reference tensor (same names, same shapes, relative error ≤ `tol`, same top-1 tokens).
+/// Prints and returns the worst error per hook kind.
+pub fn assert_all_hooks_match(model: &Gpt2, fixture: &str, tol: f32) -> BTreeMap<String, f32> {
+    use outlier_probe::hooks::HookFilter;
+    let mut worst: BTreeMap<String, f32> = BTreeMap::new();
+    for k in 0..3 {
+        let r = reference(fixture, k);
+        let caps = model.capture(&r.tokens, &HookFilter::all()).unwrap();
+        let expected: Vec<&String> = r.tensors.keys().collect();
+        let got: Vec<&String> = caps.keys().collect();
+        assert_eq!(
+            got, expected,
+            "{fixture} ref-{k}: captured hook names differ from the reference"
+        );
+        assert_eq!(caps.len(), model.hooks().hooks().len());
+        for (name, want) in &r.tensors {
+            let have = &caps[name];
+            assert_eq!(have.shape, want.shape, "{fixture} ref-{k} {name}: shape");
+            let e = have.rel_err(want);
+            assert!(
+                e <= tol,
+                "{fixture} ref-{k} {name}: relative error {e:.2e} > {tol:.0e}"
+            );
+            let w = worst.entry(kind(name)).or_default();
+            *w = w.max(e);
+        }
+        assert_eq!(
+            caps["logits"].argmax_rows(),
+            r.tensors["logits"].argmax_rows(),
+            "{fixture} ref-{k}: top-1 tokens differ"
+        );
+    }
+    eprintln!("max relative error per hook kind, {fixture}:");
+    for (k, e) in &worst {
+        eprintln!("  {k:28} {e:.2e}");
+    }
+    worst
+}
