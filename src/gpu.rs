@@ -360,6 +360,20 @@ impl GpuContext {
         Ok(out)
     }
 
+    /// Copy the first `len` f32 values of a storage buffer to the host.
+    pub fn read_storage(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>> {
+        let bytes = len as u64 * 4;
+        let rb = self.readback("storage readback", bytes)?;
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        enc.copy_buffer_to_buffer(buffer, 0, &rb, 0, bytes);
+        self.queue.submit([enc.finish()]);
+        Ok(self.read_f32(&[(&rb, len)])?.remove(0))
+    }
+
     /// Run `f` inside error scopes; turn validation and out-of-memory errors into a Result.
     pub fn checked<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);

@@ -26,7 +26,25 @@ pub const SHADERS: &[(&str, &str)] = &[
         "head_scale.wgsl",
         include_str!("../shaders/head_scale.wgsl"),
     ),
+    (
+        "quant_weights.wgsl",
+        include_str!("../shaders/quant_weights.wgsl"),
+    ),
+    (
+        "quant_acts.wgsl",
+        include_str!("../shaders/quant_acts.wgsl"),
+    ),
 ];
+
+/// The compute entry points of each shader: `main`, except where one concern takes steps.
+pub fn entry_points(name: &str) -> &'static [&'static str] {
+    match name {
+        "head_scale.wgsl" => &["factor", "apply"],
+        "quant_weights.wgsl" => &["absmax_channel", "absmax_tensor", "apply"],
+        "quant_acts.wgsl" => &["absmax", "apply"],
+        _ => &["main"],
+    }
+}
 
 /// Up to this many rows a matmul runs as matvec.wgsl (8 rows per block) instead of 64×64 tiles.
 pub const MATVEC_MAX_ROWS: usize = 32;
@@ -37,6 +55,11 @@ fn source(name: &str) -> &'static str {
         .find(|(n, _)| *n == name)
         .map(|(_, s)| *s)
         .expect("shader listed in SHADERS")
+}
+
+/// Largest magnitude of a symmetric `bits`-bit integer: 127 for 8 bits, 7 for 4.
+pub fn qmax(bits: u32) -> f32 {
+    ((1u32 << (bits - 1)) - 1) as f32
 }
 
 /// `flags` bits of matmul.wgsl.
@@ -63,6 +86,10 @@ pub struct Kernels {
     pub matvec: wgpu::ComputePipeline,
     pub head_factor: wgpu::ComputePipeline,
     pub head_apply: wgpu::ComputePipeline,
+    /// quant_weights.wgsl: absmax_channel, absmax_tensor, apply.
+    pub qw: [wgpu::ComputePipeline; 3],
+    /// quant_acts.wgsl: absmax, apply.
+    pub qa: [wgpu::ComputePipeline; 2],
 }
 
 impl Kernels {
@@ -81,6 +108,19 @@ impl Kernels {
                 let m = ctx.shader(name, source(name));
                 ctx.pipeline(name, &m, "main", &[])
             };
+            let steps = |name: &str| -> Vec<wgpu::ComputePipeline> {
+                let m = ctx.shader(name, source(name));
+                entry_points(name)
+                    .iter()
+                    .map(|e| ctx.pipeline(&format!("{name}:{e}"), &m, e, &[]))
+                    .collect()
+            };
+            let [qw0, qw1, qw2]: [wgpu::ComputePipeline; 3] = steps("quant_weights.wgsl")
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("quant_weights.wgsl entry points"))?;
+            let [qa0, qa1]: [wgpu::ComputePipeline; 2] = steps("quant_acts.wgsl")
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("quant_acts.wgsl entry points"))?;
             Ok(Self {
                 dummy: ctx.storage("dummy", 16)?,
                 dummy2: ctx.storage("dummy2", 16)?,
@@ -104,6 +144,8 @@ impl Kernels {
                     let m = ctx.shader("head_scale.wgsl", source("head_scale.wgsl"));
                     ctx.pipeline("head_scale.wgsl:apply", &m, "apply", &[])
                 },
+                qw: [qw0, qw1, qw2],
+                qa: [qa0, qa1],
             })
         })
     }
@@ -581,6 +623,117 @@ impl Kernels {
         );
     }
 
+    /// Fake-quantize in place the matrix at element `offset` of `w`: [k, n] (or [n, k] with
+    /// `b_t`), `bits`-bit symmetric absmax, one scale per output channel or for the whole
+    /// matrix; input channels flagged in `protect` ([k] u32) stay as they are.
+    /// `scales` holds at least max(n, 1) floats.
+    #[allow(clippy::too_many_arguments)]
+    pub fn quant_weight(
+        &self,
+        g: &mut Graph,
+        w: &wgpu::Buffer,
+        offset: usize,
+        k: usize,
+        n: usize,
+        b_t: bool,
+        per_channel: bool,
+        bits: u32,
+        protect: &wgpu::Buffer,
+        scales: &wgpu::Buffer,
+    ) {
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        struct Qp {
+            k: u32,
+            n: u32,
+            flags: u32,
+            qmax: f32,
+            offset: u32,
+            pad: [u32; 3],
+        }
+        let qp = Qp {
+            k: k as u32,
+            n: n as u32,
+            flags: b_t as u32 | (per_channel as u32) << 1,
+            qmax: qmax(bits),
+            offset: offset as u32,
+            pad: [0; 3],
+        };
+        let binds = || vec![w.into(), protect.into(), scales.into()];
+        if per_channel {
+            g.dispatch(
+                "quant_weights:absmax_channel",
+                &self.qw[0],
+                &qp,
+                binds(),
+                [n.div_ceil(64) as u32, 1, 1],
+            );
+        } else {
+            g.dispatch(
+                "quant_weights:absmax_tensor",
+                &self.qw[1],
+                &qp,
+                binds(),
+                [1, 1, 1],
+            );
+        }
+        g.dispatch(
+            "quant_weights:apply",
+            &self.qw[2],
+            &qp,
+            binds(),
+            grid_1d(k * n, 256),
+        );
+    }
+
+    /// Dynamic per-tensor fake quantization of a linear layer's input x [rows, k] in place:
+    /// one scale per sequence (`seqs` sequences of `tmax` rows, valid rows from `info`),
+    /// channels flagged in `protect` ([k] u32) kept in f32. `scales` holds `seqs` floats.
+    #[allow(clippy::too_many_arguments)]
+    pub fn quant_act(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        k: usize,
+        tmax: usize,
+        seqs: usize,
+        bits: u32,
+        x: &wgpu::Buffer,
+        protect: &wgpu::Buffer,
+        info: &wgpu::Buffer,
+        scales: &wgpu::Buffer,
+    ) {
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        struct Ap {
+            rows: u32,
+            k: u32,
+            tmax: u32,
+            qmax: f32,
+        }
+        let ap = Ap {
+            rows: rows as u32,
+            k: k as u32,
+            tmax: tmax as u32,
+            qmax: qmax(bits),
+        };
+        let binds = || vec![x.into(), protect.into(), info.into(), scales.into()];
+        g.dispatch(
+            "quant_acts:absmax",
+            &self.qa[0],
+            &ap,
+            binds(),
+            [seqs as u32, 1, 1],
+        );
+        g.dispatch(
+            "quant_acts:apply",
+            &self.qa[1],
+            &ap,
+            binds(),
+            grid_1d(rows * k, 256),
+        );
+    }
+
     /// `attention` with a knockout mask over absolute key positions (`p.knock_on` is set from it).
     #[allow(clippy::too_many_arguments)]
     pub fn attention_knockout(
@@ -914,12 +1067,8 @@ mod tests {
                 .iter()
                 .map(|e| (e.name.as_str(), e.stage))
                 .collect();
-            // Every kernel has one `main`, except head_scale.wgsl's two steps of one concern.
-            let want: Vec<&str> = if *name == "head_scale.wgsl" {
-                vec!["factor", "apply"]
-            } else {
-                vec!["main"]
-            };
+            // Every kernel has one `main`, except the steps of one concern (head scale, quantization).
+            let want: Vec<&str> = super::entry_points(name).to_vec();
             let got: Vec<&str> = eps.iter().map(|e| e.0).collect();
             if got.as_slice() != &want[..] || eps.iter().any(|e| e.1 != naga::ShaderStage::Compute)
             {

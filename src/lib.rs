@@ -15,6 +15,7 @@
 
 pub mod analysis;
 pub mod capture_file;
+pub mod compress;
 pub mod config;
 pub mod convert;
 pub mod corpus;

@@ -1,4 +1,4 @@
-//! `outlier-probe` command line: devices, generate, capture.
+//! `outlier-probe` command line: devices, generate, capture, probe, ppl, compress.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -134,6 +134,48 @@ enum Cmd {
         #[arg(long, default_value = "probe-report")]
         out: PathBuf,
     },
+    /// Compression study: perplexity of each quantization or pruning scheme next to the
+    /// uncompressed model, plain and with the outlier channels protected
+    ///
+    /// Schemes (comma-separated; parts may be combined, e.g. prune50+w8):
+    ///   w8, w4       weights, absmax per output channel     w8t, w4t   per tensor
+    ///   a8           every linear layer's input, dynamic per tensor (one scale per sequence)
+    ///   w8a8, w4a8   both                                    prune50    50% magnitude pruning per tensor
+    /// --protect auto finds the outlier input channels on the first windows (max |x| ≥ RATIO ×
+    /// the median channel's, at most MAX); they stay f32 and unpruned, LLM.int8()-style.
+    /// Repeat --model to compare models (e.g. the zoo's attention variants).
+    #[command(verbatim_doc_comment)]
+    Compress {
+        #[arg(long, required = true)]
+        model: Vec<String>,
+        /// UTF-8 text file (Project Gutenberg header and footer are skipped)
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long, default_value = "w8,w8t,w4,w4t,a8,w8a8,w4a8,prune50")]
+        schemes: String,
+        /// Tokens per window (default: min(n_positions, 256))
+        #[arg(long)]
+        seq_len: Option<usize>,
+        /// Number of windows
+        #[arg(long, default_value_t = 8)]
+        seqs: usize,
+        /// Start at this fraction of the corpus (0.9: the usual held-out last 10%)
+        #[arg(long, default_value_t = 0.0)]
+        from: f64,
+        /// Windows per forward pass
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// auto | none | explicit channels 'd=C1,C2;inner=C3'
+        #[arg(long, default_value = "auto")]
+        protect: String,
+        #[arg(long, default_value_t = 6.0)]
+        protect_ratio: f32,
+        #[arg(long, default_value_t = 8)]
+        protect_max: usize,
+        /// Output folder for compress.json, compress.md and the bar charts
+        #[arg(long, default_value = "compress-report")]
+        out: PathBuf,
+    },
     /// Capture hook points of one prompt into a safetensors file
     Capture {
         #[arg(long)]
@@ -248,6 +290,53 @@ fn main() -> Result<()> {
                 prefill.as_secs_f64() * 1e3,
                 prompts.iter().map(Vec::len).sum::<usize>(),
             );
+        }
+        Cmd::Compress {
+            model,
+            corpus,
+            schemes,
+            seq_len,
+            seqs,
+            from,
+            batch,
+            protect,
+            protect_ratio,
+            protect_max,
+            out,
+        } => {
+            use outlier_probe::compress;
+            let schemes = compress::Scheme::parse_list(&schemes)?;
+            let mode = compress::ProtectMode::parse(&protect, protect_ratio, protect_max)?;
+            let ctx = GpuContext::new(&cli.gpu.options())?;
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg:>32} [{bar:40}] {pos}/{len} windows {elapsed_precise} (eta {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            let mut studies = Vec::new();
+            for name in &model {
+                let dir = resolve_model(name)?;
+                let windows_of = |m: &Gpt2| {
+                    let sl = seq_len.unwrap_or(m.cfg.n_positions.min(256));
+                    outlier_probe::corpus::windows(m.tokenizer()?, &corpus, sl, seqs, from)
+                };
+                let st = compress::study(
+                    ctx.clone(),
+                    &dir,
+                    &windows_of,
+                    &schemes,
+                    &mode,
+                    batch,
+                    Some(&bar),
+                )?;
+                studies.push(st);
+            }
+            bar.finish_and_clear();
+            print!("{}", compress::markdown(&studies));
+            let files = compress::write_outputs(&studies, &out)?;
+            eprintln!("wrote {} files to {}", files.len(), out.display());
         }
         Cmd::Ppl {
             model,

@@ -70,6 +70,37 @@ pub struct Model {
     wt: bool,
     /// Bytes of weights on the GPU.
     pub weight_bytes: u64,
+    /// Fake quantization of every linear layer's input (the compression study), if set.
+    act_quant: Option<ActQuant>,
+}
+
+/// Activation fake quantization: bits, and the protected input channels as u32 masks for the
+/// d-wide inputs (ln_1, z, ln_2) and the MLP's inner-wide input.
+struct ActQuant {
+    bits: u32,
+    protect_d: wgpu::Buffer,
+    protect_inner: wgpu::Buffer,
+}
+
+/// Which input width a linear layer reads: the model width d or the MLP's inner width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum InputWidth {
+    D,
+    Inner,
+}
+
+/// One linear layer's weight matrix inside a block, as stored on the GPU: elements
+/// `offset .. offset + k·n` of `buffer`, [k, n] (Conv1D, in × out) or [n, k] (`b_t`, nn.Linear).
+/// Stacked Llama matrices (q|k|v, gate|up) give one entry per Hugging Face tensor.
+#[derive(Clone, Debug)]
+pub struct LinearWeight {
+    pub name: String,
+    pub buffer: wgpu::Buffer,
+    pub offset: usize,
+    pub k: usize,
+    pub n: usize,
+    pub b_t: bool,
+    pub input: InputWidth,
 }
 
 /// The GPT-2 name the engine started with; the same type runs Llama models.
@@ -379,6 +410,7 @@ impl Model {
                 normf_b,
                 wt: llama,
                 weight_bytes: bytes,
+                act_quant: None,
             })
         })
     }
@@ -395,6 +427,94 @@ impl Model {
 
     pub fn ctx(&self) -> &Arc<GpuContext> {
         &self.ctx
+    }
+
+    pub fn kernels(&self) -> &Kernels {
+        &self.k
+    }
+
+    /// Every linear layer's weights inside the blocks (not embeddings, LM head, norms or
+    /// biases), one entry per Hugging Face tensor, in layer order.
+    pub fn linear_weights(&self) -> Vec<LinearWeight> {
+        let c = &self.cfg;
+        let (d, inner, kvd, h) = (c.n_embd, c.n_inner(), c.kv_dim(), c.n_head);
+        let mut out = Vec::new();
+        for (l, w) in self.layers.iter().enumerate() {
+            let mut push = |name: String, buf: &wgpu::Buffer, offset, k, n, b_t, input| {
+                out.push(LinearWeight {
+                    name,
+                    buffer: buf.clone(),
+                    offset,
+                    k,
+                    n,
+                    b_t,
+                    input,
+                })
+            };
+            use InputWidth::{Inner, D};
+            if self.wt {
+                let n = |s: &str| format!("model.layers.{l}.{s}.weight");
+                push(n("self_attn.q_proj"), &w.qkv_w, 0, d, d, true, D);
+                push(n("self_attn.k_proj"), &w.qkv_w, d * d, d, kvd, true, D);
+                push(
+                    n("self_attn.v_proj"),
+                    &w.qkv_w,
+                    (d + kvd) * d,
+                    d,
+                    kvd,
+                    true,
+                    D,
+                );
+                push(n("self_attn.o_proj"), &w.o_w, 0, d, d, true, D);
+                push(n("mlp.gate_proj"), &w.up_w, 0, d, inner, true, D);
+                push(n("mlp.up_proj"), &w.up_w, inner * d, d, inner, true, D);
+                push(n("mlp.down_proj"), &w.down_w, 0, inner, d, true, Inner);
+            } else {
+                let n = |s: &str| format!("h.{l}.{s}.weight");
+                push(n("attn.c_attn"), &w.qkv_w, 0, d, c.qkv_dim(), false, D);
+                push(n("attn.c_proj"), &w.o_w, 0, d, d, false, D);
+                push(n("mlp.c_fc"), &w.up_w, 0, d, inner, false, D);
+                push(n("mlp.c_proj"), &w.down_w, 0, inner, d, false, Inner);
+                if let (Some((sw, _)), Some((m, _))) = (&w.scale_w, c.variant.scale()) {
+                    push(n(&format!("attn.{m}")), sw, 0, d, h, true, D);
+                }
+            }
+        }
+        out
+    }
+
+    /// Fake-quantize the input of every linear layer in the blocks to `bits` bits (dynamic,
+    /// per tensor: one scale per sequence and forward call), keeping the listed input channels
+    /// in f32; `None` turns it off. Captures show the values before quantization.
+    pub fn set_act_quant(
+        &mut self,
+        bits: Option<u32>,
+        protect_d: &[usize],
+        protect_inner: &[usize],
+    ) -> Result<()> {
+        let Some(bits) = bits else {
+            self.act_quant = None;
+            return Ok(());
+        };
+        if !(2..=16).contains(&bits) {
+            bail!("activation quantization to {bits} bits: 2 to 16 bits are supported");
+        }
+        let mask = |chans: &[usize], width: usize, what: &str| -> Result<wgpu::Buffer> {
+            let mut m = vec![0u32; width];
+            for &c in chans {
+                if c >= width {
+                    bail!("protected channel {c} does not exist: the {what} input has {width} channels");
+                }
+                m[c] = 1;
+            }
+            self.ctx.storage_init(what, bytemuck::cast_slice(&m))
+        };
+        self.act_quant = Some(ActQuant {
+            bits,
+            protect_d: mask(protect_d, self.cfg.n_embd, "d-wide")?,
+            protect_inner: mask(protect_inner, self.cfg.n_inner(), "MLP inner")?,
+        });
+        Ok(())
     }
 
     /// Number of vocabulary chunks the embedding is split into (1 unless the binding limit forces more).
@@ -635,6 +755,22 @@ impl Model {
             None => None,
         };
 
+        let aq_scales = match &self.act_quant {
+            Some(_) => Some(act("activation quant scales", s as u64 * f)?),
+            None => None,
+        };
+        // Fake-quantize a linear layer's input in place (compression study only).
+        let quant_in = |g: &mut Graph, x: &wgpu::Buffer, input: InputWidth| {
+            if let (Some(q), Some(sc)) = (&self.act_quant, &aq_scales) {
+                let (k, mask) = match input {
+                    InputWidth::D => (d, &q.protect_d),
+                    InputWidth::Inner => (inner, &q.protect_inner),
+                };
+                self.k
+                    .quant_act(g, rows, k, tmax, s, q.bits, x, mask, &info_buf, sc);
+            }
+        };
+
         let mut g = Graph::default();
         let mut tap = Tap {
             k: &self.k,
@@ -694,6 +830,7 @@ impl Model {
             tap.tap(&mut g, Src::ResidPre(l), &resid, rdf)?;
             self.norm(&mut g, rows, &resid, &w.norm1_w, w.norm1_b.as_ref(), &ln1);
             tap.tap(&mut g, Src::Ln1(l), &ln1, rdf)?;
+            quant_in(&mut g, &ln1, InputWidth::D);
             self.k.matmul(
                 &mut g,
                 rows,
@@ -781,6 +918,7 @@ impl Model {
                 tap.tap(&mut g, Src::Scale(l), &fac, rows * h)?;
             }
             tap.tap(&mut g, Src::Z(l), &z, rdf)?;
+            quant_in(&mut g, &z, InputWidth::D);
             self.k.matmul(
                 &mut g,
                 rows,
@@ -804,6 +942,7 @@ impl Model {
                 &ln2,
             );
             tap.tap(&mut g, Src::Ln2(l), &ln2, rdf)?;
+            quant_in(&mut g, &ln2, InputWidth::D);
             self.k.matmul(
                 &mut g,
                 rows,
@@ -824,6 +963,7 @@ impl Model {
                     .gelu_mode(&mut g, rows * inner, cfg.gelu_exact, &mlp_pre, &mlp_post);
             }
             tap.tap(&mut g, Src::MlpPost(l), &mlp_post, rows * inner)?;
+            quant_in(&mut g, &mlp_post, InputWidth::Inner);
             self.k.matmul(
                 &mut g,
                 rows,

@@ -185,3 +185,96 @@ fn bad_input_exits_with_a_message_not_a_panic() {
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
 }
+
+/// `compress` end to end on two zoo models: the table on stdout, JSON + Markdown + bar charts
+/// written, plain and protected perplexities finite, weight quantization close to fp32 and
+/// 90% pruning far from it; bad schemes and channels are refused with a message.
+#[test]
+fn compress_writes_the_study() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = TempDir::new("compress");
+    let (d, c, corpus) = (
+        root.join("zoo/default"),
+        root.join("zoo/context_scale"),
+        root.join("zoo/heldout.txt"),
+    );
+    let (ok, stdout, err) = run(&[
+        "compress",
+        "--model",
+        d.to_str().unwrap(),
+        "--model",
+        c.to_str().unwrap(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--seqs",
+        "2",
+        "--seq-len",
+        "48",
+        "--schemes",
+        "w8,a8,prune90",
+        "--protect",
+        "d=3,17;inner=5",
+        "--out",
+        out.0.to_str().unwrap(),
+    ]);
+    assert!(ok, "compress failed: {err}");
+    assert!(
+        stdout.contains("| `w8` |") && stdout.contains("side by side"),
+        "{stdout}"
+    );
+    for f in [
+        "compress.json",
+        "compress.md",
+        "compress_default.png",
+        "compress_context_scale.svg",
+        "compress_models.png",
+    ] {
+        assert!(out.0.join(f).exists(), "{f} missing");
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.0.join("compress.json")).unwrap())
+            .unwrap();
+    let studies = j.as_array().unwrap();
+    assert_eq!(studies.len(), 2);
+    for st in studies {
+        let base = st["baseline_ppl"].as_f64().unwrap();
+        assert!(base.is_finite() && base > 1.0, "{st}");
+        assert_eq!(st["protect"]["d"], serde_json::json!([3, 17]));
+        let r = st["results"].as_array().unwrap();
+        let ratio = |i: usize, key: &str| r[i][key].as_f64().unwrap() / base;
+        assert!((ratio(0, "ppl") - 1.0).abs() < 0.02, "w8 {st}");
+        assert!(ratio(2, "ppl") > 1.5, "90% pruning should hurt: {st}");
+        for i in 0..3 {
+            assert!(ratio(i, "ppl_protected").is_finite(), "{st}");
+        }
+    }
+    let (ok, _, err) = run(&[
+        "compress",
+        "--model",
+        d.to_str().unwrap(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--schemes",
+        "w8,q3",
+    ]);
+    assert!(!ok && err.contains("scheme 'q3'"), "{err}");
+    let (ok, _, err) = run(&[
+        "compress",
+        "--model",
+        d.to_str().unwrap(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--seqs",
+        "1",
+        "--seq-len",
+        "16",
+        "--schemes",
+        "a8",
+        "--protect",
+        "d=999",
+        "--out",
+        out.0.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("channel 999"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::*;
 use outlier_probe::config::Arch;
 use outlier_probe::generate::{generate, Sampling};

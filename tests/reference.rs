@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::*;
 use outlier_probe::generate::{generate, Sampling};
 use outlier_probe::gpu::GpuOptions;
