@@ -355,7 +355,7 @@ pub fn apply(model: &mut Model, scheme: &Scheme, protect: &Protect) -> Result<We
                 };
                 quant_linear(model, &mut g, l, scheme.per_channel, bits, mask, &scales);
             }
-            ctx.queue.submit([g.encode(&ctx)]);
+            g.submit(&ctx)?;
             ctx.wait()
         })?;
     }

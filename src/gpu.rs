@@ -154,6 +154,10 @@ pub struct GpuContext {
     pub features: wgpu::Features,
     /// Largest storage binding the engine will use (adapter limit, or the test override).
     pub max_binding: u64,
+    /// Uniform buffer, bind groups and profile kept between submitted graphs.
+    pub encode: std::sync::Mutex<crate::kernels::EncodeCache>,
+    /// Most buffer memory seen live at a `note_memory` call, bytes.
+    peak_memory: std::sync::atomic::AtomicU64,
 }
 
 impl GpuContext {
@@ -229,6 +233,8 @@ impl GpuContext {
             limits,
             features,
             max_binding,
+            encode: Default::default(),
+            peak_memory: Default::default(),
         }))
     }
 
@@ -358,6 +364,51 @@ impl GpuContext {
             b.unmap();
         }
         Ok(out)
+    }
+
+    /// Bytes of GPU buffer memory live now (wgpu's own accounting).
+    pub fn buffer_memory(&self) -> u64 {
+        self.device
+            .get_internal_counters()
+            .hal
+            .buffer_memory
+            .read()
+            .max(0) as u64
+    }
+
+    /// Record the live buffer memory now into the peak (called where a forward pass holds
+    /// all its buffers).
+    pub fn note_memory(&self) {
+        self.peak_memory
+            .fetch_max(self.buffer_memory(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Highest `note_memory` reading since the last reset; resets it to the live memory.
+    pub fn take_peak_memory(&self) -> u64 {
+        let now = self.buffer_memory();
+        self.peak_memory
+            .swap(now, std::sync::atomic::Ordering::Relaxed)
+            .max(now)
+    }
+
+    /// Start timing every dispatch of submitted graphs (TIMESTAMP_QUERY); false when the
+    /// adapter does not offer timestamps.
+    pub fn start_profile(&self) -> bool {
+        let mut st = self.encode.lock().unwrap_or_else(|e| e.into_inner());
+        st.profile = Some(Vec::new());
+        self.has(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Stop profiling and return the timed dispatches.
+    pub fn take_profile(&self) -> Vec<crate::kernels::Sample> {
+        let mut st = self.encode.lock().unwrap_or_else(|e| e.into_inner());
+        st.profile.take().unwrap_or_default()
+    }
+
+    /// (bind groups created, bind groups reused) by `Graph::submit` so far.
+    pub fn bind_group_counts(&self) -> (u64, u64) {
+        let st = self.encode.lock().unwrap_or_else(|e| e.into_inner());
+        (st.bind_groups_created, st.bind_groups_reused)
     }
 
     /// Copy the first `len` f32 values of a storage buffer to the host.

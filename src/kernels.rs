@@ -34,6 +34,10 @@ pub const SHADERS: &[(&str, &str)] = &[
         "quant_acts.wgsl",
         include_str!("../shaders/quant_acts.wgsl"),
     ),
+    (
+        "matmul_naive.wgsl",
+        include_str!("../shaders/matmul_naive.wgsl"),
+    ),
 ];
 
 /// The compute entry points of each shader: `main`, except where one concern takes steps.
@@ -62,6 +66,15 @@ pub fn qmax(bits: u32) -> f32 {
     ((1u32 << (bits - 1)) - 1) as f32
 }
 
+/// The three matmul kernels: 64×64 register-blocked tiles, few-row matvec, and the naive
+/// one-output-per-invocation baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    Tiled,
+    Matvec,
+    Naive,
+}
+
 /// `flags` bits of matmul.wgsl.
 pub const MATMUL_BIAS: u32 = 1;
 pub const MATMUL_B_T: u32 = 2;
@@ -84,6 +97,8 @@ pub struct Kernels {
     pub rope: wgpu::ComputePipeline,
     pub swiglu: wgpu::ComputePipeline,
     pub matvec: wgpu::ComputePipeline,
+    /// One output per invocation: the benchmarks' baseline.
+    pub matmul_naive: wgpu::ComputePipeline,
     pub head_factor: wgpu::ComputePipeline,
     pub head_apply: wgpu::ComputePipeline,
     /// quant_weights.wgsl: absmax_channel, absmax_tensor, apply.
@@ -136,6 +151,7 @@ impl Kernels {
                 rope: p("rope.wgsl"),
                 swiglu: p("swiglu.wgsl"),
                 matvec: p("matvec.wgsl"),
+                matmul_naive: p("matmul_naive.wgsl"),
                 head_factor: {
                     let m = ctx.shader("head_scale.wgsl", source("head_scale.wgsl"));
                     ctx.pipeline("head_scale.wgsl:factor", &m, "factor", &[])
@@ -301,6 +317,7 @@ impl Kernels {
             vec![x.into(), w.into(), y.into()],
             grid_rows(rows),
         );
+        g.cost(4.0 * (rows * d) as f64, 8.0 * (rows * d) as f64);
     }
 
     /// RoPE in place on the first `heads` heads (query then key heads) of each qkv row.
@@ -352,6 +369,7 @@ impl Kernels {
             vec![gu.into(), post.into()],
             grid_1d(rows * inner, 256),
         );
+        g.cost(6.0 * (rows * inner) as f64, 12.0 * (rows * inner) as f64);
     }
 
     /// y = LayerNorm(x) · gamma + beta over rows of width d.
@@ -379,6 +397,7 @@ impl Kernels {
             vec![x.into(), gamma.into(), beta.into(), y.into()],
             grid_rows(rows),
         );
+        g.cost(8.0 * (rows * d) as f64, 8.0 * (rows * d) as f64);
     }
 
     /// c[m, n] = a[m, k] · b[k, n] (+ bias[n]); with `b_t`, b is [n, k].
@@ -414,6 +433,29 @@ impl Kernels {
         b_t: bool,
         matvec: bool,
     ) {
+        let kind = if matvec {
+            MatmulKernel::Matvec
+        } else {
+            MatmulKernel::Tiled
+        };
+        self.matmul_kernel(g, kind, m, n, k, a, b, bias, c, b_t);
+    }
+
+    /// `matmul` on a named kernel (the benchmarks compare all three).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_kernel(
+        &self,
+        g: &mut Graph,
+        kind: MatmulKernel,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Bind,
+        b: Bind,
+        bias: Option<&wgpu::Buffer>,
+        c: Bind,
+        b_t: bool,
+    ) {
         let flags = if bias.is_some() { MATMUL_BIAS } else { 0 } | if b_t { MATMUL_B_T } else { 0 };
         let params = P4 {
             a: m as u32,
@@ -422,23 +464,31 @@ impl Kernels {
             d: flags,
         };
         let binds = vec![a, b, bias.unwrap_or(&self.dummy).into(), c];
-        if matvec {
-            g.dispatch(
+        match kind {
+            MatmulKernel::Matvec => g.dispatch(
                 "matvec",
                 &self.matvec,
                 &params,
                 binds,
                 [n.div_ceil(64) as u32, m.div_ceil(8) as u32, 1],
-            );
-        } else {
-            g.dispatch(
+            ),
+            MatmulKernel::Tiled => g.dispatch(
                 "matmul",
                 &self.matmul,
                 &params,
                 binds,
                 [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
-            );
+            ),
+            MatmulKernel::Naive => g.dispatch(
+                "matmul_naive",
+                &self.matmul_naive,
+                &params,
+                binds,
+                [n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1],
+            ),
         }
+        let (m, n, k) = (m as f64, n as f64, k as f64);
+        g.cost(2.0 * m * n * k, 4.0 * (m * k + k * n + m * n));
     }
 
     /// y = gelu_new(x) over n values.
@@ -467,6 +517,7 @@ impl Kernels {
             vec![x.into(), y.into()],
             grid_1d(n, 256),
         );
+        g.cost(10.0 * n as f64, 8.0 * n as f64);
     }
 
     /// y = a + b over n values.
@@ -490,6 +541,7 @@ impl Kernels {
             vec![a.into(), b.into(), y.into()],
             grid_1d(n, 256),
         );
+        g.cost(n as f64, 12.0 * n as f64);
     }
 
     /// Append the k and v parts of the qkv rows (3 × d wide) to the cache at each valid row's (seq, pos).
@@ -791,6 +843,17 @@ impl Kernels {
             binds,
             [gx as u32, p.n_head, rows.div_ceil(gx).max(1) as u32],
         );
+        {
+            // Causal: on average half the keys; K and V read once (the floor), q and z once.
+            let (r, h, hd, keys) = (
+                rows as f64,
+                p.n_head as f64,
+                p.head_dim as f64,
+                p.cap_keys.max(1) as f64,
+            );
+            let kv = 2.0 * keys * p.kv_dim as f64 * 4.0;
+            g.cost(2.0 * r * h * hd * keys, kv + 8.0 * r * h * hd);
+        }
     }
 
     /// Overwrite `channels` of the hook occupying columns `offset..` of `x` [rows, width] with
@@ -865,6 +928,7 @@ enum Step {
         params: Vec<u8>,
         binds: Vec<Bind>,
         groups: [u32; 3],
+        cost: Cost,
     },
     Copy {
         src: wgpu::Buffer,
@@ -875,7 +939,46 @@ enum Step {
     },
 }
 
-/// Ops recorded in order; `encode` turns them into one command buffer.
+/// Work of one dispatch: floating-point operations and bytes it must move at least.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cost {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+/// One timed dispatch of a profiled run.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub label: &'static str,
+    pub ms: f64,
+    pub cost: Cost,
+}
+
+/// What `Graph::submit` keeps per device between graphs: one growing uniform buffer for the
+/// parameter blocks, bind groups by their exact contents (so a decode loop creates none after
+/// its first step), and, while profiling, the timed dispatches.
+#[derive(Default)]
+pub struct EncodeCache {
+    uniform: Option<wgpu::Buffer>,
+    groups: std::collections::HashMap<GroupKey, wgpu::BindGroup>,
+    pub bind_groups_created: u64,
+    pub bind_groups_reused: u64,
+    pub profile: Option<Vec<Sample>>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct GroupKey {
+    pipeline: wgpu::ComputePipeline,
+    uniform: (u64, u64),
+    binds: Vec<(wgpu::Buffer, u64, Option<u64>)>,
+}
+
+/// Bind groups kept at most; past this the cache starts again (old sessions' buffers are freed).
+const MAX_CACHED_GROUPS: usize = 4096;
+/// Dispatches timed per query set (two timestamps each).
+const QUERIES_PER_SET: usize = 2048;
+
+/// Ops recorded in order; `submit` (or `encode`) turns them into one command buffer.
 #[derive(Default)]
 pub struct Graph {
     steps: Vec<Step>,
@@ -898,6 +1001,33 @@ pub fn grid_rows(rows: usize) -> [u32; 3] {
     grid_1d(rows, 1)
 }
 
+fn bind_entries<'a>(
+    uniform: &'a wgpu::Buffer,
+    offset: u64,
+    size: u64,
+    binds: &'a [Bind],
+) -> Vec<wgpu::BindGroupEntry<'a>> {
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: uniform,
+            offset,
+            size: std::num::NonZeroU64::new(size),
+        }),
+    }];
+    for (k, b) in binds.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry {
+            binding: k as u32 + 1,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &b.buffer,
+                offset: b.offset,
+                size: b.size.and_then(std::num::NonZeroU64::new),
+            }),
+        });
+    }
+    entries
+}
+
 impl Graph {
     pub fn dispatch<P: bytemuck::Pod>(
         &mut self,
@@ -913,7 +1043,15 @@ impl Graph {
             params: bytemuck::bytes_of(params).to_vec(),
             binds,
             groups,
+            cost: Cost::default(),
         });
+    }
+
+    /// Set the work of the last dispatch (for profiles: achieved GFLOP/s and GB/s).
+    pub fn cost(&mut self, flops: f64, bytes: f64) {
+        if let Some(Step::Dispatch { cost, .. }) = self.steps.last_mut() {
+            *cost = Cost { flops, bytes };
+        }
     }
 
     pub fn copy(
@@ -940,8 +1078,16 @@ impl Graph {
         self.steps.is_empty()
     }
 
-    /// Write all parameter blocks into one uniform buffer, build the bind groups, encode.
-    pub fn encode(self, ctx: &GpuContext) -> wgpu::CommandBuffer {
+    /// Number of dispatches recorded.
+    pub fn dispatches(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s, Step::Dispatch { .. }))
+            .count()
+    }
+
+    /// All parameter blocks in one byte string, each at an aligned offset.
+    fn pack_params(&self, ctx: &GpuContext) -> (Vec<u8>, Vec<u64>) {
         let align = ctx.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         let mut params = Vec::new();
         let mut offsets = Vec::new();
@@ -955,6 +1101,13 @@ impl Graph {
         if params.is_empty() {
             params.resize(align, 0);
         }
+        (params, offsets)
+    }
+
+    /// Encode into a command buffer of its own (a fresh uniform buffer and bind groups; for
+    /// tests and one-off work). The forward pass uses `submit`.
+    pub fn encode(self, ctx: &GpuContext) -> wgpu::CommandBuffer {
+        let (params, offsets) = self.pack_params(ctx);
         let uniform = wgpu::util::DeviceExt::create_buffer_init(
             &ctx.device,
             &wgpu::util::BufferInitDescriptor {
@@ -966,8 +1119,153 @@ impl Graph {
         let mut enc = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("graph"),
+            });
+        self.record(
+            ctx,
+            &mut enc,
+            &uniform,
+            &offsets,
+            None,
+            &mut |ctx, key, entries| {
+                ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("op"),
+                    layout: &key.pipeline.get_bind_group_layout(0),
+                    entries,
+                })
+            },
+        );
+        enc.finish()
+    }
+
+    /// Encode and submit with the device's cached uniform buffer and bind groups: one command
+    /// buffer, no bind group created for a graph seen before. While the context is profiling
+    /// (and the adapter offers TIMESTAMP_QUERY), each dispatch gets its own pass with
+    /// timestamps, and the submit waits to read them.
+    pub fn submit(self, ctx: &GpuContext) -> anyhow::Result<()> {
+        let mut guard = ctx.encode.lock().unwrap_or_else(|e| e.into_inner());
+        let st = &mut *guard;
+        let (params, offsets) = self.pack_params(ctx);
+        if st
+            .uniform
+            .as_ref()
+            .is_none_or(|u| u.size() < params.len() as u64)
+        {
+            let size = (params.len() as u64).next_power_of_two().max(1 << 16);
+            st.uniform = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("op params (shared)"),
+                size,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+            st.groups.clear();
+        }
+        let uniform = st.uniform.clone().expect("uniform buffer");
+        ctx.queue.write_buffer(&uniform, 0, &params);
+        if st.groups.len() > MAX_CACHED_GROUPS {
+            st.groups.clear();
+        }
+        let n = self.dispatches();
+        let profiling = st.profile.is_some() && ctx.has(wgpu::Features::TIMESTAMP_QUERY) && n > 0;
+        let timing = if profiling {
+            let sets: Vec<wgpu::QuerySet> = (0..n.div_ceil(QUERIES_PER_SET))
+                .map(|_| {
+                    ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                        label: Some("dispatch timestamps"),
+                        ty: wgpu::QueryType::Timestamp,
+                        count: (2 * QUERIES_PER_SET) as u32,
+                    })
+                })
+                .collect();
+            Some(sets)
+        } else {
+            None
+        };
+        let labels: Vec<(&'static str, Cost)> = self
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Dispatch { label, cost, .. } => Some((*label, *cost)),
+                _ => None,
+            })
+            .collect();
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("forward"),
             });
+        let (mut made, mut reused) = (0u64, 0u64);
+        self.record(
+            ctx,
+            &mut enc,
+            &uniform,
+            &offsets,
+            timing.as_deref(),
+            &mut |ctx, key, entries| {
+                if let Some(bg) = st.groups.get(&key) {
+                    reused += 1;
+                    return bg.clone();
+                }
+                made += 1;
+                let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("op"),
+                    layout: &key.pipeline.get_bind_group_layout(0),
+                    entries,
+                });
+                st.groups.insert(key, bg.clone());
+                bg
+            },
+        );
+        st.bind_groups_created += made;
+        st.bind_groups_reused += reused;
+        let Some(sets) = timing else {
+            ctx.queue.submit([enc.finish()]);
+            return Ok(());
+        };
+        let bytes = (2 * QUERIES_PER_SET * 8) as u64;
+        let mut reads = Vec::new();
+        for set in &sets {
+            let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamps"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            enc.resolve_query_set(set, 0..(2 * QUERIES_PER_SET) as u32, &resolve, 0);
+            let rb = ctx.readback("timestamps readback", bytes)?;
+            enc.copy_buffer_to_buffer(&resolve, 0, &rb, 0, bytes);
+            reads.push(rb);
+        }
+        ctx.queue.submit([enc.finish()]);
+        let words: Vec<(&wgpu::Buffer, usize)> =
+            reads.iter().map(|b| (b, 4 * QUERIES_PER_SET)).collect();
+        let data = ctx.read_f32(&words)?;
+        let period = ctx.queue.get_timestamp_period() as f64;
+        let profile = st.profile.get_or_insert_with(Vec::new);
+        for (i, (label, cost)) in labels.into_iter().enumerate() {
+            let w: &[u32] = bytemuck::cast_slice(&data[i / QUERIES_PER_SET]);
+            let j = i % QUERIES_PER_SET;
+            let t = |q: usize| (w[2 * q] as u64) | ((w[2 * q + 1] as u64) << 32);
+            let (t0, t1) = (t(2 * j), t(2 * j + 1));
+            profile.push(Sample {
+                label,
+                ms: t1.saturating_sub(t0) as f64 * period / 1e6,
+                cost,
+            });
+        }
+        Ok(())
+    }
+
+    /// Record the steps; `group` makes (or finds) each dispatch's bind group.
+    fn record(
+        self,
+        ctx: &GpuContext,
+        enc: &mut wgpu::CommandEncoder,
+        uniform: &wgpu::Buffer,
+        offsets: &[u64],
+        timing: Option<&[wgpu::QuerySet]>,
+        group: &mut dyn FnMut(&GpuContext, GroupKey, &[wgpu::BindGroupEntry]) -> wgpu::BindGroup,
+    ) {
         let mut steps = self.steps.into_iter().peekable();
         let mut op = 0usize;
         while let Some(step) = steps.next() {
@@ -980,55 +1278,46 @@ impl Graph {
                     size,
                 } => enc.copy_buffer_to_buffer(&src, src_offset, &dst, dst_offset, size),
                 first @ Step::Dispatch { .. } => {
+                    let tw = timing.map(|sets| wgpu::ComputePassTimestampWrites {
+                        query_set: &sets[op / QUERIES_PER_SET],
+                        beginning_of_pass_write_index: Some((2 * (op % QUERIES_PER_SET)) as u32),
+                        end_of_pass_write_index: Some((2 * (op % QUERIES_PER_SET) + 1) as u32),
+                    });
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: Some("ops"),
-                        timestamp_writes: None,
+                        timestamp_writes: tw,
                     });
                     let mut cur = Some(first);
                     while let Some(Step::Dispatch {
-                        label,
                         pipeline,
                         params: p,
                         binds,
                         groups,
+                        ..
                     }) = cur.take()
                     {
-                        let layout = pipeline.get_bind_group_layout(0);
-                        let mut entries = vec![wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                buffer: &uniform,
-                                offset: offsets[op],
-                                size: std::num::NonZeroU64::new(p.len() as u64),
-                            }),
-                        }];
-                        for (k, b) in binds.iter().enumerate() {
-                            entries.push(wgpu::BindGroupEntry {
-                                binding: k as u32 + 1,
-                                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                    buffer: &b.buffer,
-                                    offset: b.offset,
-                                    size: b.size.and_then(std::num::NonZeroU64::new),
-                                }),
-                            });
-                        }
-                        let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                            label: Some(label),
-                            layout: &layout,
-                            entries: &entries,
-                        });
+                        let entries = bind_entries(uniform, offsets[op], p.len() as u64, &binds);
+                        let key = GroupKey {
+                            pipeline: pipeline.clone(),
+                            uniform: (offsets[op], p.len() as u64),
+                            binds: binds
+                                .iter()
+                                .map(|b| (b.buffer.clone(), b.offset, b.size))
+                                .collect(),
+                        };
+                        let bg = group(ctx, key, &entries);
                         pass.set_pipeline(&pipeline);
                         pass.set_bind_group(0, &bg, &[]);
                         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
                         op += 1;
-                        if matches!(steps.peek(), Some(Step::Dispatch { .. })) {
+                        // Profiled dispatches each get a pass of their own (pass timestamps).
+                        if timing.is_none() && matches!(steps.peek(), Some(Step::Dispatch { .. })) {
                             cur = steps.next();
                         }
                     }
                 }
             }
         }
-        enc.finish()
     }
 }
 

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod analysis;
+pub mod bench;
 pub mod capture_file;
 pub mod compress;
 pub mod config;

@@ -72,6 +72,8 @@ pub struct Model {
     pub weight_bytes: u64,
     /// Fake quantization of every linear layer's input (the compression study), if set.
     act_quant: Option<ActQuant>,
+    /// Activation buffers by name, kept from one forward pass to the next of the same size.
+    pool: std::sync::Mutex<std::collections::HashMap<&'static str, wgpu::Buffer>>,
 }
 
 /// Activation fake quantization: bits, and the protected input channels as u32 masks for the
@@ -411,6 +413,7 @@ impl Model {
                 wt: llama,
                 weight_bytes: bytes,
                 act_quant: None,
+                pool: Default::default(),
             })
         })
     }
@@ -669,12 +672,35 @@ impl Model {
                 }
             }
         }
-        let tok_buf = ctx.storage_init("tokens", bytemuck::cast_slice(&tokens))?;
-        let info_buf = ctx.storage_init("rowinfo", bytemuck::cast_slice(&rowinfo))?;
+        // Activations come from the pool: a decode loop allocates nothing after its first step.
+        // Reused buffers are not cleared: every kernel writes all of its output's valid rows,
+        // and nothing reads a padding row's values.
+        // The pool is held for the whole pass; a pass running meanwhile on another thread (or
+        // from inside a capture sink) gets fresh buffers instead of waiting.
+        let pool = std::cell::RefCell::new(self.pool.try_lock().ok());
+        let act = |name: &'static str, bytes: u64| -> Result<wgpu::Buffer> {
+            let mut guard = pool.borrow_mut();
+            let Some(pool) = guard.as_mut() else {
+                return ctx.storage(name, bytes);
+            };
+            let size = bytes.max(16).next_multiple_of(4);
+            if let Some(b) = pool.get(name).filter(|b| b.size() == size) {
+                return Ok(b.clone());
+            }
+            let b = ctx.storage(name, bytes)?;
+            pool.insert(name, b.clone());
+            Ok(b)
+        };
+        let upload = |name: &'static str, data: &[u8]| -> Result<wgpu::Buffer> {
+            let b = act(name, data.len() as u64)?;
+            ctx.queue.write_buffer(&b, 0, data);
+            Ok(b)
+        };
+        let tok_buf = upload("tokens", bytemuck::cast_slice(&tokens))?;
+        let info_buf = upload("rowinfo", bytemuck::cast_slice(&rowinfo))?;
 
         // Activations, named by the hook they feed:            shape
         let rd = rows as u64 * d as u64 * f;
-        let act = |name: &str, bytes: u64| ctx.storage(name, bytes);
         let mut resid = act("resid a", rd)?; //                 [rows, D]  resid_pre
         let mut resid_next = act("resid b", rd)?; //            [rows, D]  resid_post
         let tok_emb = act("hook_embed", rd)?; //                [rows, D]
@@ -695,17 +721,18 @@ impl Model {
         });
         // Variant-only activations, [rows, H]; a placeholder otherwise.
         let rh = |on: bool| if on { rows as u64 * h as u64 * f } else { 16 };
-        let extra = act("attn extra prob", rh(space.extra_prob))?;
+        let extra = ctx.storage("attn extra prob", rh(space.extra_prob))?;
         let fac = act("attn head factor", rh(space.scale))?;
         let (scores, probs) = if want_att {
             let bytes = rows as u64 * h as u64 * cap_keys as u64 * f;
             ctx.check_binding("capture of attention scores [rows, n_head, keys]", bytes)?;
-            (act("attn scores", bytes)?, act("attn pattern", bytes)?)
-        } else {
+            // Fresh (zeroed) buffers: captures read masked entries too.
             (
-                ctx.storage("no scores", 16)?,
-                ctx.storage("no pattern", 16)?,
+                ctx.storage("attn scores", bytes)?,
+                ctx.storage("attn pattern", bytes)?,
             )
+        } else {
+            (act("no scores", 16)?, act("no pattern", 16)?)
         };
 
         // Interventions: per edited source, the kernel's inputs.
@@ -1031,7 +1058,8 @@ impl Model {
         };
 
         tap.flush(&mut g, &mut deliver)?;
-        ctx.queue.submit([g.encode(ctx)]);
+        ctx.note_memory();
+        g.submit(ctx)?;
         let Some((rb, m)) = logits_rb else {
             ctx.wait()?;
             return Ok(vec![None; s]);
@@ -1267,7 +1295,8 @@ impl Tap<'_> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.ctx.queue.submit([std::mem::take(g).encode(self.ctx)]);
+        self.ctx.note_memory();
+        std::mem::take(g).submit(self.ctx)?;
         let pending = std::mem::take(&mut self.pending);
         let reads: Vec<(&wgpu::Buffer, usize)> = pending.iter().map(|(_, b, n)| (b, *n)).collect();
         for ((src, _, _), data) in pending.iter().zip(self.ctx.read_f32(&reads)?) {

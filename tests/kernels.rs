@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use outlier_probe::gpu::GpuContext;
-use outlier_probe::kernels::{AttnParams, Bind, Graph, Kernels};
+use outlier_probe::kernels::{AttnParams, Bind, Graph, Kernels, MatmulKernel};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -552,7 +552,7 @@ fn kv_store_and_attention_head_dim_100() {
 /// The few-rows path (matvec.wgsl) and the tiled path give the same products on every shape
 /// that either may be chosen for.
 #[test]
-fn matvec_and_tiled_paths_agree() {
+fn matvec_tiled_and_naive_kernels_agree() {
     use rand::{Rng, SeedableRng};
     let ctx = common::ctx();
     let kern = Kernels::new(&ctx).unwrap();
@@ -584,12 +584,17 @@ fn matvec_and_tiled_paths_agree() {
             ctx.storage_init("bias", bytemuck::cast_slice(&bias))
                 .unwrap(),
         );
-        for matvec in [true, false] {
+        for kind in [
+            MatmulKernel::Matvec,
+            MatmulKernel::Tiled,
+            MatmulKernel::Naive,
+        ] {
             let c = ctx.storage("c", (m * n * 4) as u64).unwrap();
             let rb = ctx.readback("rb", (m * n * 4) as u64).unwrap();
             let mut g = Graph::default();
-            kern.matmul_with(
+            kern.matmul_kernel(
                 &mut g,
+                kind,
                 m,
                 n,
                 k,
@@ -598,7 +603,6 @@ fn matvec_and_tiled_paths_agree() {
                 Some(&biasb),
                 (&c).into(),
                 bt,
-                matvec,
             );
             g.copy(&c, 0, &rb, 0, (m * n * 4) as u64);
             ctx.queue.submit([g.encode(&ctx)]);
@@ -611,7 +615,7 @@ fn matvec_and_tiled_paths_agree() {
                 / scale;
             assert!(
                 err <= 1e-5,
-                "({m},{n},{k}, b_t {bt}, matvec {matvec}): relative error {err:.2e}"
+                "({m},{n},{k}, b_t {bt}, {kind:?}): relative error {err:.2e}"
             );
         }
     }

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Write a random-init GPT-2 124M (HF GPT2Config() defaults) for benchmarking.
+
+12 layers, n_embd 768, 12 heads, vocab 50257, n_positions 1024, tied lm_head; weights from
+GPT2LMHeadModel's own init after torch.manual_seed(0), stored as float32. Writes
+`model.safetensors` + `config.json` (HF `save_pretrained`, safetensors) into OUTDIR, default
+`.cache/gpt2-124m-random` under the repository root. No tokenizer (the benchmarks use random ids).
+
+    /work/venv/bin/python tools/bench/make_gpt2_124m.py [OUTDIR]
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO / ".cache" / "gpt2-124m-random"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("outdir", nargs="?", default=str(DEFAULT_OUT), help=f"output directory (default {DEFAULT_OUT})")
+    args = ap.parse_args()
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    config = GPT2Config()
+    model = GPT2LMHeadModel(config).to(torch.float32).eval()
+    assert model.lm_head.weight is model.transformer.wte.weight, "lm_head should be tied to wte"
+    n_params = sum(p.numel() for p in model.parameters())
+
+    out = Path(args.outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        model.save_pretrained(out, safe_serialization=True)
+    except TypeError:  # transformers versions where safetensors is the only format
+        model.save_pretrained(out)
+    st = out / "model.safetensors"
+    if not st.is_file() or not (out / "config.json").is_file():
+        print(f"make_gpt2_124m: error: save_pretrained did not write {st} and config.json", file=sys.stderr)
+        return 1
+    print(f"wrote {out}: GPT-2 n_layer={config.n_layer} n_embd={config.n_embd} n_head={config.n_head} "
+          f"vocab={config.vocab_size} n_positions={config.n_positions}, {n_params:,} params, "
+          f"model.safetensors {st.stat().st_size / 2**20:.1f} MiB, {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
