@@ -1,7 +1,8 @@
 // GELU, elementwise. mode 0: GPT-2's gelu_new, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 // (the tanh argument clamped to ±15, where tanh is ±1 in f32, so no driver's exp overflows);
 // mode 1: the exact 0.5 x (1 + erf(x / sqrt 2)) of torch's nn.GELU() (nanoGPT), with erf from
-// Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7).
+// Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7). `gelu` itself lives in
+// gelu_fn.wgsl, appended at build time (matmul's epilogue uses the same one).
 
 struct Params {
     n: u32,
@@ -14,25 +15,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-fn erf_as(v: f32) -> f32 {
-    let a = abs(v);
-    let t = 1.0 / (1.0 + 0.3275911 * a);
-    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    let r = 1.0 - poly * exp(-a * a);
-    return select(r, -r, v < 0.0);
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if (i >= p.n) {
         return;
     }
-    let v = x[i];
-    if (p.mode == 1u) {
-        y[i] = 0.5 * v * (1.0 + erf_as(v * 0.7071067811865476));
-    } else {
-        let u = clamp(0.7978845608028654 * (v + 0.044715 * v * v * v), -15.0, 15.0);
-        y[i] = 0.5 * v * (1.0 + tanh(u));
-    }
+    y[i] = gelu(x[i], p.mode);
 }

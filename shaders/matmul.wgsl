@@ -2,6 +2,7 @@
 // B is [K, N] row-major (Hugging Face Conv1D layout) or, with FLAG_B_T, [N, K] (the tied LM head: wte).
 // Tiles of 64×64 outputs per workgroup of 16×16 invocations, 4×4 outputs each in four vec4 registers;
 // K is walked 16 at a time through workgroup memory. Edges (M, N, K not multiples of the tile) are guarded.
+// Outputs go through epilogue.wgsl (bias, optional GELU, optional residual add).
 
 struct Params {
     m: u32,
@@ -18,6 +19,8 @@ const FLAG_B_T: u32 = 2u;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+// Added to the output with FLAG_RESID (see epilogue.wgsl).
+@group(0) @binding(5) var<storage, read> resid: array<f32>;
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -90,7 +93,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         workgroupBarrier();
     }
 
-    let has_bias = (p.flags & FLAG_BIAS) != 0u;
     for (var i = 0u; i < 4u; i = i + 1u) {
         let row = row0 + ty * 4u + i;
         if (row >= p.m) {
@@ -106,11 +108,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         for (var j = 0u; j < 4u; j = j + 1u) {
             let col = col0 + tx * 4u + j;
             if (col < p.n) {
-                var o = v[j];
-                if (has_bias) {
-                    o = o + bias[col];
-                }
-                c[row * p.n + col] = o;
+                c[row * p.n + col] = epilogue(v[j], row, col);
             }
         }
     }

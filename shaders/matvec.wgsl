@@ -19,6 +19,8 @@ const RB: u32 = 8u;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+// Added to the output with FLAG_RESID (see epilogue.wgsl).
+@group(0) @binding(5) var<storage, read> resid: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
@@ -41,11 +43,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
             acc[r] = acc[r] + a[(row0 + r) * p.k + k] * w;
         }
     }
-    var bv = 0.0;
-    if ((p.flags & FLAG_BIAS) != 0u) {
-        bv = bias[col];
-    }
     for (var r = 0u; r < rows; r = r + 1u) {
-        c[(row0 + r) * p.n + col] = acc[r] + bv;
+        c[(row0 + r) * p.n + col] = epilogue(acc[r], row0 + r, col);
     }
 }

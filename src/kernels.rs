@@ -8,12 +8,26 @@ use anyhow::Result;
 
 use crate::gpu::GpuContext;
 
-/// Every shader of the engine, by file name, as compiled into the binary.
+/// Every shader of the engine, by file name, as compiled into the binary. epilogue.wgsl and
+/// gelu_fn.wgsl are shared functions, appended to the kernels that use them.
 pub const SHADERS: &[(&str, &str)] = &[
     ("embed.wgsl", include_str!("../shaders/embed.wgsl")),
     ("layernorm.wgsl", include_str!("../shaders/layernorm.wgsl")),
-    ("matmul.wgsl", include_str!("../shaders/matmul.wgsl")),
-    ("gelu.wgsl", include_str!("../shaders/gelu.wgsl")),
+    (
+        "matmul.wgsl",
+        concat!(
+            include_str!("../shaders/matmul.wgsl"),
+            include_str!("../shaders/epilogue.wgsl"),
+            include_str!("../shaders/gelu_fn.wgsl")
+        ),
+    ),
+    (
+        "gelu.wgsl",
+        concat!(
+            include_str!("../shaders/gelu.wgsl"),
+            include_str!("../shaders/gelu_fn.wgsl")
+        ),
+    ),
     ("add.wgsl", include_str!("../shaders/add.wgsl")),
     ("kv_store.wgsl", include_str!("../shaders/kv_store.wgsl")),
     ("attention.wgsl", include_str!("../shaders/attention.wgsl")),
@@ -21,7 +35,14 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("rmsnorm.wgsl", include_str!("../shaders/rmsnorm.wgsl")),
     ("rope.wgsl", include_str!("../shaders/rope.wgsl")),
     ("swiglu.wgsl", include_str!("../shaders/swiglu.wgsl")),
-    ("matvec.wgsl", include_str!("../shaders/matvec.wgsl")),
+    (
+        "matvec.wgsl",
+        concat!(
+            include_str!("../shaders/matvec.wgsl"),
+            include_str!("../shaders/epilogue.wgsl"),
+            include_str!("../shaders/gelu_fn.wgsl")
+        ),
+    ),
     (
         "head_scale.wgsl",
         include_str!("../shaders/head_scale.wgsl"),
@@ -78,6 +99,17 @@ pub enum MatmulKernel {
 /// `flags` bits of matmul.wgsl.
 pub const MATMUL_BIAS: u32 = 1;
 pub const MATMUL_B_T: u32 = 2;
+pub const MATMUL_GELU_TANH: u32 = 4;
+pub const MATMUL_GELU_ERF: u32 = 8;
+pub const MATMUL_RESID: u32 = 16;
+
+/// What a matmul does to each output after the dot product (epilogue.wgsl): GELU (tanh or erf
+/// form) after the bias, then add a residual [m, n].
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    pub gelu: Option<bool>,
+    pub resid: Option<&'a wgpu::Buffer>,
+}
 
 /// One pipeline per kernel, and the recording of each op's dispatch.
 pub struct Kernels {
@@ -418,6 +450,29 @@ impl Kernels {
         self.matmul_with(g, m, n, k, a, b, bias, c, b_t, small);
     }
 
+    /// `matmul` with an epilogue fused in (matvec or tiles by row count).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_epi(
+        &self,
+        g: &mut Graph,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Bind,
+        b: Bind,
+        bias: Option<&wgpu::Buffer>,
+        c: Bind,
+        b_t: bool,
+        epi: Epilogue,
+    ) {
+        let kind = if m <= MATVEC_MAX_ROWS {
+            MatmulKernel::Matvec
+        } else {
+            MatmulKernel::Tiled
+        };
+        self.matmul_fused(g, kind, m, n, k, a, b, bias, c, b_t, epi);
+    }
+
     /// `matmul` with the kernel chosen by the caller: `matvec` (few rows) or 64×64 tiles.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul_with(
@@ -456,14 +511,48 @@ impl Kernels {
         c: Bind,
         b_t: bool,
     ) {
-        let flags = if bias.is_some() { MATMUL_BIAS } else { 0 } | if b_t { MATMUL_B_T } else { 0 };
+        self.matmul_fused(g, kind, m, n, k, a, b, bias, c, b_t, Epilogue::default());
+    }
+
+    /// `matmul_kernel` with an epilogue (GELU, residual add) fused into the output write.
+    /// The naive kernel has no epilogue.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_fused(
+        &self,
+        g: &mut Graph,
+        kind: MatmulKernel,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Bind,
+        b: Bind,
+        bias: Option<&wgpu::Buffer>,
+        c: Bind,
+        b_t: bool,
+        epi: Epilogue,
+    ) {
+        assert!(
+            kind != MatmulKernel::Naive || (epi.gelu.is_none() && epi.resid.is_none()),
+            "the naive matmul has no epilogue"
+        );
+        let flags = if bias.is_some() { MATMUL_BIAS } else { 0 }
+            | if b_t { MATMUL_B_T } else { 0 }
+            | match epi.gelu {
+                Some(false) => MATMUL_GELU_TANH,
+                Some(true) => MATMUL_GELU_ERF,
+                None => 0,
+            }
+            | if epi.resid.is_some() { MATMUL_RESID } else { 0 };
         let params = P4 {
             a: m as u32,
             b: n as u32,
             c: k as u32,
             d: flags,
         };
-        let binds = vec![a, b, bias.unwrap_or(&self.dummy).into(), c];
+        let mut binds = vec![a, b, bias.unwrap_or(&self.dummy).into(), c];
+        if kind != MatmulKernel::Naive {
+            binds.push(epi.resid.unwrap_or(&self.dummy2).into());
+        }
         match kind {
             MatmulKernel::Matvec => g.dispatch(
                 "matvec",

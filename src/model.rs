@@ -12,7 +12,7 @@ use crate::config::{Arch, ModelConfig};
 use crate::gpu::GpuContext;
 use crate::hooks::{HookFilter, HookSpace, Src};
 use crate::intervene::{editable, HookEdit, Knockout};
-use crate::kernels::{AttnParams, Bind, Graph, Kernels};
+use crate::kernels::{AttnParams, Bind, Epilogue, Graph, Kernels};
 use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
 use crate::weights::{GgufWeights, WeightFile, WeightSource};
@@ -946,19 +946,39 @@ impl Model {
             }
             tap.tap(&mut g, Src::Z(l), &z, rdf)?;
             quant_in(&mut g, &z, InputWidth::D);
-            self.k.matmul(
-                &mut g,
-                rows,
-                d,
-                d,
-                (&z).into(),
-                (&w.o_w).into(),
-                w.o_b.as_ref(),
-                (&attn_out).into(),
-                wt,
-            );
-            tap.tap(&mut g, Src::AttnOut(l), &attn_out, rdf)?;
-            self.k.add(&mut g, rdf, &resid, &attn_out, &resid_mid);
+            if tap.touches(Src::AttnOut(l)) {
+                self.k.matmul(
+                    &mut g,
+                    rows,
+                    d,
+                    d,
+                    (&z).into(),
+                    (&w.o_w).into(),
+                    w.o_b.as_ref(),
+                    (&attn_out).into(),
+                    wt,
+                );
+                tap.tap(&mut g, Src::AttnOut(l), &attn_out, rdf)?;
+                self.k.add(&mut g, rdf, &resid, &attn_out, &resid_mid);
+            } else {
+                // Nothing looks at hook_attn_out: add the residual in the matmul's epilogue.
+                let epi = Epilogue {
+                    resid: Some(&resid),
+                    ..Default::default()
+                };
+                self.k.matmul_epi(
+                    &mut g,
+                    rows,
+                    d,
+                    d,
+                    (&z).into(),
+                    (&w.o_w).into(),
+                    w.o_b.as_ref(),
+                    (&resid_mid).into(),
+                    wt,
+                    epi,
+                );
+            }
             tap.tap(&mut g, Src::ResidMid(l), &resid_mid, rdf)?;
             self.norm(
                 &mut g,
@@ -970,7 +990,13 @@ impl Model {
             );
             tap.tap(&mut g, Src::Ln2(l), &ln2, rdf)?;
             quant_in(&mut g, &ln2, InputWidth::D);
-            self.k.matmul(
+            // GPT-2 with nothing looking at mlp.hook_pre: GELU in the matmul's epilogue.
+            let fuse_gelu = !llama && !tap.touches(Src::MlpPre(l));
+            let epi = Epilogue {
+                gelu: fuse_gelu.then_some(cfg.gelu_exact),
+                ..Default::default()
+            };
+            self.k.matmul_epi(
                 &mut g,
                 rows,
                 up_w,
@@ -978,20 +1004,26 @@ impl Model {
                 (&ln2).into(),
                 (&w.up_w).into(),
                 w.up_b.as_ref(),
-                (&mlp_pre).into(),
+                if fuse_gelu { &mlp_post } else { &mlp_pre }.into(),
                 wt,
+                epi,
             );
             if llama {
                 tap.tap(&mut g, Src::GateUp(l), &mlp_pre, rows * up_w)?;
                 self.k.swiglu(&mut g, rows, inner, &mlp_pre, &mlp_post);
-            } else {
+            } else if !fuse_gelu {
                 tap.tap(&mut g, Src::MlpPre(l), &mlp_pre, rows * inner)?;
                 self.k
                     .gelu_mode(&mut g, rows * inner, cfg.gelu_exact, &mlp_pre, &mlp_post);
             }
             tap.tap(&mut g, Src::MlpPost(l), &mlp_post, rows * inner)?;
             quant_in(&mut g, &mlp_post, InputWidth::Inner);
-            self.k.matmul(
+            let fuse_add = !tap.touches(Src::MlpOut(l));
+            let epi = Epilogue {
+                resid: fuse_add.then_some(&resid_mid),
+                ..Default::default()
+            };
+            self.k.matmul_epi(
                 &mut g,
                 rows,
                 d,
@@ -999,11 +1031,14 @@ impl Model {
                 (&mlp_post).into(),
                 (&w.down_w).into(),
                 w.down_b.as_ref(),
-                (&mlp_out).into(),
+                if fuse_add { &resid_next } else { &mlp_out }.into(),
                 wt,
+                epi,
             );
-            tap.tap(&mut g, Src::MlpOut(l), &mlp_out, rdf)?;
-            self.k.add(&mut g, rdf, &resid_mid, &mlp_out, &resid_next);
+            if !fuse_add {
+                tap.tap(&mut g, Src::MlpOut(l), &mlp_out, rdf)?;
+                self.k.add(&mut g, rdf, &resid_mid, &mlp_out, &resid_next);
+            }
             tap.tap(&mut g, Src::ResidPost(l), &resid_next, rdf)?;
             std::mem::swap(&mut resid, &mut resid_next);
             // Captured layers go back to the host one at a time, so a capture never needs
@@ -1263,6 +1298,12 @@ struct EditBuffers {
 }
 
 impl Tap<'_> {
+    /// Whether anything looks at `src` (a capture or an edit): if not, the op that makes it
+    /// may be fused into the next one.
+    fn touches(&self, src: Src) -> bool {
+        self.filter.wants_src(src) || self.edits.iter().any(|e| e.src == src)
+    }
+
     /// `buf` now holds `src`: edit it, then copy it out if it is captured.
     fn tap(&mut self, g: &mut Graph, src: Src, buf: &wgpu::Buffer, floats: usize) -> Result<()> {
         for e in &self.edits {

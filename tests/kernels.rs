@@ -817,3 +817,70 @@ fn planted_outlier_channel_breaks_a8_and_protection_fixes_it() {
         );
     }
 }
+
+/// The matmul epilogue (epilogue.wgsl): bias, then GELU (tanh and erf forms), then a residual
+/// add, on the tiled and the matvec kernel, against the CPU.
+#[test]
+fn matmul_epilogue_gelu_and_residual() {
+    use outlier_probe::kernels::Epilogue;
+    let (ctx, kern) = setup();
+    let mut rng = StdRng::seed_from_u64(74);
+    for (m, n, k) in [(70usize, 65usize, 33usize), (5, 130, 77)] {
+        let a = randn(&mut rng, m * k, 1.0);
+        let b = randn(&mut rng, k * n, 0.3);
+        let bias = randn(&mut rng, n, 0.5);
+        let res = randn(&mut rng, m * n, 1.0);
+        let (ab, bb, biasb, rb) = (
+            upload(&ctx, &a),
+            upload(&ctx, &b),
+            upload(&ctx, &bias),
+            upload(&ctx, &res),
+        );
+        for exact in [false, true] {
+            let mut want = vec![0f64; m * n];
+            for i in 0..m {
+                for j in 0..n {
+                    let mut s = bias[j] as f64;
+                    for kk in 0..k {
+                        s += a[i * k + kk] as f64 * b[kk * n + j] as f64;
+                    }
+                    let g = if exact {
+                        0.5 * s * (1.0 + libm::erf(s / std::f64::consts::SQRT_2))
+                    } else {
+                        0.5 * s
+                            * (1.0
+                                + ((2.0 / std::f64::consts::PI).sqrt()
+                                    * (s + 0.044715 * s * s * s))
+                                    .tanh())
+                    };
+                    want[i * n + j] = g + res[i * n + j] as f64;
+                }
+            }
+            let c = zeros(&ctx, m * n);
+            let mut g = Graph::default();
+            let epi = Epilogue {
+                gelu: Some(exact),
+                resid: Some(&rb),
+            };
+            kern.matmul_epi(
+                &mut g,
+                m,
+                n,
+                k,
+                (&ab).into(),
+                (&bb).into(),
+                Some(&biasb),
+                (&c).into(),
+                false,
+                epi,
+            );
+            run(&ctx, g);
+            check(
+                &format!("{m}x{n}x{k} gelu erf {exact} + residual"),
+                &read(&ctx, &c, m * n),
+                &want,
+                1e-5,
+            );
+        }
+    }
+}

@@ -19,6 +19,29 @@ fn every_hook_matches_transformers() {
     }
 }
 
+/// With nothing captured the forward pass fuses GELU and the residual adds into the matmuls
+/// (GPT-2), and the matvec path takes short prompts: its logits still match transformers,
+/// at every position.
+#[test]
+fn fused_forward_logits_match_transformers() {
+    for fx in FIXTURES {
+        let model = load(fx);
+        for k in 0..3 {
+            let r = reference(fx, k);
+            let got = model.logits(&r.tokens).unwrap();
+            let want = &r.tensors["logits"];
+            let scale = want.data.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let err = got
+                .data
+                .iter()
+                .zip(&want.data)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+                / scale;
+            assert!(err < TOL, "{fx} ref-{k}: fused logits differ by {err:.2e}");
+        }
+    }
+}
+
 #[test]
 fn greedy_generation_matches_transformers() {
     for fx in FIXTURES {

@@ -1,0 +1,24 @@
+// Shared tail of matmul.wgsl and matvec.wgsl (appended to each at build time): what happens to
+// one output value after its dot product — bias, then GELU, then a residual add — so that a
+// forward pass that captures none of the intermediate hooks skips the separate gelu and add
+// dispatches. Uses the including kernel's `p`, `bias` and `resid`, and gelu_fn.wgsl.
+
+const FLAG_GELU_TANH: u32 = 4u;
+const FLAG_GELU_ERF: u32 = 8u;
+const FLAG_RESID: u32 = 16u;
+
+fn epilogue(acc: f32, row: u32, col: u32) -> f32 {
+    var o = acc;
+    if ((p.flags & FLAG_BIAS) != 0u) {
+        o = o + bias[col];
+    }
+    if ((p.flags & FLAG_GELU_TANH) != 0u) {
+        o = gelu(o, 0u);
+    } else if ((p.flags & FLAG_GELU_ERF) != 0u) {
+        o = gelu(o, 1u);
+    }
+    if ((p.flags & FLAG_RESID) != 0u) {
+        o = o + resid[row * p.n + col];
+    }
+    return o;
+}
