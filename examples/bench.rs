@@ -44,6 +44,9 @@ struct Args {
     no_capture: bool,
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Load the blocks' matrices as f16 (the f16-weight path)
+    #[arg(long)]
+    f16_weights: bool,
 }
 
 fn list(s: &str) -> Vec<usize> {
@@ -53,7 +56,10 @@ fn list(s: &str) -> Vec<usize> {
 fn main() -> Result<()> {
     let args = Args::parse();
     let ctx = GpuContext::new(&GpuOptions::from_env())?;
-    let model = Model::load(ctx.clone(), &args.model)
+    let opts = outlier_probe::model::LoadOptions {
+        f16_weights: args.f16_weights,
+    };
+    let model = Model::load_with(ctx.clone(), &args.model, &opts)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let cfg = &model.cfg;
     let np = cfg.n_positions;
@@ -63,15 +69,15 @@ fn main() -> Result<()> {
     );
     println!("# outlier-probe bench\n");
     println!(
-        "model `{}`: {:?}, {} layers, d {}, {} heads, vocab {}, {:.1} M weights ({:.0} MiB f32)  \ndevice: {device}  \ntimestamps: {}\n",
+        "model `{}`: {:?}, {} layers, d {}, {} heads, vocab {}, {:.0} MiB of weights on the GPU ({})  \ndevice: {device}  \ntimestamps: {}\n",
         args.model.display(),
         cfg.arch,
         cfg.n_layer,
         cfg.n_embd,
         cfg.n_head,
         cfg.vocab_size,
-        model.weight_bytes as f64 / 4e6,
         model.weight_bytes as f64 / 1048576.0,
+        if model.f16 { "block matrices f16" } else { "f32" },
         if ctx.has(wgpu::Features::TIMESTAMP_QUERY) {
             "TIMESTAMP_QUERY offered: kernel times are GPU times"
         } else {

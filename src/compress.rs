@@ -296,6 +296,9 @@ pub struct WeightStats {
 /// the GPU, and its activation part to every later forward pass. Pruning reads each matrix
 /// back, selects on the host and writes it back; quantization runs quant_weights.wgsl.
 pub fn apply(model: &mut Model, scheme: &Scheme, protect: &Protect) -> Result<WeightStats> {
+    if model.f16 && (scheme.w_bits.is_some() || scheme.prune.is_some()) {
+        bail!("compressing weights needs them in f32: load the model without --f16-weights");
+    }
     let ctx = model.ctx().clone();
     let (d, inner) = (model.cfg.n_embd, model.cfg.n_inner());
     let width = |w: InputWidth| match w {

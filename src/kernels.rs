@@ -105,10 +105,13 @@ pub const MATMUL_RESID: u32 = 16;
 
 /// What a matmul does to each output after the dot product (epilogue.wgsl): GELU (tanh or erf
 /// form) after the bias, then add a residual [m, n].
+/// Also carries how B is stored: `b_f16` reads it as f16 pairs packed in u32 words
+/// (`model::pack_f16`), with f32 arithmetic.
 #[derive(Clone, Copy, Default)]
 pub struct Epilogue<'a> {
     pub gelu: Option<bool>,
     pub resid: Option<&'a wgpu::Buffer>,
+    pub b_f16: bool,
 }
 
 /// One pipeline per kernel, and the recording of each op's dispatch.
@@ -129,6 +132,9 @@ pub struct Kernels {
     pub rope: wgpu::ComputePipeline,
     pub swiglu: wgpu::ComputePipeline,
     pub matvec: wgpu::ComputePipeline,
+    /// matmul and matvec reading f16 weights (override W_F16).
+    pub matmul_f16: wgpu::ComputePipeline,
+    pub matvec_f16: wgpu::ComputePipeline,
     /// One output per invocation: the benchmarks' baseline.
     pub matmul_naive: wgpu::ComputePipeline,
     pub head_factor: wgpu::ComputePipeline,
@@ -184,6 +190,14 @@ impl Kernels {
                 swiglu: p("swiglu.wgsl"),
                 matvec: p("matvec.wgsl"),
                 matmul_naive: p("matmul_naive.wgsl"),
+                matmul_f16: {
+                    let m = ctx.shader("matmul.wgsl", source("matmul.wgsl"));
+                    ctx.pipeline("matmul.wgsl (f16 weights)", &m, "main", &[("W_F16", 1.0)])
+                },
+                matvec_f16: {
+                    let m = ctx.shader("matvec.wgsl", source("matvec.wgsl"));
+                    ctx.pipeline("matvec.wgsl (f16 weights)", &m, "main", &[("W_F16", 1.0)])
+                },
                 head_factor: {
                     let m = ctx.shader("head_scale.wgsl", source("head_scale.wgsl"));
                     ctx.pipeline("head_scale.wgsl:factor", &m, "factor", &[])
@@ -532,8 +546,9 @@ impl Kernels {
         epi: Epilogue,
     ) {
         assert!(
-            kind != MatmulKernel::Naive || (epi.gelu.is_none() && epi.resid.is_none()),
-            "the naive matmul has no epilogue"
+            kind != MatmulKernel::Naive
+                || (epi.gelu.is_none() && epi.resid.is_none() && !epi.b_f16),
+            "the naive matmul has no epilogue and reads f32 only"
         );
         let flags = if bias.is_some() { MATMUL_BIAS } else { 0 }
             | if b_t { MATMUL_B_T } else { 0 }
@@ -555,15 +570,23 @@ impl Kernels {
         }
         match kind {
             MatmulKernel::Matvec => g.dispatch(
-                "matvec",
-                &self.matvec,
+                if epi.b_f16 { "matvec f16" } else { "matvec" },
+                if epi.b_f16 {
+                    &self.matvec_f16
+                } else {
+                    &self.matvec
+                },
                 &params,
                 binds,
                 [n.div_ceil(64) as u32, m.div_ceil(8) as u32, 1],
             ),
             MatmulKernel::Tiled => g.dispatch(
-                "matmul",
-                &self.matmul,
+                if epi.b_f16 { "matmul f16" } else { "matmul" },
+                if epi.b_f16 {
+                    &self.matmul_f16
+                } else {
+                    &self.matmul
+                },
                 &params,
                 binds,
                 [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
@@ -576,8 +599,9 @@ impl Kernels {
                 [n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1],
             ),
         }
+        let wb = if epi.b_f16 { 2.0 } else { 4.0 };
         let (m, n, k) = (m as f64, n as f64, k as f64);
-        g.cost(2.0 * m * n * k, 4.0 * (m * k + k * n + m * n));
+        g.cost(2.0 * m * n * k, 4.0 * (m * k + m * n) + wb * k * n);
     }
 
     /// y = gelu_new(x) over n values.

@@ -33,6 +33,10 @@ struct GpuArgs {
     /// Adapter index as listed by `outlier-probe devices` (also WGPU_ADAPTER_NAME to match by name)
     #[arg(long, global = true)]
     adapter: Option<usize>,
+    /// Store the blocks' linear-layer weights as f16 (half the memory and bandwidth, f32 math;
+    /// logits within ~1e-3 of f32). Not for `compress`, which quantizes f32 weights itself.
+    #[arg(long, global = true)]
+    f16_weights: bool,
 }
 
 impl GpuArgs {
@@ -193,7 +197,11 @@ enum Cmd {
 fn load(gpu: &GpuArgs, model: &str) -> Result<Gpt2> {
     let dir = resolve_model(model)?;
     let ctx = GpuContext::new(&gpu.options())?;
-    Gpt2::load(ctx, &dir).with_context(|| format!("loading the model in {}", dir.display()))
+    let opts = outlier_probe::model::LoadOptions {
+        f16_weights: gpu.f16_weights,
+    };
+    Gpt2::load_with(ctx, &dir, &opts)
+        .with_context(|| format!("loading the model in {}", dir.display()))
 }
 
 fn main() -> Result<()> {
@@ -305,6 +313,9 @@ fn main() -> Result<()> {
             out,
         } => {
             use outlier_probe::compress;
+            if cli.gpu.f16_weights {
+                anyhow::bail!("compress quantizes f32 weights itself: drop --f16-weights");
+            }
             let schemes = compress::Scheme::parse_list(&schemes)?;
             let mode = compress::ProtectMode::parse(&protect, protect_ratio, protect_max)?;
             let ctx = GpuContext::new(&cli.gpu.options())?;

@@ -72,8 +72,31 @@ pub struct Model {
     pub weight_bytes: u64,
     /// Fake quantization of every linear layer's input (the compression study), if set.
     act_quant: Option<ActQuant>,
+    /// The blocks' linear-layer matrices are stored as f16 (packed pairs), read with f32 math.
+    pub f16: bool,
     /// Activation buffers by name, kept from one forward pass to the next of the same size.
     pool: std::sync::Mutex<std::collections::HashMap<&'static str, wgpu::Buffer>>,
+}
+
+/// How to load a model.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Store the blocks' linear-layer matrices as f16 (half the bytes; f32 accumulation).
+    /// Embeddings, LM head, norms and biases stay f32.
+    pub f16_weights: bool,
+}
+
+/// f32 values as f16 pairs in u32 words, element 2i in the low half (WGSL unpack2x16float's x).
+pub fn pack_f16(data: &[f32]) -> Vec<u32> {
+    data.chunks(2)
+        .map(|p| {
+            let lo = half::f16::from_f32(p[0]).to_bits() as u32;
+            let hi = p
+                .get(1)
+                .map_or(0, |&v| half::f16::from_f32(v).to_bits() as u32);
+            lo | (hi << 16)
+        })
+        .collect()
 }
 
 /// Activation fake quantization: bits, and the protected input channels as u32 masks for the
@@ -185,13 +208,18 @@ impl Model {
     /// Load a model: a Hugging Face directory (`config.json` with model_type gpt2 or llama,
     /// `model.safetensors`, `tokenizer.json`) or a `.gguf` file (Llama). The family comes from the file.
     pub fn load(ctx: Arc<GpuContext>, path: &Path) -> Result<Self> {
+        Self::load_with(ctx, path, &LoadOptions::default())
+    }
+
+    /// `load` with options (f16 weights).
+    pub fn load_with(ctx: Arc<GpuContext>, path: &Path, opts: &LoadOptions) -> Result<Self> {
         if path.is_file() {
             let file = crate::gguf::GgufFile::open(path)?;
             let cfg = crate::config::llama_from_gguf(&file)?;
             let tokenizer =
                 Tokenizer::from_inner(crate::gguf_tokenizer::tokenizer_from_gguf(&file)?);
             let w = GgufWeights::new(file);
-            return Self::from_weights(ctx, cfg, Some(tokenizer), &w);
+            return Self::from_weights_with(ctx, cfg, Some(tokenizer), &w, opts);
         }
         if !path.is_dir() {
             bail!("model directory {} does not exist", path.display());
@@ -212,7 +240,7 @@ impl Model {
             )?,
             Arch::Llama => WeightFile::open(&st, "embed_tokens.weight", &["model.", ""])?,
         };
-        let mut m = Self::from_weights(ctx, cfg, tokenizer, &wf)?;
+        let mut m = Self::from_weights_with(ctx, cfg, tokenizer, &wf, opts)?;
         m.source = path.to_path_buf();
         Ok(m)
     }
@@ -223,6 +251,17 @@ impl Model {
         tokenizer: Option<Tokenizer>,
         wf: &dyn WeightSource,
     ) -> Result<Self> {
+        Self::from_weights_with(ctx, cfg, tokenizer, wf, &LoadOptions::default())
+    }
+
+    pub fn from_weights_with(
+        ctx: Arc<GpuContext>,
+        cfg: ModelConfig,
+        tokenizer: Option<Tokenizer>,
+        wf: &dyn WeightSource,
+        opts: &LoadOptions,
+    ) -> Result<Self> {
+        let f16 = opts.f16_weights;
         let (d, v, inner, kvd) = (cfg.n_embd, cfg.vocab_size, cfg.n_inner(), cfg.kv_dim());
         let llama = cfg.arch == Arch::Llama;
         let extra = if llama {
@@ -254,6 +293,20 @@ impl Model {
             *bytes += data.len() as u64 * 4;
             ctx2.storage_init(&label(name), bytes_f32(&data))
         };
+        // A block's linear-layer matrix: f32, or f16 pairs packed in u32 with --f16-weights.
+        let put_matrix = |name: &str, data: &[f32], bytes: &mut u64| -> Result<wgpu::Buffer> {
+            if f16 {
+                let packed = pack_f16(data);
+                *bytes += packed.len() as u64 * 4;
+                ctx2.storage_init(&label(name), bytemuck::cast_slice(&packed))
+            } else {
+                *bytes += data.len() as u64 * 4;
+                ctx2.storage_init(&label(name), bytes_f32(data))
+            }
+        };
+        let upm = |name: &str, shape: &[usize], bytes: &mut u64| -> Result<wgpu::Buffer> {
+            put_matrix(name, &wf.load(name, shape)?, bytes)
+        };
         // Several tensors stacked along their first axis into one buffer.
         let stack =
             |names: &[(&str, usize)], cols: usize, bytes: &mut u64| -> Result<wgpu::Buffer> {
@@ -261,8 +314,7 @@ impl Model {
                 for (name, rows) in names {
                     all.extend_from_slice(&wf.load(name, &[*rows, cols])?);
                 }
-                *bytes += all.len() as u64 * 4;
-                ctx2.storage_init(&label(names[0].0), bytes_f32(&all))
+                put_matrix(names[0].0, &all, bytes)
             };
         let chunks = |name: &str, bytes: &mut u64| -> Result<Vec<Chunk>> {
             let data = wf.load(name, &[v, d])?;
@@ -317,7 +369,7 @@ impl Model {
                             &mut bytes,
                         )?,
                         qkv_b: None,
-                        o_w: up(&n("self_attn.o_proj.weight"), &[d, d], &mut bytes)?,
+                        o_w: upm(&n("self_attn.o_proj.weight"), &[d, d], &mut bytes)?,
                         o_b: None,
                         norm2_w: up(&n("post_attention_layernorm.weight"), &[d], &mut bytes)?,
                         norm2_b: None,
@@ -330,7 +382,7 @@ impl Model {
                             &mut bytes,
                         )?,
                         up_b: None,
-                        down_w: up(&n("mlp.down_proj.weight"), &[d, inner], &mut bytes)?,
+                        down_w: upm(&n("mlp.down_proj.weight"), &[d, inner], &mut bytes)?,
                         down_b: None,
                         prime: None,
                         scale_w: None,
@@ -368,15 +420,15 @@ impl Model {
                         scale_w,
                         norm1_w: up(&n("ln_1.weight"), &[d], &mut bytes)?,
                         norm1_b: Some(up(&n("ln_1.bias"), &[d], &mut bytes)?),
-                        qkv_w: up(&n("attn.c_attn.weight"), &[d, 3 * d], &mut bytes)?,
+                        qkv_w: upm(&n("attn.c_attn.weight"), &[d, 3 * d], &mut bytes)?,
                         qkv_b: Some(up(&n("attn.c_attn.bias"), &[3 * d], &mut bytes)?),
-                        o_w: up(&n("attn.c_proj.weight"), &[d, d], &mut bytes)?,
+                        o_w: upm(&n("attn.c_proj.weight"), &[d, d], &mut bytes)?,
                         o_b: Some(up(&n("attn.c_proj.bias"), &[d], &mut bytes)?),
                         norm2_w: up(&n("ln_2.weight"), &[d], &mut bytes)?,
                         norm2_b: Some(up(&n("ln_2.bias"), &[d], &mut bytes)?),
-                        up_w: up(&n("mlp.c_fc.weight"), &[d, inner], &mut bytes)?,
+                        up_w: upm(&n("mlp.c_fc.weight"), &[d, inner], &mut bytes)?,
                         up_b: Some(up(&n("mlp.c_fc.bias"), &[inner], &mut bytes)?),
-                        down_w: up(&n("mlp.c_proj.weight"), &[inner, d], &mut bytes)?,
+                        down_w: upm(&n("mlp.c_proj.weight"), &[inner, d], &mut bytes)?,
                         down_b: Some(up(&n("mlp.c_proj.bias"), &[d], &mut bytes)?),
                     }
                 });
@@ -414,6 +466,7 @@ impl Model {
                 weight_bytes: bytes,
                 act_quant: None,
                 pool: Default::default(),
+                f16,
             })
         })
     }
@@ -830,6 +883,11 @@ impl Model {
         };
         let rdf = rows * d;
         let wt = self.wt;
+        // How the blocks' matrices are stored (f32, or packed f16 pairs).
+        let wf16 = Epilogue {
+            b_f16: self.f16,
+            ..Default::default()
+        };
 
         // Embedding: one dispatch per vocabulary chunk.
         for c in &self.wte {
@@ -858,7 +916,7 @@ impl Model {
             self.norm(&mut g, rows, &resid, &w.norm1_w, w.norm1_b.as_ref(), &ln1);
             tap.tap(&mut g, Src::Ln1(l), &ln1, rdf)?;
             quant_in(&mut g, &ln1, InputWidth::D);
-            self.k.matmul(
+            self.k.matmul_epi(
                 &mut g,
                 rows,
                 qkvw,
@@ -868,6 +926,7 @@ impl Model {
                 w.qkv_b.as_ref(),
                 (&qkv).into(),
                 wt,
+                wf16,
             );
             tap.tap(&mut g, Src::Qkv(l), &qkv, rows * qkvw)?;
             if let Some((cos, sin)) = &self.rope {
@@ -947,7 +1006,7 @@ impl Model {
             tap.tap(&mut g, Src::Z(l), &z, rdf)?;
             quant_in(&mut g, &z, InputWidth::D);
             if tap.touches(Src::AttnOut(l)) {
-                self.k.matmul(
+                self.k.matmul_epi(
                     &mut g,
                     rows,
                     d,
@@ -957,6 +1016,7 @@ impl Model {
                     w.o_b.as_ref(),
                     (&attn_out).into(),
                     wt,
+                    wf16,
                 );
                 tap.tap(&mut g, Src::AttnOut(l), &attn_out, rdf)?;
                 self.k.add(&mut g, rdf, &resid, &attn_out, &resid_mid);
@@ -964,7 +1024,7 @@ impl Model {
                 // Nothing looks at hook_attn_out: add the residual in the matmul's epilogue.
                 let epi = Epilogue {
                     resid: Some(&resid),
-                    ..Default::default()
+                    ..wf16
                 };
                 self.k.matmul_epi(
                     &mut g,
@@ -994,7 +1054,7 @@ impl Model {
             let fuse_gelu = !llama && !tap.touches(Src::MlpPre(l));
             let epi = Epilogue {
                 gelu: fuse_gelu.then_some(cfg.gelu_exact),
-                ..Default::default()
+                ..wf16
             };
             self.k.matmul_epi(
                 &mut g,
@@ -1021,7 +1081,7 @@ impl Model {
             let fuse_add = !tap.touches(Src::MlpOut(l));
             let epi = Epilogue {
                 resid: fuse_add.then_some(&resid_mid),
-                ..Default::default()
+                ..wf16
             };
             self.k.matmul_epi(
                 &mut g,

@@ -861,6 +861,7 @@ fn matmul_epilogue_gelu_and_residual() {
             let epi = Epilogue {
                 gelu: Some(exact),
                 resid: Some(&rb),
+                ..Default::default()
             };
             kern.matmul_epi(
                 &mut g,
@@ -882,5 +883,65 @@ fn matmul_epilogue_gelu_and_residual() {
                 1e-5,
             );
         }
+    }
+}
+
+/// f16 weights (packed pairs, `model::pack_f16`) on the tiled and matvec kernels, both
+/// layouts, odd sizes: equal to the f32 kernel on the f16-rounded weights.
+#[test]
+fn f16_weights_match_rounded_f32() {
+    use outlier_probe::kernels::Epilogue;
+    use outlier_probe::model::pack_f16;
+    let (ctx, kern) = setup();
+    let mut rng = StdRng::seed_from_u64(75);
+    for (m, n, k, bt) in [
+        (70usize, 65usize, 33usize, false),
+        (3, 131, 77, true),
+        (40, 9, 129, true),
+    ] {
+        let a = randn(&mut rng, m * k, 1.0);
+        let b = randn(&mut rng, k * n, 0.3);
+        let rounded: Vec<f32> = b.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+        let mut want = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                want[i * n + j] = (0..k)
+                    .map(|kk| {
+                        let w = if bt {
+                            rounded[j * k + kk]
+                        } else {
+                            rounded[kk * n + j]
+                        };
+                        a[i * k + kk] as f64 * w as f64
+                    })
+                    .sum();
+            }
+        }
+        let (ab, bb) = (upload(&ctx, &a), upload(&ctx, &pack_f16(&b)));
+        let c = zeros(&ctx, m * n);
+        let mut g = Graph::default();
+        let epi = Epilogue {
+            b_f16: true,
+            ..Default::default()
+        };
+        kern.matmul_epi(
+            &mut g,
+            m,
+            n,
+            k,
+            (&ab).into(),
+            (&bb).into(),
+            None,
+            (&c).into(),
+            bt,
+            epi,
+        );
+        run(&ctx, g);
+        check(
+            &format!("f16 {m}x{n}x{k} b_t {bt}"),
+            &read(&ctx, &c, m * n),
+            &want,
+            1e-5,
+        );
     }
 }
