@@ -43,7 +43,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     let rows = min(RB, p.m - row0);
     let bt = (p.flags & FLAG_B_T) != 0u;
     var acc = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    for (var k = 0u; k < p.k; k = k + 1u) {
+    var k0 = 0u;
+    if (bt) {
+        // nn.Linear layout: this column's weights are contiguous along k; walk them four at a
+        // time with dot products (one stream per invocation instead of a strided gather).
+        let k4 = p.k & ~3u;
+        let base = col * p.k;
+        for (; k0 < k4; k0 = k0 + 4u) {
+            let w = vec4<f32>(wload(base + k0), wload(base + k0 + 1u), wload(base + k0 + 2u), wload(base + k0 + 3u));
+            for (var r = 0u; r < rows; r = r + 1u) {
+                let ab = (row0 + r) * p.k + k0;
+                acc[r] = acc[r] + dot(vec4<f32>(a[ab], a[ab + 1u], a[ab + 2u], a[ab + 3u]), w);
+            }
+        }
+    }
+    for (var k = k0; k < p.k; k = k + 1u) {
         var w: f32;
         if (bt) {
             w = wload(col * p.k + k);
