@@ -44,17 +44,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
     let bt = (p.flags & FLAG_B_T) != 0u;
     var acc = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
     var k0 = 0u;
-    if (bt) {
-        // nn.Linear layout: this column's weights are contiguous along k; walk them four at a
-        // time with dot products (one stream per invocation instead of a strided gather).
-        let k4 = p.k & ~3u;
-        let base = col * p.k;
-        for (; k0 < k4; k0 = k0 + 4u) {
-            let w = vec4<f32>(wload(base + k0), wload(base + k0 + 1u), wload(base + k0 + 2u), wload(base + k0 + 3u));
-            for (var r = 0u; r < rows; r = r + 1u) {
-                let ab = (row0 + r) * p.k + k0;
-                acc[r] = acc[r] + dot(vec4<f32>(a[ab], a[ab + 1u], a[ab + 2u], a[ab + 3u]), w);
-            }
+    // Four k at a time, as dot products: a's four values are contiguous, and so are the
+    // weights in nn.Linear layout (one stream per invocation instead of a strided gather);
+    // in Conv1D layout they are four rows of the same column. A quarter of the loop overhead
+    // and of the accumulator traffic.
+    let k4 = p.k & ~3u;
+    for (; k0 < k4; k0 = k0 + 4u) {
+        var w: vec4<f32>;
+        if (bt) {
+            let base = col * p.k + k0;
+            w = vec4<f32>(wload(base), wload(base + 1u), wload(base + 2u), wload(base + 3u));
+        } else {
+            let base = k0 * p.n + col;
+            w = vec4<f32>(wload(base), wload(base + p.n), wload(base + 2u * p.n), wload(base + 3u * p.n));
+        }
+        for (var r = 0u; r < rows; r = r + 1u) {
+            let ab = (row0 + r) * p.k + k0;
+            acc[r] = acc[r] + dot(vec4<f32>(a[ab], a[ab + 1u], a[ab + 2u], a[ab + 3u]), w);
         }
     }
     for (var k = k0; k < p.k; k = k + 1u) {

@@ -254,6 +254,35 @@ pub fn copy_bandwidth(ctx: &GpuContext) -> Result<f64> {
     Ok(median(v))
 }
 
+/// The device's arithmetic ceiling (GFLOP/s): register-only FMAs over enough invocations to
+/// fill it, median of 3 (GPU time from timestamps when offered).
+pub fn fma_ceiling(ctx: &GpuContext, kern: &Kernels) -> Result<f64> {
+    let n = 64 * 1024;
+    let iters = 512;
+    let out = ctx.storage("fma out", n as u64 * 4)?;
+    let ts = ctx.has(wgpu::Features::TIMESTAMP_QUERY);
+    let mut v = Vec::new();
+    for i in 0..4 {
+        let mut g = Graph::default();
+        let flops = kern.fma_peak(&mut g, n, iters, &out);
+        if ts {
+            ctx.start_profile();
+        }
+        let t0 = Instant::now();
+        g.submit(ctx)?;
+        ctx.wait()?;
+        let ms = if ts {
+            ctx.take_profile().iter().map(|s| s.ms).sum()
+        } else {
+            t0.elapsed().as_secs_f64() * 1e3
+        };
+        if i > 0 {
+            v.push(flops / ms / 1e6);
+        }
+    }
+    Ok(median(v))
+}
+
 /// The linear layers of one forward pass at `rows` rows: (name, m, n, k, b_t).
 pub fn matmul_shapes(model: &Model, rows: usize) -> Vec<(String, usize, usize, usize, bool)> {
     let c = &model.cfg;

@@ -59,6 +59,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         "matmul_naive.wgsl",
         include_str!("../shaders/matmul_naive.wgsl"),
     ),
+    ("fma_peak.wgsl", include_str!("../shaders/fma_peak.wgsl")),
 ];
 
 /// The compute entry points of each shader: `main`, except where one concern takes steps.
@@ -137,6 +138,8 @@ pub struct Kernels {
     pub matvec_f16: wgpu::ComputePipeline,
     /// One output per invocation: the benchmarks' baseline.
     pub matmul_naive: wgpu::ComputePipeline,
+    /// Register-only FMAs: the benchmarks' arithmetic ceiling.
+    pub fma_peak: wgpu::ComputePipeline,
     pub head_factor: wgpu::ComputePipeline,
     pub head_apply: wgpu::ComputePipeline,
     /// quant_weights.wgsl: absmax_channel, absmax_tensor, apply.
@@ -190,6 +193,7 @@ impl Kernels {
                 swiglu: p("swiglu.wgsl"),
                 matvec: p("matvec.wgsl"),
                 matmul_naive: p("matmul_naive.wgsl"),
+                fma_peak: p("fma_peak.wgsl"),
                 matmul_f16: {
                     let m = ctx.shader("matmul.wgsl", source("matmul.wgsl"));
                     ctx.pipeline("matmul.wgsl (f16 weights)", &m, "main", &[("W_F16", 1.0)])
@@ -897,6 +901,26 @@ impl Kernels {
             binds(),
             grid_1d(rows * k, 256),
         );
+    }
+
+    /// `n` invocations of `iters` rounds of 8 vec4 FMAs each (fma_peak.wgsl) into out [n].
+    /// Returns the FLOPs it does.
+    pub fn fma_peak(&self, g: &mut Graph, n: usize, iters: u32, out: &wgpu::Buffer) -> f64 {
+        let flops = n as f64 * iters as f64 * 64.0;
+        g.dispatch(
+            "fma_peak",
+            &self.fma_peak,
+            &P4 {
+                a: iters,
+                b: n as u32,
+                c: 0,
+                d: 0,
+            },
+            vec![out.into()],
+            [n.div_ceil(64) as u32, 1, 1],
+        );
+        g.cost(flops, 4.0 * n as f64);
+        flops
     }
 
     /// `attention` with a knockout mask over absolute key positions (`p.knock_on` is set from it).

@@ -945,3 +945,32 @@ fn f16_weights_match_rounded_f32() {
         );
     }
 }
+
+/// fma_peak.wgsl (the benchmarks' ceiling) computes what its CPU twin computes.
+#[test]
+fn fma_peak_matches_cpu() {
+    let (ctx, kern) = setup();
+    let (n, iters) = (130usize, 37u32);
+    let out = zeros(&ctx, n);
+    let mut g = Graph::default();
+    let flops = kern.fma_peak(&mut g, n, iters, &out);
+    assert_eq!(flops, n as f64 * iters as f64 * 64.0);
+    run(&ctx, g);
+    let want: Vec<f64> = (0..n)
+        .map(|i| {
+            let s = (i % 97) as f32 * 1e-3;
+            let mut total = 0f64;
+            for r in 0..8 {
+                for lane in 0..4 {
+                    let mut v = s + 0.1 * lane as f32 + 0.01 * r as f32;
+                    for _ in 0..iters {
+                        v = v.mul_add(0.999, 0.001);
+                    }
+                    total += v as f64;
+                }
+            }
+            total
+        })
+        .collect();
+    check("fma_peak", &read(&ctx, &out, n), &want, 1e-5);
+}
