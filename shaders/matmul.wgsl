@@ -37,8 +37,9 @@ const BM: u32 = 64u;
 const BN: u32 = 64u;
 const BK: u32 = 16u;
 
-var<workgroup> As: array<f32, 1024>; // [BK][BM]
-var<workgroup> Bs: array<f32, 1024>; // [BK][BN]
+// Tiles as vec4 so the inner loop reads each operand with one vector load.
+var<workgroup> As: array<vec4<f32>, 256>; // [BK][BM / 4]
+var<workgroup> Bs: array<vec4<f32>, 256>; // [BK][BN / 4]
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -66,7 +67,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             if (gr < p.m && gk < p.k) {
                 av = a[gr * p.k + gk];
             }
-            As[ak * BM + ar] = av;
+            As[ak * 16u + (ar >> 2u)][ar & 3u] = av;
             // B tile: 16 k × 64 columns.
             var bk: u32;
             var bc: u32;
@@ -88,14 +89,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                     bv = wload(gk2 * p.n + gc);
                 }
             }
-            Bs[bk * BN + bc] = bv;
+            Bs[bk * 16u + (bc >> 2u)][bc & 3u] = bv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
-            let ab = kk * BM + ty * 4u;
-            let bb = kk * BN + tx * 4u;
-            let av = vec4<f32>(As[ab], As[ab + 1u], As[ab + 2u], As[ab + 3u]);
-            let bv = vec4<f32>(Bs[bb], Bs[bb + 1u], Bs[bb + 2u], Bs[bb + 3u]);
+            let av = As[kk * 16u + ty];
+            let bv = Bs[kk * 16u + tx];
             acc0 = acc0 + av.x * bv;
             acc1 = acc1 + av.y * bv;
             acc2 = acc2 + av.z * bv;
