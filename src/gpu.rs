@@ -385,6 +385,8 @@ impl GpuContext {
 
     /// Highest `note_memory` reading since the last reset; resets it to the live memory.
     pub fn take_peak_memory(&self) -> u64 {
+        // Let wgpu free the buffers already dropped, so they do not count as live.
+        let _ = self.wait();
         let now = self.buffer_memory();
         self.peak_memory
             .swap(now, std::sync::atomic::Ordering::Relaxed)
@@ -403,6 +405,13 @@ impl GpuContext {
     pub fn take_profile(&self) -> Vec<crate::kernels::Sample> {
         let mut st = self.encode.lock().unwrap_or_else(|e| e.into_inner());
         st.profile.take().unwrap_or_default()
+    }
+
+    /// Drop the cached bind groups (they hold their buffers alive): called when a model, a
+    /// session or a pooled buffer goes away.
+    pub fn forget_bind_groups(&self) {
+        let mut st = self.encode.lock().unwrap_or_else(|e| e.into_inner());
+        st.forget_groups();
     }
 
     /// (bind groups created, bind groups reused) by `Graph::submit` so far.

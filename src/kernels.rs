@@ -1103,6 +1103,12 @@ pub struct EncodeCache {
     pub profile: Option<Vec<Sample>>,
 }
 
+impl EncodeCache {
+    pub fn forget_groups(&mut self) {
+        self.groups.clear();
+    }
+}
+
 #[derive(Hash, PartialEq, Eq)]
 struct GroupKey {
     pipeline: wgpu::ComputePipeline,
@@ -1110,8 +1116,9 @@ struct GroupKey {
     binds: Vec<(wgpu::Buffer, u64, Option<u64>)>,
 }
 
-/// Bind groups kept at most; past this the cache starts again (old sessions' buffers are freed).
-const MAX_CACHED_GROUPS: usize = 4096;
+/// Bind groups kept at most; past this the cache starts again. (Models, sessions and the
+/// activation pool also clear it when they let buffers go, so it never keeps them alive long.)
+const MAX_CACHED_GROUPS: usize = 2048;
 /// Dispatches timed per query set (two timestamps each).
 const QUERIES_PER_SET: usize = 2048;
 

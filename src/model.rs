@@ -173,12 +173,27 @@ pub struct ForwardOutput {
 
 /// KV cache for a batch of sequences: one K and one V buffer per layer, [seqs, cap, D].
 pub struct Session {
+    ctx: Arc<GpuContext>,
     pub seqs: usize,
     pub cap: usize,
     k: Vec<wgpu::Buffer>,
     v: Vec<wgpu::Buffer>,
     /// Tokens already in the cache, per sequence.
     pub lens: Vec<usize>,
+}
+
+/// The cached bind groups hold the KV buffers: let them go with the session.
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.ctx.forget_bind_groups();
+    }
+}
+
+/// Likewise for the weights and the activation pool.
+impl Drop for Model {
+    fn drop(&mut self) {
+        self.ctx.forget_bind_groups();
+    }
 }
 
 fn bytes_f32(v: &[f32]) -> &[u8] {
@@ -601,6 +616,7 @@ impl Model {
             Ok(())
         })?;
         Ok(Session {
+            ctx: self.ctx.clone(),
             seqs,
             cap,
             k,
@@ -741,7 +757,10 @@ impl Model {
                 return Ok(b.clone());
             }
             let b = ctx.storage(name, bytes)?;
-            pool.insert(name, b.clone());
+            if pool.insert(name, b.clone()).is_some() {
+                // The replaced buffer must not stay alive in cached bind groups.
+                ctx.forget_bind_groups();
+            }
             Ok(b)
         };
         let upload = |name: &'static str, data: &[u8]| -> Result<wgpu::Buffer> {
