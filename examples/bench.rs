@@ -49,6 +49,15 @@ struct Args {
     f16_weights: bool,
 }
 
+/// "480 MiB (492 MiB capturing)", or just the first without a capture run.
+fn peaks(plain: u64, capture: Option<u64>) -> String {
+    let mib = |b: u64| b as f64 / 1048576.0;
+    match capture {
+        Some(c) => format!("{:.0} MiB ({:.0} MiB capturing)", mib(plain), mib(c)),
+        None => format!("{:.0} MiB", mib(plain)),
+    }
+}
+
 fn list(s: &str) -> Vec<usize> {
     s.split(',').filter_map(|x| x.trim().parse().ok()).collect()
 }
@@ -161,12 +170,11 @@ fn main() -> Result<()> {
         };
         let peak_cap = ctx.take_peak_memory();
         println!(
-            "| prefill T={t} | {plain:.1} ms | {:.1} | {} | {} | {:.0} MiB ({:.0} MiB capturing) |",
+            "| prefill T={t} | {plain:.1} ms | {:.1} | {} | {} | {} |",
             t as f64 / plain * 1e3,
             cap.map_or("–".into(), |c| format!("{c:.1} ms")),
             cap.map_or("–".into(), |c| format!("{:.2}×", c / plain)),
-            peak_plain as f64 / 1048576.0,
-            peak_cap as f64 / 1048576.0
+            peaks(peak_plain, cap.map(|_| peak_cap))
         );
         fwd.push(
             json!({"run": "prefill", "T": t, "ms": plain, "tok_s": t as f64 / plain * 1e3,
@@ -183,12 +191,11 @@ fn main() -> Result<()> {
         };
         let peak_cap = ctx.take_peak_memory();
         println!(
-            "| decode batch {b} | {plain:.2} ms/step | {:.1} | {} | {} | {:.0} MiB ({:.0} MiB capturing) |",
+            "| decode batch {b} | {plain:.2} ms/step | {:.1} | {} | {} | {} |",
             b as f64 / plain * 1e3,
             cap.map_or("–".into(), |c| format!("{c:.2} ms/step")),
             cap.map_or("–".into(), |c| format!("{:.2}×", c / plain)),
-            peak_plain as f64 / 1048576.0,
-            peak_cap as f64 / 1048576.0
+            peaks(peak_plain, cap.map(|_| peak_cap))
         );
         fwd.push(
             json!({"run": "decode", "batch": b, "ms_per_step": plain, "capture_ms": cap,

@@ -300,8 +300,9 @@ pub fn matmul_shapes(model: &Model, rows: usize) -> Vec<(String, usize, usize, u
             b_t,
         ),
         ("mlp down".into(), rows, d, inner, b_t),
+        // The LM head as the engine runs it: one vocabulary chunk per storage binding.
         (
-            "lm head".into(),
+            "lm head chunk".into(),
             rows,
             c.vocab_size.min(model_max_vocab_chunk(model)),
             d,
