@@ -1,7 +1,19 @@
-// Shared tail of matmul.wgsl and matvec.wgsl (appended to each at build time): what happens to
-// one output value after its dot product — bias, then GELU, then a residual add — so that a
-// forward pass that captures none of the intermediate hooks skips the separate gelu and add
-// dispatches. Uses the including kernel's `p`, `bias` and `resid`, and gelu_fn.wgsl.
+// Shared by matmul.wgsl and matvec.wgsl (appended to each at build time): how B's weights are
+// read (f32, or f16 pairs with the W_F16 override), and what happens to one output value after
+// its dot product — bias, then GELU, then a residual add — so that a forward pass that captures
+// none of the intermediate hooks skips the separate gelu and add dispatches. Uses the including
+// kernel's `p`, `b`, `bias` and `resid`, and gelu_fn.wgsl.
+
+override W_F16: bool = false;
+
+// B's element i: f32 words, or with W_F16 f16 pairs, element 2i in the low half.
+fn wload(i: u32) -> f32 {
+    if (W_F16) {
+        let pair = unpack2x16float(b[i >> 1u]);
+        return select(pair.x, pair.y, (i & 1u) == 1u);
+    }
+    return bitcast<f32>(b[i]);
+}
 
 const FLAG_GELU_TANH: u32 = 4u;
 const FLAG_GELU_ERF: u32 = 8u;

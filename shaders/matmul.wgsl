@@ -16,18 +16,8 @@ const FLAG_B_T: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
-// B as raw words: f32 values, or (W_F16) f16 pairs with element 2i in the low half.
+// B as raw words: f32 values, or f16 pairs (see wload in epilogue.wgsl).
 @group(0) @binding(2) var<storage, read> b: array<u32>;
-
-override W_F16: bool = false;
-
-fn wload(i: u32) -> f32 {
-    if (W_F16) {
-        let pair = unpack2x16float(b[i >> 1u]);
-        return select(pair.x, pair.y, (i & 1u) == 1u);
-    }
-    return bitcast<f32>(b[i]);
-}
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 // Added to the output with FLAG_RESID (see epilogue.wgsl).
