@@ -581,18 +581,34 @@ pub fn short_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// A label per study: the model's last path component, or its last two when that is not
+/// unique among the studies (zoo/default and zoo/extra/default_3000steps/default).
+pub fn labels(studies: &[ModelStudy]) -> Vec<String> {
+    let last = |m: &str| short_name(Path::new(m));
+    studies
+        .iter()
+        .map(|st| {
+            let name = last(&st.model);
+            if studies.iter().filter(|o| last(&o.model) == name).count() > 1 {
+                let p = Path::new(&st.model);
+                let parent = p.parent().map(short_name).unwrap_or_default();
+                format!("{parent}/{name}")
+            } else {
+                name
+            }
+        })
+        .collect()
+}
+
 /// Markdown: one table per model (scheme, perplexity, × fp32, protected), and, for several
 /// models, a comparison of × fp32 across them.
 pub fn markdown(studies: &[ModelStudy]) -> String {
     let mut s = String::new();
-    for st in studies {
+    let names = labels(studies);
+    for (st, label) in studies.iter().zip(&names) {
         s += &format!(
             "### {}\n\n{} windows, {} predicted tokens, on {}. fp32 perplexity {:.3}.\n",
-            short_name(Path::new(&st.model)),
-            st.windows,
-            st.tokens,
-            st.device,
-            st.baseline_ppl
+            label, st.windows, st.tokens, st.device, st.baseline_ppl
         );
         if !st.protect.is_empty() {
             s += &format!(
@@ -619,8 +635,8 @@ pub fn markdown(studies: &[ModelStudy]) -> String {
     }
     if studies.len() > 1 {
         s += "### Perplexity × fp32, side by side (protected in brackets)\n\n| scheme |";
-        for st in studies {
-            s += &format!(" {} |", short_name(Path::new(&st.model)));
+        for label in &names {
+            s += &format!(" {label} |");
         }
         s += "\n|---|";
         s += &"---:|".repeat(studies.len());
@@ -756,6 +772,26 @@ mod tests {
             .iter()
             .zip(&x0)
             .all(|(a, b)| (a - b).abs() <= s * 0.5 * (1.0 + 1e-5)));
+    }
+
+    #[test]
+    fn labels_disambiguate_same_named_models() {
+        let st = |m: &str| ModelStudy {
+            model: m.into(),
+            device: String::new(),
+            windows: 0,
+            tokens: 0,
+            baseline_ppl: 1.0,
+            protect: Protect::default(),
+            channel_stats: None,
+            results: vec![],
+        };
+        let v = [
+            st("zoo/default"),
+            st("zoo/extra/long/default"),
+            st("zoo/sigmoid"),
+        ];
+        assert_eq!(labels(&v), ["zoo/default", "long/default", "sigmoid"]);
     }
 
     /// Pruning zeroes exactly ⌊p·n⌋ unprotected weights, the smallest ones, and never a

@@ -326,16 +326,29 @@ fn main() -> Result<()> {
                 .expect("valid template")
                 .progress_chars("=> "),
             );
+            // Every model must be there before hours of runs start.
+            let dirs = model
+                .iter()
+                .map(|name| {
+                    let dir = resolve_model(name)?;
+                    if !dir.is_file() && !dir.join("config.json").is_file() {
+                        anyhow::bail!(
+                            "{}: neither a .gguf file nor a model directory with config.json",
+                            dir.display()
+                        );
+                    }
+                    Ok(dir)
+                })
+                .collect::<Result<Vec<_>>>()?;
             let mut studies = Vec::new();
-            for name in &model {
-                let dir = resolve_model(name)?;
+            for dir in &dirs {
                 let windows_of = |m: &Gpt2| {
                     let sl = seq_len.unwrap_or(m.cfg.n_positions.min(256));
                     outlier_probe::corpus::windows(m.tokenizer()?, &corpus, sl, seqs, from)
                 };
                 let st = compress::study(
                     ctx.clone(),
-                    &dir,
+                    dir,
                     &windows_of,
                     &schemes,
                     &mode,

@@ -894,8 +894,9 @@ fn grouped_log_bars<DB: DrawingBackend>(
 pub fn compress_bars(studies: &[crate::compress::ModelStudy], dir: &Path) -> Result<Vec<PathBuf>> {
     ensure_font();
     let mut files = Vec::new();
-    for st in studies {
-        let name = crate::compress::short_name(Path::new(&st.model));
+    let names = crate::compress::labels(studies);
+    for (st, label) in studies.iter().zip(&names) {
+        let name = label.replace('/', "_");
         let groups: Vec<String> = st.results.iter().map(|r| r.scheme.name.clone()).collect();
         let mut series = vec![(
             "plain".to_string(),
@@ -935,9 +936,10 @@ pub fn compress_bars(studies: &[crate::compress::ModelStudy], dir: &Path) -> Res
             .collect();
         let series: Vec<(String, Vec<f32>)> = studies
             .iter()
-            .map(|st| {
+            .zip(&names)
+            .map(|(st, label)| {
                 (
-                    crate::compress::short_name(Path::new(&st.model)),
+                    label.clone(),
                     st.results
                         .iter()
                         .map(|r| (r.ppl / st.baseline_ppl) as f32)
