@@ -12,9 +12,9 @@ export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 
 cargo build --release --examples --bins 2>&1 | tail -1
 ./target/release/outlier-probe devices | head -20
-# The suite without the slow real-model tests (they need the SmolLM2 download).
+# The suite without the real-model tests (they need the SmolLM2 download); the benches run below.
 start=$(date +%s)
-cargo test --release -- --skip smollm2 2>&1 | grep -E "^test result|FAILED|panicked" || true
+cargo test --release --lib --bins --tests -- --skip smollm2 2>&1 | grep -E "^test result|FAILED|panicked" || true
 echo "tests: $(( $(date +%s) - start )) s"
 
 out=gpu-check.md
