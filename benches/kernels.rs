@@ -28,11 +28,7 @@ fn matmuls(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("matmul {m}x{n}x{k}"));
         group.sample_size(10);
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
-        let fast = if m <= outlier_probe::kernels::MATVEC_MAX_ROWS {
-            MatmulKernel::Matvec
-        } else {
-            MatmulKernel::Tiled
-        };
+        let fast = MatmulKernel::for_rows(m);
         for (name, kind, f16) in [
             ("naive", MatmulKernel::Naive, false),
             ("engine f32", fast, false),

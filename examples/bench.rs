@@ -128,11 +128,7 @@ fn main() -> Result<()> {
                 bt,
                 args.repeats,
             )?;
-            let fast_kind = if m <= outlier_probe::kernels::MATVEC_MAX_ROWS {
-                MatmulKernel::Matvec
-            } else {
-                MatmulKernel::Tiled
-            };
+            let fast_kind = MatmulKernel::for_rows(m);
             let fast = time_matmul(&ctx, &kern, fast_kind, (m, n, k), bt, args.repeats)?;
             for (kind, ms) in [(MatmulKernel::Naive, naive), (fast_kind, fast)] {
                 println!(

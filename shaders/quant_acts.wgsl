@@ -3,6 +3,7 @@
 // unprotected channels / qmax; x -> clamp(round(x / s), -qmax, qmax) · s. Channels with
 // protect[c] != 0 keep their f32 values (LLM.int8()-style); padding rows are left alone.
 // `absmax`: one workgroup per sequence b (rows b·tmax .. b·tmax + tmax) -> scales[b].
+// (wg_max.wgsl is appended.)
 // `apply`:  one invocation per element.
 
 struct Params {
@@ -19,8 +20,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read> rowinfo: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> scales: array<f32>;
 
-var<workgroup> part: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn absmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let b = wg.x;
@@ -33,16 +32,9 @@ fn absmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
             m = max(m, abs(x[row * p.k + c]));
         }
     }
-    part[lid.x] = m;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if (lid.x < s) {
-            part[lid.x] = max(part[lid.x], part[lid.x + s]);
-        }
-        workgroupBarrier();
-    }
+    let total_max = wg_max(lid.x, m);
     if (lid.x == 0u) {
-        scales[b] = part[0];
+        scales[b] = total_max;
     }
 }
 

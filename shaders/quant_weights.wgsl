@@ -5,6 +5,7 @@
 // nor changed (LLM.int8()-style mixed precision).
 // `absmax_channel`: scales[col] = max |w| of output channel col (one invocation per channel).
 // `absmax_tensor`:  scales[0] = max |w| of the whole matrix (one workgroup).
+// (wg_max.wgsl is appended.)
 // `apply`:          quantize in place with scales[col] (FLAG_PER_CHANNEL) or scales[0].
 
 struct Params {
@@ -48,8 +49,6 @@ fn absmax_channel(@builtin(global_invocation_id) gid: vec3<u32>) {
     scales[col] = m;
 }
 
-var<workgroup> part: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn absmax_tensor(@builtin(local_invocation_id) lid: vec3<u32>) {
     var m = 0.0;
@@ -66,16 +65,9 @@ fn absmax_tensor(@builtin(local_invocation_id) lid: vec3<u32>) {
             m = max(m, abs(w[p.offset + i]));
         }
     }
-    part[lid.x] = m;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if (lid.x < s) {
-            part[lid.x] = max(part[lid.x], part[lid.x + s]);
-        }
-        workgroupBarrier();
-    }
+    let total_max = wg_max(lid.x, m);
     if (lid.x == 0u) {
-        scales[0] = part[0];
+        scales[0] = total_max;
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::gpu::GpuContext;
 use crate::hooks::HookFilter;
-use crate::kernels::{Graph, Kernels, MatmulKernel, Sample};
+use crate::kernels::{Epilogue, Graph, Kernels, MatmulKernel, Sample};
 use crate::model::{ForwardOptions, LogitsMode, Model};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -183,18 +183,12 @@ pub fn time_matmul(
     b_t: bool,
     repeats: usize,
 ) -> Result<f64> {
-    let a = ctx.storage_init(
-        "bench a",
-        bytemuck::cast_slice(&crate::bench::rand_f32(m * k, 3)),
-    )?;
-    let b = ctx.storage_init(
-        "bench b",
-        bytemuck::cast_slice(&crate::bench::rand_f32(k * n, 4)),
-    )?;
+    let a = ctx.storage_init("bench a", bytemuck::cast_slice(&rand_f32(m * k, 3)))?;
+    let b = ctx.storage_init("bench b", bytemuck::cast_slice(&rand_f32(k * n, 4)))?;
     let c = ctx.storage("bench c", (m * n * 4) as u64)?;
     let run = |profile: bool| -> Result<f64> {
         let mut g = Graph::default();
-        kern.matmul_kernel(
+        kern.matmul_fused(
             &mut g,
             kind,
             m,
@@ -205,6 +199,7 @@ pub fn time_matmul(
             None,
             (&c).into(),
             b_t,
+            Epilogue::default(),
         );
         if profile {
             ctx.start_profile();
@@ -304,14 +299,9 @@ pub fn matmul_shapes(model: &Model, rows: usize) -> Vec<(String, usize, usize, u
         (
             "lm head chunk".into(),
             rows,
-            c.vocab_size.min(model_max_vocab_chunk(model)),
+            model.vocab_chunk_rows(),
             d,
             true,
         ),
     ]
-}
-
-fn model_max_vocab_chunk(model: &Model) -> usize {
-    let d = model.cfg.n_embd;
-    ((model.ctx().max_binding / (d as u64 * 4)) as usize / 64 * 64).max(64)
 }

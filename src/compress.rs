@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::gpu::GpuContext;
 use crate::hooks::HookFilter;
 use crate::kernels::{qmax, Graph};
-use crate::model::{ForwardOptions, InputWidth, LinearWeight, LogitsMode, Model};
+use crate::model::{ForwardOptions, InputWidth, LogitsMode, Model};
 
 /// One compression scheme, e.g. `w8`, `w4t`, `w8a8`, `a8`, `prune50`, `prune50+w8`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -356,7 +356,18 @@ pub fn apply(model: &mut Model, scheme: &Scheme, protect: &Protect) -> Result<We
                     InputWidth::D => &md,
                     InputWidth::Inner => &mi,
                 };
-                quant_linear(model, &mut g, l, scheme.per_channel, bits, mask, &scales);
+                model.kernels().quant_weight(
+                    &mut g,
+                    &l.buffer,
+                    l.offset,
+                    l.k,
+                    l.n,
+                    l.b_t,
+                    scheme.per_channel,
+                    bits,
+                    mask,
+                    &scales,
+                );
             }
             g.submit(&ctx)?;
             ctx.wait()
@@ -364,29 +375,6 @@ pub fn apply(model: &mut Model, scheme: &Scheme, protect: &Protect) -> Result<We
     }
     model.set_act_quant(scheme.a_bits, &protect.d, &protect.inner)?;
     Ok(stats)
-}
-
-fn quant_linear(
-    model: &Model,
-    g: &mut Graph,
-    l: &LinearWeight,
-    per_channel: bool,
-    bits: u32,
-    mask: &wgpu::Buffer,
-    scales: &wgpu::Buffer,
-) {
-    model.kernels().quant_weight(
-        g,
-        &l.buffer,
-        l.offset,
-        l.k,
-        l.n,
-        l.b_t,
-        per_channel,
-        bits,
-        mask,
-        scales,
-    );
 }
 
 /// Outlier channels of the linear layers' inputs, found on calibration windows: per input

@@ -8,8 +8,8 @@ use anyhow::Result;
 
 use crate::gpu::GpuContext;
 
-/// Every shader of the engine, by file name, as compiled into the binary. epilogue.wgsl and
-/// gelu_fn.wgsl are shared functions, appended to the kernels that use them.
+/// Every shader of the engine, by file name, as compiled into the binary. epilogue.wgsl,
+/// gelu_fn.wgsl and wg_max.wgsl are shared functions, appended to the kernels that use them.
 pub const SHADERS: &[(&str, &str)] = &[
     ("embed.wgsl", include_str!("../shaders/embed.wgsl")),
     ("layernorm.wgsl", include_str!("../shaders/layernorm.wgsl")),
@@ -49,11 +49,17 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     (
         "quant_weights.wgsl",
-        include_str!("../shaders/quant_weights.wgsl"),
+        concat!(
+            include_str!("../shaders/quant_weights.wgsl"),
+            include_str!("../shaders/wg_max.wgsl")
+        ),
     ),
     (
         "quant_acts.wgsl",
-        include_str!("../shaders/quant_acts.wgsl"),
+        concat!(
+            include_str!("../shaders/quant_acts.wgsl"),
+            include_str!("../shaders/wg_max.wgsl")
+        ),
     ),
     (
         "matmul_naive.wgsl",
@@ -95,6 +101,17 @@ pub enum MatmulKernel {
     Tiled,
     Matvec,
     Naive,
+}
+
+impl MatmulKernel {
+    /// What the engine runs for `m` rows: matvec up to `MATVEC_MAX_ROWS`, tiles beyond.
+    pub fn for_rows(m: usize) -> Self {
+        if m <= MATVEC_MAX_ROWS {
+            MatmulKernel::Matvec
+        } else {
+            MatmulKernel::Tiled
+        }
+    }
 }
 
 /// `flags` bits of matmul.wgsl.
@@ -464,11 +481,10 @@ impl Kernels {
         c: Bind,
         b_t: bool,
     ) {
-        let small = m <= MATVEC_MAX_ROWS;
-        self.matmul_with(g, m, n, k, a, b, bias, c, b_t, small);
+        self.matmul_epi(g, m, n, k, a, b, bias, c, b_t, Epilogue::default());
     }
 
-    /// `matmul` with an epilogue fused in (matvec or tiles by row count).
+    /// `matmul` with an epilogue fused in, on the kernel the row count calls for.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul_epi(
         &self,
@@ -483,57 +499,12 @@ impl Kernels {
         b_t: bool,
         epi: Epilogue,
     ) {
-        let kind = if m <= MATVEC_MAX_ROWS {
-            MatmulKernel::Matvec
-        } else {
-            MatmulKernel::Tiled
-        };
+        let kind = MatmulKernel::for_rows(m);
         self.matmul_fused(g, kind, m, n, k, a, b, bias, c, b_t, epi);
     }
 
-    /// `matmul` with the kernel chosen by the caller: `matvec` (few rows) or 64×64 tiles.
-    #[allow(clippy::too_many_arguments)]
-    pub fn matmul_with(
-        &self,
-        g: &mut Graph,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: Bind,
-        b: Bind,
-        bias: Option<&wgpu::Buffer>,
-        c: Bind,
-        b_t: bool,
-        matvec: bool,
-    ) {
-        let kind = if matvec {
-            MatmulKernel::Matvec
-        } else {
-            MatmulKernel::Tiled
-        };
-        self.matmul_kernel(g, kind, m, n, k, a, b, bias, c, b_t);
-    }
-
-    /// `matmul` on a named kernel (the benchmarks compare all three).
-    #[allow(clippy::too_many_arguments)]
-    pub fn matmul_kernel(
-        &self,
-        g: &mut Graph,
-        kind: MatmulKernel,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: Bind,
-        b: Bind,
-        bias: Option<&wgpu::Buffer>,
-        c: Bind,
-        b_t: bool,
-    ) {
-        self.matmul_fused(g, kind, m, n, k, a, b, bias, c, b_t, Epilogue::default());
-    }
-
-    /// `matmul_kernel` with an epilogue (GELU, residual add) fused into the output write.
-    /// The naive kernel has no epilogue.
+    /// A matmul on a named kernel (the benchmarks compare all three) with an epilogue (GELU,
+    /// residual add) fused into the output write. The naive kernel has no epilogue.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul_fused(
         &self,
@@ -572,37 +543,19 @@ impl Kernels {
         if kind != MatmulKernel::Naive {
             binds.push(epi.resid.unwrap_or(&self.dummy2).into());
         }
-        match kind {
-            MatmulKernel::Matvec => g.dispatch(
-                if epi.b_f16 { "matvec f16" } else { "matvec" },
-                if epi.b_f16 {
-                    &self.matvec_f16
-                } else {
-                    &self.matvec
-                },
-                &params,
-                binds,
-                [n.div_ceil(64) as u32, m.div_ceil(8) as u32, 1],
-            ),
-            MatmulKernel::Tiled => g.dispatch(
-                if epi.b_f16 { "matmul f16" } else { "matmul" },
-                if epi.b_f16 {
-                    &self.matmul_f16
-                } else {
-                    &self.matmul
-                },
-                &params,
-                binds,
-                [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
-            ),
-            MatmulKernel::Naive => g.dispatch(
-                "matmul_naive",
-                &self.matmul_naive,
-                &params,
-                binds,
-                [n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1],
-            ),
-        }
+        let (label, pipeline, groups) = match (kind, epi.b_f16) {
+            (MatmulKernel::Matvec, false) => ("matvec", &self.matvec, [64, 8]),
+            (MatmulKernel::Matvec, true) => ("matvec f16", &self.matvec_f16, [64, 8]),
+            (MatmulKernel::Tiled, false) => ("matmul", &self.matmul, [64, 64]),
+            (MatmulKernel::Tiled, true) => ("matmul f16", &self.matmul_f16, [64, 64]),
+            (MatmulKernel::Naive, _) => ("matmul_naive", &self.matmul_naive, [16, 16]),
+        };
+        let grid = [
+            n.div_ceil(groups[0]) as u32,
+            m.div_ceil(groups[1]) as u32,
+            1,
+        ];
+        g.dispatch(label, pipeline, &params, binds, grid);
         let wb = if epi.b_f16 { 2.0 } else { 4.0 };
         let (m, n, k) = (m as f64, n as f64, k as f64);
         g.cost(2.0 * m * n * k, 4.0 * (m * k + m * n) + wb * k * n);
@@ -1325,14 +1278,18 @@ impl Graph {
         } else {
             None
         };
-        let labels: Vec<(&'static str, Cost)> = self
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                Step::Dispatch { label, cost, .. } => Some((*label, *cost)),
-                _ => None,
-            })
-            .collect();
+        // What the timestamps will be attributed to (only while profiling).
+        let labels: Vec<(&'static str, Cost)> = if timing.is_some() {
+            self.steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Dispatch { label, cost, .. } => Some((*label, *cost)),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut enc = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {

@@ -86,21 +86,8 @@ enum Cmd {
     Ppl {
         #[arg(long)]
         model: String,
-        /// UTF-8 text file (Project Gutenberg header and footer are skipped)
-        #[arg(long)]
-        corpus: PathBuf,
-        /// Tokens per window (default: min(n_positions, 256))
-        #[arg(long)]
-        seq_len: Option<usize>,
-        /// Number of windows
-        #[arg(long, default_value_t = 8)]
-        seqs: usize,
-        /// Start at this fraction of the corpus (0.9: the usual held-out last 10%)
-        #[arg(long, default_value_t = 0.0)]
-        from: f64,
-        /// Windows per forward pass
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
+        #[command(flatten)]
+        text: CorpusArgs,
         #[arg(long)]
         intervene: Vec<String>,
         /// Also write the results as JSON
@@ -152,23 +139,10 @@ enum Cmd {
     Compress {
         #[arg(long, required = true)]
         model: Vec<String>,
-        /// UTF-8 text file (Project Gutenberg header and footer are skipped)
-        #[arg(long)]
-        corpus: PathBuf,
+        #[command(flatten)]
+        text: CorpusArgs,
         #[arg(long, default_value = "w8,w8t,w4,w4t,a8,w8a8,w4a8,prune50")]
         schemes: String,
-        /// Tokens per window (default: min(n_positions, 256))
-        #[arg(long)]
-        seq_len: Option<usize>,
-        /// Number of windows
-        #[arg(long, default_value_t = 8)]
-        seqs: usize,
-        /// Start at this fraction of the corpus (0.9: the usual held-out last 10%)
-        #[arg(long, default_value_t = 0.0)]
-        from: f64,
-        /// Windows per forward pass
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
         /// auto | none | explicit channels 'd=C1,C2;inner=C3'
         #[arg(long, default_value = "auto")]
         protect: String,
@@ -192,6 +166,46 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// The corpus windows `ppl` and `compress` measure perplexity on.
+#[derive(Args, Clone)]
+struct CorpusArgs {
+    /// UTF-8 text file (Project Gutenberg header and footer are skipped)
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Tokens per window (default: min(n_positions, 256))
+    #[arg(long)]
+    seq_len: Option<usize>,
+    /// Number of windows
+    #[arg(long, default_value_t = 8)]
+    seqs: usize,
+    /// Start at this fraction of the corpus (0.9: the usual held-out last 10%)
+    #[arg(long, default_value_t = 0.0)]
+    from: f64,
+    /// Windows per forward pass
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+}
+
+impl CorpusArgs {
+    /// Windows of the corpus in `model`'s tokens.
+    fn windows(&self, model: &Gpt2) -> Result<Vec<Vec<u32>>> {
+        let seq_len = self.seq_len.unwrap_or(model.cfg.n_positions.min(256));
+        let (corpus, seqs, from) = (&self.corpus, self.seqs, self.from);
+        outlier_probe::corpus::windows(model.tokenizer()?, corpus, seq_len, seqs, from)
+    }
+}
+
+/// Progress over corpus windows, labelled by what is running.
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(len).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>32} [{bar:40}] {pos}/{len} windows {elapsed_precise} (eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    )
 }
 
 fn load(gpu: &GpuArgs, model: &str) -> Result<Gpt2> {
@@ -301,12 +315,8 @@ fn main() -> Result<()> {
         }
         Cmd::Compress {
             model,
-            corpus,
+            text,
             schemes,
-            seq_len,
-            seqs,
-            from,
-            batch,
             protect,
             protect_ratio,
             protect_max,
@@ -319,13 +329,7 @@ fn main() -> Result<()> {
             let schemes = compress::Scheme::parse_list(&schemes)?;
             let mode = compress::ProtectMode::parse(&protect, protect_ratio, protect_max)?;
             let ctx = GpuContext::new(&cli.gpu.options())?;
-            let bar = indicatif::ProgressBar::new(0).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg:>32} [{bar:40}] {pos}/{len} windows {elapsed_precise} (eta {eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
+            let bar = progress_bar(0);
             // Every model must be there before hours of runs start.
             let dirs = model
                 .iter()
@@ -342,17 +346,13 @@ fn main() -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             let mut studies = Vec::new();
             for dir in &dirs {
-                let windows_of = |m: &Gpt2| {
-                    let sl = seq_len.unwrap_or(m.cfg.n_positions.min(256));
-                    outlier_probe::corpus::windows(m.tokenizer()?, &corpus, sl, seqs, from)
-                };
                 let st = compress::study(
                     ctx.clone(),
                     dir,
-                    &windows_of,
+                    &|m: &Gpt2| text.windows(m),
                     &schemes,
                     &mode,
-                    batch,
+                    text.batch,
                     Some(&bar),
                 )?;
                 studies.push(st);
@@ -364,36 +364,26 @@ fn main() -> Result<()> {
         }
         Cmd::Ppl {
             model,
-            corpus,
-            seq_len,
-            seqs,
-            from,
-            batch,
+            text: corpus,
             intervene,
             json,
         } => {
             let m = load(&cli.gpu, &model)?;
-            let tok = m.tokenizer()?;
-            let seq_len = seq_len.unwrap_or(m.cfg.n_positions.min(256));
             let specs = intervene
                 .iter()
                 .map(|s| outlier_probe::intervene::Spec::parse(s))
                 .collect::<Result<Vec<_>>>()?;
-            let windows = outlier_probe::corpus::windows(tok, &corpus, seq_len, seqs, from)?;
+            let windows = corpus.windows(&m)?;
+            let batch = corpus.batch;
             eprintln!(
-                "{} windows of {seq_len} tokens from {} on {}",
+                "{} windows of {} tokens from {} on {}",
                 windows.len(),
-                corpus.display(),
+                windows.first().map_or(0, Vec::len),
+                corpus.corpus.display(),
                 m.ctx().info.name
             );
             let runs = 1 + specs.len();
-            let bar = indicatif::ProgressBar::new((windows.len() * runs) as u64).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg:>24} [{bar:40}] {pos}/{len} windows {elapsed_precise} (eta {eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
+            let bar = progress_bar((windows.len() * runs) as u64);
             let mut results = Vec::new();
             bar.set_message("plain");
             results.push(outlier_probe::ppl::perplexity(

@@ -593,6 +593,11 @@ impl Model {
         self.wte.len()
     }
 
+    /// Vocabulary rows in the largest embedding chunk (the LM head's widest matmul).
+    pub fn vocab_chunk_rows(&self) -> usize {
+        self.wte.iter().map(|c| c.count).max().unwrap_or(0)
+    }
+
     /// A KV cache for `seqs` sequences of up to `cap` tokens each.
     pub fn session(&self, seqs: usize, cap: usize) -> Result<Session> {
         if seqs == 0 {
@@ -907,6 +912,17 @@ impl Model {
             b_f16: self.f16,
             ..Default::default()
         };
+        // One of the blocks' linear layers: out [rows, n] = x [rows, k] · W (+ b), epilogue fused.
+        let linear = |g: &mut Graph,
+                      x: &wgpu::Buffer,
+                      w: &wgpu::Buffer,
+                      b: Option<&wgpu::Buffer>,
+                      out: &wgpu::Buffer,
+                      (n, k): (usize, usize),
+                      epi: Epilogue| {
+            let (x, w, out) = (x.into(), w.into(), out.into());
+            self.k.matmul_epi(g, rows, n, k, x, w, b, out, wt, epi);
+        };
 
         // Embedding: one dispatch per vocabulary chunk.
         for c in &self.wte {
@@ -935,16 +951,13 @@ impl Model {
             self.norm(&mut g, rows, &resid, &w.norm1_w, w.norm1_b.as_ref(), &ln1);
             tap.tap(&mut g, Src::Ln1(l), &ln1, rdf)?;
             quant_in(&mut g, &ln1, InputWidth::D);
-            self.k.matmul_epi(
+            linear(
                 &mut g,
-                rows,
-                qkvw,
-                d,
-                (&ln1).into(),
-                (&w.qkv_w).into(),
+                &ln1,
+                &w.qkv_w,
                 w.qkv_b.as_ref(),
-                (&qkv).into(),
-                wt,
+                &qkv,
+                (qkvw, d),
                 wf16,
             );
             tap.tap(&mut g, Src::Qkv(l), &qkv, rows * qkvw)?;
@@ -1024,39 +1037,17 @@ impl Model {
             }
             tap.tap(&mut g, Src::Z(l), &z, rdf)?;
             quant_in(&mut g, &z, InputWidth::D);
-            if tap.touches(Src::AttnOut(l)) {
-                self.k.matmul_epi(
-                    &mut g,
-                    rows,
-                    d,
-                    d,
-                    (&z).into(),
-                    (&w.o_w).into(),
-                    w.o_b.as_ref(),
-                    (&attn_out).into(),
-                    wt,
-                    wf16,
-                );
+            // Nothing looking at hook_attn_out: add the residual in the matmul's epilogue.
+            let fuse_add = !tap.touches(Src::AttnOut(l));
+            let epi = Epilogue {
+                resid: fuse_add.then_some(&resid),
+                ..wf16
+            };
+            let out = if fuse_add { &resid_mid } else { &attn_out };
+            linear(&mut g, &z, &w.o_w, w.o_b.as_ref(), out, (d, d), epi);
+            if !fuse_add {
                 tap.tap(&mut g, Src::AttnOut(l), &attn_out, rdf)?;
                 self.k.add(&mut g, rdf, &resid, &attn_out, &resid_mid);
-            } else {
-                // Nothing looks at hook_attn_out: add the residual in the matmul's epilogue.
-                let epi = Epilogue {
-                    resid: Some(&resid),
-                    ..wf16
-                };
-                self.k.matmul_epi(
-                    &mut g,
-                    rows,
-                    d,
-                    d,
-                    (&z).into(),
-                    (&w.o_w).into(),
-                    w.o_b.as_ref(),
-                    (&resid_mid).into(),
-                    wt,
-                    epi,
-                );
             }
             tap.tap(&mut g, Src::ResidMid(l), &resid_mid, rdf)?;
             self.norm(
@@ -1075,18 +1066,8 @@ impl Model {
                 gelu: fuse_gelu.then_some(cfg.gelu_exact),
                 ..wf16
             };
-            self.k.matmul_epi(
-                &mut g,
-                rows,
-                up_w,
-                d,
-                (&ln2).into(),
-                (&w.up_w).into(),
-                w.up_b.as_ref(),
-                if fuse_gelu { &mlp_post } else { &mlp_pre }.into(),
-                wt,
-                epi,
-            );
+            let out = if fuse_gelu { &mlp_post } else { &mlp_pre };
+            linear(&mut g, &ln2, &w.up_w, w.up_b.as_ref(), out, (up_w, d), epi);
             if llama {
                 tap.tap(&mut g, Src::GateUp(l), &mlp_pre, rows * up_w)?;
                 self.k.swiglu(&mut g, rows, inner, &mlp_pre, &mlp_post);
@@ -1102,16 +1083,14 @@ impl Model {
                 resid: fuse_add.then_some(&resid_mid),
                 ..wf16
             };
-            self.k.matmul_epi(
+            let out = if fuse_add { &resid_next } else { &mlp_out };
+            linear(
                 &mut g,
-                rows,
-                d,
-                inner,
-                (&mlp_post).into(),
-                (&w.down_w).into(),
+                &mlp_post,
+                &w.down_w,
                 w.down_b.as_ref(),
-                if fuse_add { &resid_next } else { &mlp_out }.into(),
-                wt,
+                out,
+                (d, inner),
                 epi,
             );
             if !fuse_add {

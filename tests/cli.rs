@@ -193,19 +193,24 @@ fn bad_input_exits_with_a_message_not_a_panic() {
 fn compress_writes_the_study() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = TempDir::new("compress");
+    let path = |p: &str| root.join(p).to_str().unwrap().to_string();
     let (d, c, corpus) = (
-        root.join("zoo/default"),
-        root.join("zoo/context_scale"),
-        root.join("zoo/heldout.txt"),
+        path("zoo/default"),
+        path("zoo/context_scale"),
+        path("zoo/heldout.txt"),
     );
-    let (ok, stdout, err) = run(&[
-        "compress",
+    let out_dir = out.0.to_str().unwrap();
+    // compress on the default zoo model, the held-out text and `out`, plus `extra` arguments.
+    let compress = |extra: &[&str]| {
+        let mut args = vec![
+            "compress", "--model", &d, "--corpus", &corpus, "--out", out_dir,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (ok, stdout, err) = compress(&[
         "--model",
-        d.to_str().unwrap(),
-        "--model",
-        c.to_str().unwrap(),
-        "--corpus",
-        corpus.to_str().unwrap(),
+        &c,
         "--seqs",
         "2",
         "--seq-len",
@@ -214,8 +219,6 @@ fn compress_writes_the_study() {
         "w8,a8,prune90",
         "--protect",
         "d=3,17;inner=5",
-        "--out",
-        out.0.to_str().unwrap(),
     ]);
     assert!(ok, "compress failed: {err}");
     assert!(
@@ -248,22 +251,9 @@ fn compress_writes_the_study() {
             assert!(ratio(i, "ppl_protected").is_finite(), "{st}");
         }
     }
-    let (ok, _, err) = run(&[
-        "compress",
-        "--model",
-        d.to_str().unwrap(),
-        "--corpus",
-        corpus.to_str().unwrap(),
-        "--schemes",
-        "w8,q3",
-    ]);
+    let (ok, _, err) = compress(&["--schemes", "w8,q3"]);
     assert!(!ok && err.contains("scheme 'q3'"), "{err}");
-    let (ok, _, err) = run(&[
-        "compress",
-        "--model",
-        d.to_str().unwrap(),
-        "--corpus",
-        corpus.to_str().unwrap(),
+    let (ok, _, err) = compress(&[
         "--seqs",
         "1",
         "--seq-len",
@@ -272,8 +262,6 @@ fn compress_writes_the_study() {
         "a8",
         "--protect",
         "d=999",
-        "--out",
-        out.0.to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("channel 999"), "{err}");
     assert!(!err.contains("panicked"), "{err}");

@@ -35,18 +35,6 @@ fn logits_of(file: &safetensors::SafeTensors, name: &str) -> Tensor {
     Tensor::new(v.shape().to_vec(), data)
 }
 
-/// max|a − b| / max|b|
-fn rel(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.shape, b.shape);
-    let scale = b.data.iter().fold(0f64, |m, x| m.max(x.abs() as f64));
-    let diff = a
-        .data
-        .iter()
-        .zip(&b.data)
-        .fold(0f64, |m, (x, y)| m.max((x - y).abs() as f64));
-    diff / scale
-}
-
 #[test]
 fn fake_quant_and_pruning_match_pytorch() {
     let dir = common::fixtures_dir().join("quant");
@@ -60,7 +48,7 @@ fn fake_quant_and_pruning_match_pytorch() {
         let fp32 = logits_of(&file, "fp32.logits");
         let plain = common::load(model);
         let ids = &cases.iter().find(|c| c.model == model).unwrap().prompt_ids;
-        let e0 = rel(&plain.logits(ids).unwrap(), &fp32);
+        let e0 = plain.logits(ids).unwrap().rel_err(&fp32);
         assert!(e0 < 1e-5, "{model}: uncompressed logits differ by {e0:.2e}");
         for c in cases.iter().filter(|c| c.model == model) {
             let s = &c.scheme;
@@ -75,8 +63,8 @@ fn fake_quant_and_pruning_match_pytorch() {
             apply(&mut m, &scheme, &s.protect).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
             let got = m.logits(&c.prompt_ids).unwrap();
             let want = logits_of(&file, &format!("{}.logits", c.name));
-            let err = rel(&got, &want);
-            let effect = rel(&want, &fp32);
+            let err = got.rel_err(&want);
+            let effect = want.rel_err(&fp32);
             // Weights are quantized identically (up to a last-ulp division); an activation
             // grid can round a value the other way when its input differs by an ulp, which
             // moves it one step: allowed, as long as it stays far below the scheme's effect.

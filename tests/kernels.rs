@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use outlier_probe::gpu::GpuContext;
-use outlier_probe::kernels::{AttnParams, Bind, Graph, Kernels, MatmulKernel};
+use outlier_probe::kernels::{AttnParams, Bind, Epilogue, Graph, Kernels, MatmulKernel};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -43,11 +43,7 @@ fn zeros(ctx: &GpuContext, n: usize) -> wgpu::Buffer {
 
 /// The first `n` f32 values of a storage buffer.
 fn read(ctx: &GpuContext, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    let rb = ctx.readback("test readback", n as u64 * 4).unwrap();
-    let mut g = Graph::default();
-    g.copy(buf, 0, &rb, 0, n as u64 * 4);
-    run(ctx, g);
-    ctx.read_f32(&[(&rb, n)]).unwrap().remove(0)
+    ctx.read_storage(buf, n).unwrap()
 }
 
 /// N(0,1) · scale values (Box–Muller), never all zero.
@@ -592,7 +588,7 @@ fn matvec_tiled_and_naive_kernels_agree() {
             let c = ctx.storage("c", (m * n * 4) as u64).unwrap();
             let rb = ctx.readback("rb", (m * n * 4) as u64).unwrap();
             let mut g = Graph::default();
-            kern.matmul_kernel(
+            kern.matmul_fused(
                 &mut g,
                 kind,
                 m,
@@ -603,6 +599,7 @@ fn matvec_tiled_and_naive_kernels_agree() {
                 Some(&biasb),
                 (&c).into(),
                 bt,
+                Epilogue::default(),
             );
             g.copy(&c, 0, &rb, 0, (m * n * 4) as u64);
             ctx.queue.submit([g.encode(&ctx)]);
@@ -822,7 +819,6 @@ fn planted_outlier_channel_breaks_a8_and_protection_fixes_it() {
 /// add, on the tiled and the matvec kernel, against the CPU.
 #[test]
 fn matmul_epilogue_gelu_and_residual() {
-    use outlier_probe::kernels::Epilogue;
     let (ctx, kern) = setup();
     let mut rng = StdRng::seed_from_u64(74);
     for (m, n, k) in [(70usize, 65usize, 33usize), (5, 130, 77)] {
@@ -890,7 +886,6 @@ fn matmul_epilogue_gelu_and_residual() {
 /// layouts, odd sizes: equal to the f32 kernel on the f16-rounded weights.
 #[test]
 fn f16_weights_match_rounded_f32() {
-    use outlier_probe::kernels::Epilogue;
     use outlier_probe::model::pack_f16;
     let (ctx, kern) = setup();
     let mut rng = StdRng::seed_from_u64(75);

@@ -30,13 +30,7 @@ fn fused_forward_logits_match_transformers() {
             let r = reference(fx, k);
             let got = model.logits(&r.tokens).unwrap();
             let want = &r.tensors["logits"];
-            let scale = want.data.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let err = got
-                .data
-                .iter()
-                .zip(&want.data)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-                / scale;
+            let err = got.rel_err(want);
             assert!(err < TOL, "{fx} ref-{k}: fused logits differ by {err:.2e}");
         }
     }
@@ -62,13 +56,7 @@ fn f16_weights_stay_within_half_precision_tolerance() {
             let r = reference(fx, k);
             let got = m16.logits(&r.tokens).unwrap();
             let want = &r.tensors["logits"];
-            let scale = want.data.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let err = got
-                .data
-                .iter()
-                .zip(&want.data)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-                / scale;
+            let err = got.rel_err(want);
             eprintln!("{fx} ref-{k}: f16-weight logits max rel err {err:.2e}");
             assert!(
                 err < 1e-2,
@@ -80,12 +68,9 @@ fn f16_weights_stay_within_half_precision_tolerance() {
             } else {
                 assert!(err > 1e-6, "{fx} ref-{k}: f16 weights had no effect at all");
             }
-            let v = want.shape[1];
-            for t in 0..want.shape[0] {
-                let am = |x: &[f32]| (0..v).max_by(|&i, &j| x[i].total_cmp(&x[j])).unwrap();
-                agree += (am(got.row(t)) == am(want.row(t))) as usize;
-                total += 1;
-            }
+            let (a, b) = (got.argmax_rows(), want.argmax_rows());
+            agree += a.iter().zip(&b).filter(|(x, y)| x == y).count();
+            total += b.len();
         }
         assert!(
             agree * 100 >= total * 95,

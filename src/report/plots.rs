@@ -50,6 +50,21 @@ fn pe<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plot: {e:?}")
 }
 
+/// The series legend every chart draws, in one style.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .draw()
+        .map_err(pe)
+}
+
 /// Full tensors the pictures need beyond the report (the report keeps statistics only).
 #[derive(Clone, Debug, Default)]
 pub struct PlotInputs {
@@ -246,14 +261,7 @@ fn lines_log<DB: DrawingBackend>(
                     + Circle::new((10, 0), 3, color.filled())
             });
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(pe)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
@@ -592,14 +600,7 @@ fn sink_ratios<DB: DrawingBackend>(
         .map_err(pe)?
         .label("mean over heads")
         .legend(|(x, y)| Circle::new((x + 10, y), 5, C_TOP1.filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(pe)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
@@ -669,14 +670,7 @@ fn class_bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, r: &Report) -> 
             }))
             .map_err(pe)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(pe)?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
@@ -878,14 +872,7 @@ fn grouped_log_bars<DB: DrawingBackend>(
             BLACK.mix(0.6),
         ))
         .map_err(pe)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(pe)?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
