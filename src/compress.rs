@@ -155,6 +155,9 @@ impl Protect {
                         .with_context(|| format!("protect '{spec}': '{c}' is not a channel"))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            if chans.is_empty() {
+                bail!("protect '{spec}': '{}' lists no channel", part.trim());
+            }
             match key.trim() {
                 "d" => p.d = chans,
                 "inner" => p.inner = chans,
@@ -702,6 +705,7 @@ mod tests {
         assert_eq!((p.d, p.inner), (vec![3, 40], vec![10]));
         assert!(Protect::parse("x=1").is_err());
         assert!(Protect::parse("d=a").is_err());
+        assert!(Protect::parse("d=;inner=3").is_err());
     }
 
     /// Absmax round trip: every value within half a step of the original, the absmax value

@@ -144,14 +144,14 @@ impl HookSpace {
             if llama {
                 v.push(Src::RotQk(l));
             }
-            v.extend([
-                Src::Scores(l),
-                Src::Pattern(l),
-                Src::Z(l),
-                Src::AttnOut(l),
-                Src::ResidMid(l),
-                Src::Ln2(l),
-            ]);
+            v.extend([Src::Scores(l), Src::Pattern(l)]);
+            if self.extra_prob {
+                v.push(Src::ExtraProb(l));
+            }
+            if self.scale {
+                v.push(Src::Scale(l));
+            }
+            v.extend([Src::Z(l), Src::AttnOut(l), Src::ResidMid(l), Src::Ln2(l)]);
             v.push(if llama {
                 Src::GateUp(l)
             } else {
@@ -181,6 +181,8 @@ impl HookSpace {
 }
 
 /// Which hooks to capture: glob patterns (`blocks.*.attn.hook_pattern`), comma-separated on the CLI.
+/// Every pattern must select at least one hook point of the model it is used with: forward
+/// passes and [`HookFilter::resolve`] refuse a filter with a pattern that matches nothing.
 #[derive(Clone, Debug, Default)]
 pub struct HookFilter {
     patterns: Vec<glob::Pattern>,
@@ -226,20 +228,32 @@ impl HookFilter {
         (0..n_layer).any(|l| f(l).into_iter().any(|s| self.wants_src(s)))
     }
 
-    /// The hooks of a model this filter selects (an error when it selects none).
+    /// The glob patterns, as given.
+    pub fn patterns(&self) -> impl Iterator<Item = &str> {
+        self.patterns.iter().map(glob::Pattern::as_str)
+    }
+
+    /// Every pattern selects at least one hook point of the model; the error names each one that
+    /// selects none, with a hint (the model's layer range, a hook of another architecture, the
+    /// nearest hook name). A filter without patterns passes (it captures nothing).
+    pub fn check(&self, space: &HookSpace) -> anyhow::Result<()> {
+        crate::select::check_patterns(&self.patterns, space)
+    }
+
+    /// The hooks of a model this filter selects, in forward order. An error when no pattern is
+    /// given or when any pattern selects nothing (see [`HookFilter::check`]).
     pub fn resolve(&self, space: &HookSpace) -> anyhow::Result<Vec<String>> {
-        let v: Vec<String> = space
+        if self.patterns.is_empty() {
+            anyhow::bail!(
+                "no hook pattern given: the hook patterns select no hook point (e.g. 'blocks.0.hook_resid_pre', 'blocks.*.attn.hook_pattern', 'logits')"
+            );
+        }
+        self.check(space)?;
+        Ok(space
             .hooks()
             .into_iter()
             .filter(|h| self.wants(h))
-            .collect();
-        if v.is_empty() {
-            anyhow::bail!(
-                "the hook patterns select no hook point of this {}-layer model (e.g. 'blocks.0.hook_resid_pre', 'blocks.*.attn.hook_pattern', 'logits')",
-                space.n_layer
-            );
-        }
-        Ok(v)
+            .collect())
     }
 }
 
@@ -353,6 +367,17 @@ mod tests {
             .unwrap()
             .resolve(&sp)
             .is_err());
+        // One pattern that selects nothing fails the whole filter, even next to one that does.
+        let e = HookFilter::parse("logits,blocks.0.hook_resid_psot")
+            .unwrap()
+            .resolve(&sp)
+            .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("'blocks.0.hook_resid_psot'"),
+            "{e:#}"
+        );
+        assert!(HookFilter::parse("").unwrap().resolve(&sp).is_err());
+        assert!(HookFilter::none().check(&sp).is_ok());
         assert!(f.wants_src(Src::Pattern(3)));
         assert!(!f.wants_src(Src::Qkv(0)));
         assert!(HookFilter::parse("blocks.0.attn.hook_k")
@@ -372,5 +397,10 @@ mod tests {
             assert_eq!(s.len(), all.len());
             assert_eq!(all.len(), n, "{arch:?}");
         }
+        sp.extra_prob = true;
+        sp.scale = true;
+        let all = sp.hooks();
+        assert!(all.contains(&"blocks.2.attn.hook_extra_prob".to_string()));
+        assert!(all.contains(&"blocks.2.attn.hook_scale".to_string()));
     }
 }

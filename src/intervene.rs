@@ -11,6 +11,13 @@
 //!
 //! `HOOK` is a hook name or glob (`blocks.*.hook_resid_post`); channels index the hook's last axis
 //! flattened (`[H, Dh]` hooks use `h * Dh + d`); positions are absolute token positions.
+//! Several specs joined by `;` act together (one `ppl` row): `knockout:keys=0:layers=1;HOOK:ch=3:zero`.
+//! Knockout specs add up per layer: `knockout:keys=0:layers=0;knockout:keys=5:layers=1` removes
+//! key 0 in layer 0 and key 5 in layer 1.
+//!
+//! Every selector is checked against the model and the input (see [`crate::select`]): a glob
+//! that matches no hook point, a channel, layer, position or key out of range, or a part that
+//! does not belong to the spec is an error, never silently dropped.
 
 use anyhow::{anyhow, bail, Context, Result};
 
@@ -48,16 +55,70 @@ pub struct HookEdit {
     pub values: Vec<f32>,
 }
 
-/// Keys removed from attention, in all layers or the listed ones.
+/// One `knockout:` spec: keys (absolute positions) removed in all layers or the listed ones.
 #[derive(Clone, Debug, PartialEq, Default)]
-pub struct Knockout {
+pub struct KnockRule {
     pub keys: Vec<usize>,
+    /// `None`: every layer.
     pub layers: Option<Vec<usize>>,
 }
 
+/// Keys removed from attention: the union, layer by layer, of one or more rules. A removed key
+/// is hidden from every later query of the layer (a query always keeps its own position).
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Knockout {
+    pub rules: Vec<KnockRule>,
+}
+
 impl Knockout {
-    pub fn applies_to(&self, layer: usize) -> bool {
-        self.layers.as_ref().is_none_or(|ls| ls.contains(&layer))
+    /// One rule: `keys` in `layers` (`None`: every layer).
+    pub fn new(keys: Vec<usize>, layers: Option<Vec<usize>>) -> Self {
+        Self {
+            rules: vec![KnockRule { keys, layers }],
+        }
+    }
+
+    /// Add a rule; earlier rules keep their own layers.
+    pub fn add(&mut self, keys: Vec<usize>, layers: Option<Vec<usize>>) {
+        self.rules.push(KnockRule { keys, layers });
+    }
+
+    /// Keys removed in `layer`, sorted, without repeats (empty: attention is untouched there).
+    pub fn keys_in(&self, layer: usize) -> Vec<usize> {
+        let mut v: Vec<usize> = self
+            .rules
+            .iter()
+            .filter(|r| r.layers.as_ref().is_none_or(|ls| ls.contains(&layer)))
+            .flat_map(|r| r.keys.iter().copied())
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The attention kernel's key masks ([cap] u32, 1 = removed; keys ≥ cap are left out): the
+    /// distinct masks, and for each of `n_layer` layers the index of its mask (`None`: no knockout
+    /// in that layer).
+    pub fn layer_masks(&self, n_layer: usize, cap: usize) -> (Vec<Vec<u32>>, Vec<Option<usize>>) {
+        let mut masks: Vec<Vec<u32>> = Vec::new();
+        let mut sets: Vec<Vec<usize>> = Vec::new();
+        let per_layer = (0..n_layer)
+            .map(|l| {
+                let keys = self.keys_in(l);
+                if keys.is_empty() {
+                    return None;
+                }
+                if let Some(i) = sets.iter().position(|s| *s == keys) {
+                    return Some(i);
+                }
+                let mut m = vec![0u32; cap];
+                keys.iter().filter(|&&j| j < cap).for_each(|&j| m[j] = 1);
+                masks.push(m);
+                sets.push(keys);
+                Some(masks.len() - 1)
+            })
+            .collect();
+        (masks, per_layer)
     }
 }
 
@@ -77,6 +138,23 @@ fn list(s: &str, what: &str) -> Result<Vec<usize>> {
 }
 
 impl Spec {
+    /// One intervention row: specs joined by `;`, acting together.
+    pub fn parse_row(row: &str) -> Result<Vec<Self>> {
+        row.split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Self::parse)
+            .collect::<Result<Vec<_>>>()
+            .and_then(|v| {
+                if v.is_empty() {
+                    bail!("intervention '{row}': no spec given");
+                }
+                Ok(v)
+            })
+    }
+
+    /// One spec (see the module's grammar table). Parts that do not belong to the spec's kind
+    /// (`ch=` on a knockout, `layers=` on an edit, two actions) are errors.
     pub fn parse(spec: &str) -> Result<Self> {
         let ctx =
             || format!("intervention '{spec}' (see `outlier-probe ppl --help` for the grammar)");
@@ -90,27 +168,71 @@ impl Spec {
         let mut action = None;
         let mut keys = None;
         let mut layers = None;
+        let knockout = head == "knockout";
         for p in parts {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            match k.trim() {
-                "ch" => channels = Some(list(v, "channel").with_context(ctx)?),
-                "pos" => positions = Some(list(v, "position").with_context(ctx)?),
-                "keys" => keys = Some(list(v, "key").with_context(ctx)?),
-                "layers" => layers = Some(list(v, "layer").with_context(ctx)?),
-                "zero" => action = Some(Action::Zero),
-                "mean" => action = Some(Action::Mean),
-                "value" => {
-                    action = Some(Action::Value(
-                        v.trim()
-                            .parse()
-                            .map_err(|e| anyhow!("value '{v}': {e}"))
-                            .with_context(ctx)?,
-                    ))
+            let k = k.trim();
+            let allowed = if knockout {
+                ["keys", "layers"].contains(&k)
+            } else {
+                ["ch", "pos", "zero", "mean", "value"].contains(&k)
+            };
+            if !allowed {
+                let why = match (knockout, k) {
+                    (true, "ch" | "pos" | "zero" | "mean" | "value") => {
+                        "a knockout takes only keys= and layers="
+                    }
+                    (false, "keys" | "layers") => {
+                        "an edit takes ch=, pos= and an action; keys= and layers= belong to knockout:"
+                    }
+                    _ => "unknown part",
+                };
+                return Err(anyhow!("'{k}': {why}")).with_context(ctx);
+            }
+            let set_action = |a: &mut Option<Action>, new: Action| {
+                if a.is_some() {
+                    return Err(anyhow!("two actions: give one of zero, mean or value=X"));
                 }
-                other => return Err(anyhow!("unknown part '{other}'")).with_context(ctx),
+                *a = Some(new);
+                Ok(())
+            };
+            let repeated = |was: bool| {
+                if was {
+                    Err(anyhow!("'{k}=' given twice"))
+                } else {
+                    Ok(())
+                }
+            };
+            match k {
+                "ch" => {
+                    repeated(channels.is_some()).with_context(ctx)?;
+                    channels = Some(list(v, "channel").with_context(ctx)?)
+                }
+                "pos" => {
+                    repeated(positions.is_some()).with_context(ctx)?;
+                    positions = Some(list(v, "position").with_context(ctx)?)
+                }
+                "keys" => {
+                    repeated(keys.is_some()).with_context(ctx)?;
+                    keys = Some(list(v, "key").with_context(ctx)?)
+                }
+                "layers" => {
+                    repeated(layers.is_some()).with_context(ctx)?;
+                    layers = Some(list(v, "layer").with_context(ctx)?)
+                }
+                "zero" => set_action(&mut action, Action::Zero).with_context(ctx)?,
+                "mean" => set_action(&mut action, Action::Mean).with_context(ctx)?,
+                _ => {
+                    let x = v
+                        .trim()
+                        .parse()
+                        .map_err(|e| anyhow!("value '{v}': {e}"))
+                        .with_context(ctx)?;
+                    set_action(&mut action, Action::Value(x)).with_context(ctx)?
+                }
             }
         }
-        if head == "knockout" {
+        if knockout {
             let keys = keys
                 .ok_or_else(|| anyhow!("knockout needs keys=…"))
                 .with_context(ctx)?;
@@ -157,22 +279,17 @@ pub fn editable(hook: &str, space: &HookSpace) -> Result<(Src, usize, usize)> {
     bail!("unknown hook point '{hook}'")
 }
 
-/// Expand an edit spec's glob into concrete hooks of a model.
+/// Expand an edit spec's glob into concrete hooks of a model (an error naming the glob when it
+/// matches none).
 pub fn expand(hook_glob: &str, space: &HookSpace) -> Result<Vec<String>> {
     let pat =
         glob::Pattern::new(hook_glob).map_err(|e| anyhow!("hook pattern '{hook_glob}': {e}"))?;
-    let v: Vec<String> = space
+    crate::select::check_patterns([&pat], space)?;
+    Ok(space
         .hooks()
         .into_iter()
         .filter(|h| pat.matches(h))
-        .collect();
-    if v.is_empty() {
-        bail!(
-            "'{hook_glob}' matches no hook point of this {}-layer model",
-            space.n_layer
-        );
-    }
-    Ok(v)
+        .collect())
 }
 
 /// Concrete edits of a spec with a constant action (zero or value). Mean edits need data: see
@@ -230,7 +347,12 @@ pub fn mean_edits(
             let rows = t.shape[0];
             let width = t.numel() / rows;
             let pos: Vec<usize> = match positions {
-                Some(p) => p.iter().copied().filter(|&p| p < rows).collect(),
+                Some(p) => {
+                    if let Some(q) = p.iter().find(|&&q| q >= rows) {
+                        bail!("mean of {h}: position {q} is beyond a sequence of {rows} tokens");
+                    }
+                    p.clone()
+                }
                 None => (0..rows).collect(),
             };
             for p in pos {
@@ -295,9 +417,37 @@ mod tests {
             "x:ch=a:zero",
             "knockout",
             "h:ch=1:frob",
+            "knockout:keys=0:ch=1",
+            "knockout:keys=0:layers=1:zero",
+            "blocks.0.hook_resid_pre:ch=1:layers=0:zero",
+            "blocks.0.hook_resid_pre:ch=1:keys=0:zero",
+            "blocks.0.hook_resid_pre:ch=1:zero:mean",
+            "blocks.0.hook_resid_pre:ch=1:ch=2:zero",
+            "knockout:keys=0:keys=1",
         ] {
             assert!(Spec::parse(bad).is_err(), "{bad:?} should not parse");
         }
+        let row = Spec::parse_row("knockout:keys=0:layers=1; blocks.0.hook_z:ch=1:zero").unwrap();
+        assert_eq!(row.len(), 2);
+        assert!(Spec::parse_row(" ; ").is_err());
+        assert!(Spec::parse_row("knockout:keys=0;h:ch=1").is_err());
+    }
+
+    #[test]
+    fn knockout_rules_add_up_per_layer() {
+        let mut k = Knockout::new(vec![3, 0], Some(vec![0]));
+        k.add(vec![5, 0], Some(vec![2]));
+        k.add(vec![1], None);
+        assert_eq!(k.keys_in(0), vec![0, 1, 3]);
+        assert_eq!(k.keys_in(1), vec![1]);
+        assert_eq!(k.keys_in(2), vec![0, 1, 5]);
+        let (masks, per) = k.layer_masks(4, 6);
+        assert_eq!(per, vec![Some(0), Some(1), Some(2), Some(1)]);
+        assert_eq!(masks[0], vec![1, 1, 0, 1, 0, 0]);
+        assert_eq!(masks[1], vec![0, 1, 0, 0, 0, 0]);
+        assert_eq!(masks[2], vec![1, 1, 0, 0, 0, 1]);
+        let (masks, per) = Knockout::new(vec![0], Some(vec![1])).layer_masks(2, 3);
+        assert_eq!((masks.len(), per), (1, vec![None, Some(0)]));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod model;
 pub mod ppl;
 pub mod probe;
 pub mod report;
+pub mod select;
 pub mod tensor;
 pub mod tokenizer;
 pub mod weights;

@@ -81,6 +81,9 @@ enum Cmd {
     /// Each --intervene gives one more row, compared with the plain model. Grammar:
     ///   HOOK:ch=C1,C2[:pos=P1,P2]:zero | :value=X | :mean   (mean over the same corpus windows)
     ///   knockout:keys=K1,K2[:layers=L1,L2]
+    ///   SPEC;SPEC…   several specs acting together in one row
+    /// Every selector must select something: a HOOK glob matching no hook point, a channel,
+    /// layer or position out of range, a key with no later query in a window is an error.
     /// e.g. --intervene 'blocks.*.hook_resid_post:ch=447:pos=0:zero' --intervene 'blocks.*.hook_resid_post:ch=447:pos=0:mean'
     #[command(verbatim_doc_comment)]
     Ppl {
@@ -371,9 +374,15 @@ fn main() -> Result<()> {
             let m = load(&cli.gpu, &model)?;
             let specs = intervene
                 .iter()
-                .map(|s| outlier_probe::intervene::Spec::parse(s))
+                .map(|s| outlier_probe::intervene::Spec::parse_row(s))
                 .collect::<Result<Vec<_>>>()?;
             let windows = corpus.windows(&m)?;
+            // Every row's selectors, before any pass runs.
+            let shortest = windows.iter().map(Vec::len).min().unwrap_or(0);
+            for (row, text) in specs.iter().zip(&intervene) {
+                outlier_probe::select::check_specs(row, &m.hooks(), shortest)
+                    .with_context(|| format!("--intervene '{text}'"))?;
+            }
             let batch = corpus.batch;
             eprintln!(
                 "{} windows of {} tokens from {} on {}",
@@ -397,8 +406,7 @@ fn main() -> Result<()> {
             )?);
             for (spec, text) in specs.iter().zip(&intervene) {
                 bar.set_message("intervention");
-                let (edits, knock) =
-                    outlier_probe::ppl::resolve(&m, std::slice::from_ref(spec), &windows, batch)?;
+                let (edits, knock) = outlier_probe::ppl::resolve(&m, spec, &windows, batch)?;
                 results.push(outlier_probe::ppl::perplexity(
                     &m,
                     &windows,

@@ -141,6 +141,10 @@ pub enum LogitsMode {
     All,
 }
 
+/// What a forward pass returns, captures and changes. `forward` refuses, before running, any
+/// selector that selects nothing (see [`crate::select::check_forward`]): a capture glob matching
+/// no hook point, an edit channel beyond the hook's width, an edit position or knockout key
+/// beyond every sequence of the pass (cache included), a knockout layer beyond `n_layer`.
 #[derive(Clone, Debug)]
 pub struct ForwardOptions {
     pub logits: LogitsMode,
@@ -148,6 +152,7 @@ pub struct ForwardOptions {
     /// Edits applied where each hook is produced, before anything downstream reads it
     /// (captures show the edited values, as TransformerLens hooks do).
     pub edits: Vec<HookEdit>,
+    /// Keys removed from attention, layer by layer.
     pub knockout: Option<Knockout>,
 }
 
@@ -695,6 +700,12 @@ impl Model {
         sink: &mut dyn FnMut(usize, String, Tensor),
     ) -> Result<Vec<Option<Tensor>>> {
         self.check_tokens(sess, new)?;
+        let lens: Vec<usize> = new
+            .iter()
+            .zip(&sess.lens)
+            .map(|(t, l)| l + t.len())
+            .collect();
+        crate::select::check_forward(opts, &self.hooks(), &lens)?;
         let out = self.ctx.checked("running the forward pass", || {
             self.forward_inner(sess, new, opts, sink)
         })?;
@@ -814,22 +825,9 @@ impl Model {
 
         // Interventions: per edited source, the kernel's inputs.
         let mut edits: Vec<EditBuffers> = Vec::new();
+        // (Channels, positions and values were checked by select::check_forward.)
         for e in &opts.edits {
-            let (src, offset, width) = editable(&e.hook, &space)?;
-            if let Some(c) = e.channels.iter().find(|&&c| c >= width) {
-                bail!(
-                    "edit of {}: channel {c} does not exist (the hook has {width} channels)",
-                    e.hook
-                );
-            }
-            if e.channels.is_empty() || e.channels.len() != e.values.len() {
-                bail!(
-                    "edit of {}: {} channels but {} values",
-                    e.hook,
-                    e.channels.len(),
-                    e.values.len()
-                );
-            }
+            let (src, offset, _) = editable(&e.hook, &space)?;
             let mut mask = vec![0u32; cfg.n_positions];
             match &e.positions {
                 None => mask.fill(1),
@@ -849,15 +847,15 @@ impl Model {
                 n: chans.len(),
             });
         }
-        let knock = match &opts.knockout {
-            Some(k) => {
-                let mut mask = vec![0u32; sess.cap];
-                let n = mask.len();
-                k.keys.iter().filter(|&&j| j < n).for_each(|&j| mask[j] = 1);
-                Some(ctx.storage_init("knockout keys", bytemuck::cast_slice(&mask))?)
-            }
-            None => None,
+        // Knockout: one key mask per distinct set of removed keys, and each layer's mask.
+        let (knock_masks, knock_of_layer) = match &opts.knockout {
+            Some(k) => k.layer_masks(cfg.n_layer, sess.cap),
+            None => (Vec::new(), vec![None; cfg.n_layer]),
         };
+        let knock = knock_masks
+            .iter()
+            .map(|m| ctx.storage_init("knockout keys", bytemuck::cast_slice(m)))
+            .collect::<Result<Vec<_>>>()?;
 
         let aq_scales = match &self.act_quant {
             Some(_) => Some(act("activation quant scales", s as u64 * f)?),
@@ -996,9 +994,7 @@ impl Model {
                 sig_t: cfg.sigmoid_t as u32,
                 ..Default::default()
             };
-            let kn = knock
-                .as_ref()
-                .filter(|_| opts.knockout.as_ref().is_some_and(|k| k.applies_to(l)));
+            let kn = knock_of_layer[l].map(|i| &knock[i]);
             self.k.attention_full(
                 &mut g,
                 p,

@@ -58,8 +58,14 @@ pub fn perplexity(
     })
 }
 
-/// Turn parsed specs into concrete edits and a knockout. `mean` edits take the mean of each
-/// edited channel at the spec's positions over `windows` (one capture pass, reduced on the fly).
+/// Turn parsed specs, acting together, into concrete edits and a knockout. `mean` edits take
+/// the mean of each edited channel at the spec's positions over `windows` (one capture pass,
+/// reduced on the fly), with the specs before it applied. Knockout specs add up per layer, each
+/// keeping its own `layers=`.
+///
+/// Errors, before any pass: a hook glob matching nothing, a channel beyond the hook's width, a
+/// layer beyond the model's, a position not in every window (≥ the shortest window's length),
+/// a knocked-out key without a later query in every window (≥ the shortest length − 1).
 pub fn resolve(
     model: &Gpt2,
     specs: &[Spec],
@@ -67,18 +73,15 @@ pub fn resolve(
     batch: usize,
 ) -> Result<(Vec<HookEdit>, Option<Knockout>)> {
     let space = model.hooks();
+    let shortest = windows.iter().map(Vec::len).min().unwrap_or(0);
+    crate::select::check_specs(specs, &space, shortest)?;
     let mut edits = Vec::new();
     let mut knockout: Option<Knockout> = None;
     for spec in specs {
         match spec {
-            Spec::Knockout { keys, layers } => {
-                let k = knockout.get_or_insert_with(Knockout::default);
-                k.keys.extend(keys);
-                k.layers = match (&k.layers, layers) {
-                    (Some(a), Some(b)) => Some(a.iter().chain(b).copied().collect()),
-                    _ => None,
-                };
-            }
+            Spec::Knockout { keys, layers } => knockout
+                .get_or_insert_with(Knockout::default)
+                .add(keys.clone(), layers.clone()),
             Spec::Edit {
                 hook,
                 channels,
@@ -107,8 +110,9 @@ pub fn resolve(
                         let e = acc
                             .entry(name.clone())
                             .or_insert_with(|| (vec![0.0; channels.len()], 0));
+                        // Positions are below every window's length (check_specs).
                         let pos: Vec<usize> = match positions {
-                            Some(p) => p.iter().copied().filter(|&p| p < rows).collect(),
+                            Some(p) => p.clone(),
                             None => (0..rows).collect(),
                         };
                         for p in pos {

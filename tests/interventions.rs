@@ -1,5 +1,6 @@
 //! Interventions on the GPU equal the same edits done inside transformers
-//! (tools/reference/make_intervention_fixtures.py).
+//! (tools/reference/make_intervention_fixtures.py): each case's specs go through
+//! `ppl::resolve`, the path `ppl --intervene 'A;B'` takes.
 
 mod common;
 
@@ -49,58 +50,121 @@ fn load_cases(fx: &str) -> Cases {
     (tokens, cases, tensors)
 }
 
+/// numpy's allclose, elementwise: |a − b| ≤ atol + rtol·|b| with atol = `atol_frac` × the
+/// median |b|. Fails on a non-finite value where the reference is finite (and on a mismatch of
+/// non-finite values); the message names the worst entry and its index.
+fn assert_allclose(got: &Tensor, want: &Tensor, rtol: f32, atol_frac: f32, what: &str) {
+    assert_eq!(got.shape, want.shape, "{what}: shape");
+    let mut mags: Vec<f32> = want
+        .data
+        .iter()
+        .filter(|x| x.is_finite())
+        .map(|x| x.abs())
+        .collect();
+    mags.sort_by(f32::total_cmp);
+    let median = mags.get(mags.len() / 2).copied().unwrap_or(0.0);
+    // A tensor that is mostly exact zeros (masked attention) takes its scale from the mean.
+    let scale = if median > 0.0 {
+        median
+    } else {
+        mags.iter().sum::<f32>() / mags.len().max(1) as f32
+    };
+    let atol = atol_frac * scale;
+    let mut worst: Option<(f32, usize)> = None;
+    for (i, (&a, &b)) in got.data.iter().zip(&want.data).enumerate() {
+        if !b.is_finite() {
+            assert!(
+                a == b || (a.is_nan() && b.is_nan()),
+                "{what}: entry {i} is {a}, reference {b}"
+            );
+            continue;
+        }
+        assert!(a.is_finite(), "{what}: entry {i} is {a}, reference {b}");
+        let excess = (a - b).abs() / (atol + rtol * b.abs());
+        if worst.is_none_or(|(w, _)| excess > w) {
+            worst = Some((excess, i));
+        }
+    }
+    if let Some((w, i)) = worst {
+        assert!(
+            w <= 1.0,
+            "{what}: entry {i} (of shape {:?}) is {}, reference {} (|diff| {:.2e} > atol {atol:.2e} + rtol {rtol:.0e} × |ref|)",
+            want.shape,
+            got.data[i],
+            want.data[i],
+            (got.data[i] - want.data[i]).abs()
+        );
+    }
+}
+
+const CAPTURED: [&str; 3] = [
+    "blocks.0.attn.hook_pattern",
+    "blocks.1.attn.hook_pattern",
+    "blocks.1.hook_resid_post",
+];
+
 #[test]
 fn edits_and_knockouts_match_transformers() {
     for fx in ["gpt2-odd-a", "gpt2-odd-c"] {
         let model = load(fx);
         let (tokens, cases, refs) = load_cases(fx);
-        assert_eq!(cases.len(), 4);
+        assert_eq!(cases.len(), 11, "{fx}: cases");
         let plain = model.logits(&tokens).unwrap();
         for (case, specs) in &cases {
-            let mut opts = ForwardOptions {
+            let specs: Vec<Spec> = specs.iter().map(|s| Spec::parse(s).unwrap()).collect();
+            let (edits, knockout) =
+                outlier_probe::ppl::resolve(&model, &specs, std::slice::from_ref(&tokens), 1)
+                    .unwrap();
+            let capture = HookFilter::parse(
+                &CAPTURED
+                    .iter()
+                    .filter(|h| refs.contains_key(&format!("{case}.{h}")))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+            .unwrap();
+            let opts = ForwardOptions {
                 logits: LogitsMode::All,
-                capture: HookFilter::parse("blocks.1.attn.hook_pattern,blocks.1.hook_resid_post")
-                    .unwrap(),
-                ..Default::default()
+                capture,
+                edits,
+                knockout: knockout.clone(),
             };
-            for s in specs {
-                match Spec::parse(s).unwrap() {
-                    Spec::Knockout { keys, layers } => {
-                        opts.knockout = Some(outlier_probe::intervene::Knockout { keys, layers })
-                    }
-                    spec => opts
-                        .edits
-                        .extend(constant_edits(&spec, &model.hooks()).unwrap()),
-                }
-            }
             let mut sess = model.session(1, tokens.len()).unwrap();
             let out = model.forward(&mut sess, &[&tokens], &opts).unwrap();
             let logits = out.logits[0].as_ref().unwrap();
             let want = &refs[&format!("{case}.logits")];
-            let e = logits.rel_err(want);
-            assert!(e <= 1e-4, "{fx} {case}: logits relative error {e:.2e}");
-            // The edit must matter, or this test proves nothing.
+            assert_allclose(logits, want, 1e-4, 1e-4, &format!("{fx} {case}: logits"));
+            // The intervention must matter, or this test proves nothing.
             let moved = logits.rel_err(&plain);
             assert!(
                 moved > 1e-3,
                 "{fx} {case}: the intervention did not change the logits ({moved:.1e})"
             );
-            for hook in ["blocks.1.attn.hook_pattern", "blocks.1.hook_resid_post"] {
+            let mut compared = 0;
+            for hook in CAPTURED {
                 if let Some(want) = refs.get(&format!("{case}.{hook}")) {
-                    let e = out.captures[0][hook].rel_err(want);
-                    assert!(e <= 1e-4, "{fx} {case}: {hook} relative error {e:.2e}");
+                    let what = format!("{fx} {case}: {hook}");
+                    assert_allclose(&out.captures[0][hook], want, 1e-4, 1e-4, &what);
+                    compared += 1;
                 }
             }
-            if case == "knockout" {
-                let p = &out.captures[0]["blocks.1.attn.hook_pattern"];
+            assert!(compared >= 2, "{fx} {case}: hooks missing from the fixture");
+            // Where a key is knocked out, no later query of that layer attends to it; in the
+            // other layers it is attended as usual.
+            for l in 0..2 {
+                let p = &out.captures[0][&format!("blocks.{l}.attn.hook_pattern")];
                 let t = tokens.len();
-                for h in 0..model.cfg.n_head {
-                    for i in 1..t {
-                        assert_eq!(
-                            p.data[(h * t + i) * t],
-                            0.0,
-                            "key 0 still attended by query {i}"
-                        );
+                let gone = knockout.as_ref().map(|k| k.keys_in(l)).unwrap_or_default();
+                for j in [0, 1, 2, 3, 4, 5] {
+                    let seen: f32 = (0..model.cfg.n_head)
+                        .flat_map(|h| (j + 1..t).map(move |i| (h * t + i) * t + j))
+                        .map(|ix| p.data[ix])
+                        .sum();
+                    if gone.contains(&j) {
+                        assert_eq!(seen, 0.0, "{fx} {case}: layer {l} key {j} still attended");
+                    } else {
+                        assert!(seen > 0.0, "{fx} {case}: layer {l} key {j} lost");
                     }
                 }
             }
