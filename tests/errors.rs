@@ -238,3 +238,80 @@ fn bad_hook_pattern_and_unknown_hooks() {
         .unwrap_err();
     assert_has(&format!("{e:#}"), &["select no hook"]);
 }
+
+/// Library callers get the same checks as the command line: `forward` refuses a capture glob,
+/// an edit position or a knockout key or layer that selects nothing, naming the value and the limit.
+#[test]
+fn forward_refuses_selectors_that_select_nothing() {
+    use outlier_probe::intervene::{HookEdit, Knockout};
+    let m = Gpt2::load(ctx(), &fixtures_dir().join(FX)).unwrap();
+    let toks: &[u32] = &[1, 2, 3, 4];
+    let fail = |opts: ForwardOptions, parts: &[&str]| {
+        let mut sess = m.session(1, 8).unwrap();
+        let e = m.forward(&mut sess, &[toks], &opts).unwrap_err();
+        assert_has(&format!("{e:#}"), parts);
+        assert_eq!(sess.lens, vec![0], "the session moved on a refused pass");
+    };
+    fail(
+        ForwardOptions {
+            capture: HookFilter::parse("logits,blocks.0.hook_resid_psot").unwrap(),
+            ..Default::default()
+        },
+        &[
+            "'blocks.0.hook_resid_psot'",
+            "did you mean 'blocks.0.hook_resid_post'",
+        ],
+    );
+    fail(
+        ForwardOptions {
+            capture: HookFilter::parse("blocks.2.hook_resid_post").unwrap(),
+            ..Default::default()
+        },
+        &["'blocks.2.hook_resid_post'", "blocks.0 to blocks.1"],
+    );
+    let edit = |positions| HookEdit {
+        hook: "blocks.0.hook_resid_post".into(),
+        channels: vec![3],
+        positions,
+        values: vec![1.0],
+    };
+    fail(
+        ForwardOptions {
+            edits: vec![edit(Some(vec![1, 4]))],
+            ..Default::default()
+        },
+        &["position 4", "4 tokens"],
+    );
+    fail(
+        ForwardOptions {
+            edits: vec![edit(Some(vec![]))],
+            ..Default::default()
+        },
+        &["empty position list"],
+    );
+    fail(
+        ForwardOptions {
+            knockout: Some(Knockout::new(vec![0], Some(vec![2]))),
+            ..Default::default()
+        },
+        &["knockout layer 2", "2 layers"],
+    );
+    fail(
+        ForwardOptions {
+            knockout: Some(Knockout::new(vec![4], None)),
+            ..Default::default()
+        },
+        &["knockout key 4", "4 tokens"],
+    );
+    // A decode step may name positions already in the cache.
+    let mut sess = m.session(1, 8).unwrap();
+    m.forward(&mut sess, &[toks], &ForwardOptions::default())
+        .unwrap();
+    let opts = ForwardOptions {
+        edits: vec![edit(Some(vec![1]))],
+        knockout: Some(Knockout::new(vec![2], Some(vec![1]))),
+        ..Default::default()
+    };
+    m.forward(&mut sess, &[&[5]], &opts).unwrap();
+    assert_eq!(sess.lens, vec![5]);
+}
