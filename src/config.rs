@@ -33,6 +33,9 @@ pub struct Gpt2Config {
     pub scale_attn_by_inverse_layer_idx: bool,
     #[serde(default)]
     pub reorder_and_upcast_attn: bool,
+    /// The LM head is `wte` (default true, as transformers' GPT2Config).
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
     /// Attention variant (outlier-probe extension; absent = the default softmax). See [`AttnVariant`].
     #[serde(default)]
     pub attn_variant: Option<String>,
@@ -159,7 +162,11 @@ impl Gpt2Config {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let cfg: Self = serde_json::from_str(&text)
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} as JSON", path.display()))?;
+        crate::config_fields::check(&json, crate::config_fields::GPT2)
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        let cfg: Self = serde_json::from_value(json)
             .with_context(|| format!("parsing {} as a GPT-2 config", path.display()))?;
         cfg.validate()
             .with_context(|| format!("invalid config {}", path.display()))?;
@@ -264,6 +271,11 @@ pub struct ModelConfig {
     pub norm_eps: f32,
     /// RoPE base (Llama only).
     pub rope_theta: f32,
+    /// RoPE frequency divisors, one per rotary pair (`head_dim / 2` of them): pair `i` turns at
+    /// `rope_theta^(−2i/head_dim) / rope_freq_factors[i]` radians per position. Empty = all 1.
+    /// From linear or Llama 3 scaling in config.json ([`crate::rope`]) or GGUF
+    /// `rope.scaling.factor` × `rope_freqs.weight` (llama.cpp's freq_factors).
+    pub rope_freq_factors: Vec<f32>,
     pub tie_embeddings: bool,
     pub bos_token_id: Option<u32>,
     pub eos_token_id: Option<u32>,
@@ -391,7 +403,8 @@ impl From<Gpt2Config> for ModelConfig {
             n_inner: c.n_inner(),
             norm_eps: c.layer_norm_epsilon,
             rope_theta: 0.0,
-            tie_embeddings: true,
+            rope_freq_factors: Vec::new(),
+            tie_embeddings: c.tie_word_embeddings,
             bos_token_id: c.bos_token_id,
             eos_token_id: c.eos_token_id,
             scale_attn_weights: c.scale_attn_weights,
@@ -445,52 +458,20 @@ impl LlamaConfig {
     pub fn from_file(path: &Path) -> Result<ModelConfig> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let c: Self = serde_json::from_str(&text)
-            .with_context(|| format!("parsing {} as a Llama config", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing {} as JSON", path.display()))?;
         let bad = |m: String| anyhow::anyhow!("{}: {m}", path.display());
-        if c.attention_bias || c.mlp_bias {
-            return Err(bad(
-                "attention_bias / mlp_bias = true is not supported".into()
-            ));
+        crate::config_fields::check(&json, crate::config_fields::LLAMA)
+            .map_err(|e| bad(format!("{e:#}")))?;
+        let c: Self = serde_json::from_value(json.clone())
+            .with_context(|| format!("parsing {} as a Llama config", path.display()))?;
+        // Fields checked by config_fields: attention_bias, mlp_bias, hidden_act, head_dim.
+        if c.num_attention_heads == 0 {
+            return Err(bad("num_attention_heads is 0".into()));
         }
-        if c.hidden_act != "silu" {
-            return Err(bad(format!(
-                "hidden_act '{}' is not supported (silu is)",
-                c.hidden_act
-            )));
-        }
-        let scaling = c
-            .rope_scaling
-            .as_ref()
-            .filter(|v| !v.is_null())
-            .or_else(|| {
-                c.rope_parameters.as_ref().filter(|p| {
-                    p.get("rope_type")
-                        .and_then(|t| t.as_str())
-                        .is_some_and(|t| t != "default")
-                })
-            });
-        if let Some(s) = scaling {
-            return Err(bad(format!("RoPE scaling {s} is not supported")));
-        }
-        let theta = c
-            .rope_theta
-            .or_else(|| {
-                c.rope_parameters
-                    .as_ref()
-                    .and_then(|p| p.get("rope_theta"))
-                    .and_then(|t| t.as_f64())
-                    .map(|t| t as f32)
-            })
-            .unwrap_or(10000.0);
-        if let Some(hd) = c.head_dim {
-            if hd * c.num_attention_heads != c.hidden_size {
-                return Err(bad(format!(
-                    "head_dim {hd} × {} heads differs from hidden_size {}: not supported",
-                    c.num_attention_heads, c.hidden_size
-                )));
-            }
-        }
+        let head_dim = c.hidden_size / c.num_attention_heads;
+        let (rope_theta, rope_freq_factors) =
+            crate::rope::from_llama_config(&json, head_dim).map_err(|e| bad(format!("{e:#}")))?;
         let eos = match &c.eos_token_id {
             Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| x as u32),
             Some(serde_json::Value::Array(a)) => {
@@ -508,7 +489,8 @@ impl LlamaConfig {
             n_kv_head: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
             n_inner: c.intermediate_size,
             norm_eps: c.rms_norm_eps,
-            rope_theta: theta,
+            rope_theta,
+            rope_freq_factors,
             tie_embeddings: c.tie_word_embeddings,
             bos_token_id: c.bos_token_id,
             eos_token_id: eos,
@@ -524,46 +506,52 @@ impl LlamaConfig {
     }
 }
 
-/// A Llama configuration from GGUF metadata (`llama.*` keys).
+/// A Llama configuration from GGUF metadata (`llama.*` keys), after the audit of every key and
+/// tensor in the file ([`crate::gguf_keys`]): a key or tensor the engine cannot apply exactly is
+/// an error naming it, its value and the file.
 pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
+    use crate::gguf_keys::uniform_per_layer;
+    let file = g.path().display().to_string();
     let arch = g.architecture()?;
     if arch != "llama" {
-        bail!(
-            "{}: GGUF architecture '{arch}' is not supported (llama is)",
-            g.path().display()
-        );
+        bail!("GGUF {file}: general.architecture = {arch:?} is not supported (only \"llama\" is)");
     }
-    let n_head = g.get_usize("llama.attention.head_count")?;
-    let d = g.get_usize("llama.embedding_length")?;
-    let vocab = match g.get_usize("llama.vocab_size") {
-        Ok(v) => v,
-        Err(_) => g.get_str_array("tokenizer.ggml.tokens")?.len(),
+    let n_layer = g.get_usize("llama.block_count")?;
+    let per_layer = |key: &str| -> Result<Option<usize>> { uniform_per_layer(g, key, n_layer) };
+    let required = |key: &str| -> Result<usize> {
+        per_layer(key)?
+            .ok_or_else(|| anyhow::anyhow!("GGUF {file}: metadata key `{key}` is missing"))
     };
-    if let Ok(rd) = g.get_usize("llama.rope.dimension_count") {
-        if rd != d / n_head {
-            bail!(
-                "{}: partial RoPE ({rd} of {} head dimensions) is not supported",
-                g.path().display(),
-                d / n_head
-            );
-        }
+    let optional_id =
+        |key: &str| -> Result<Option<u32>> { g.get(key).map(|_| g.get_u32(key)).transpose() };
+    let n_head = required("llama.attention.head_count")?;
+    let d = g.get_usize("llama.embedding_length")?;
+    let vocab = match g.get("llama.vocab_size") {
+        Some(_) => g.get_usize("llama.vocab_size")?,
+        None => g.get_str_array("tokenizer.ggml.tokens")?.len(),
+    };
+    let theta = match g.get("llama.rope.freq_base") {
+        Some(_) => g.get_f32("llama.rope.freq_base")?,
+        None => 10000.0,
+    };
+    if !(theta.is_finite() && theta > 0.0) {
+        bail!("GGUF {file}: `llama.rope.freq_base` = {theta} must be > 0");
     }
-    let cfg = ModelConfig {
+    let mut cfg = ModelConfig {
         arch: Arch::Llama,
         vocab_size: vocab,
         n_positions: g.get_usize("llama.context_length")?,
         n_embd: d,
-        n_layer: g.get_usize("llama.block_count")?,
+        n_layer,
         n_head,
-        n_kv_head: g
-            .get_usize("llama.attention.head_count_kv")
-            .unwrap_or(n_head),
-        n_inner: g.get_usize("llama.feed_forward_length")?,
+        n_kv_head: per_layer("llama.attention.head_count_kv")?.unwrap_or(n_head),
+        n_inner: required("llama.feed_forward_length")?,
         norm_eps: g.get_f32("llama.attention.layer_norm_rms_epsilon")?,
-        rope_theta: g.get_f32("llama.rope.freq_base").unwrap_or(10000.0),
+        rope_theta: theta,
+        rope_freq_factors: Vec::new(),
         tie_embeddings: g.tensor_info("output.weight").is_err(),
-        bos_token_id: g.get_u32("tokenizer.ggml.bos_token_id").ok(),
-        eos_token_id: g.get_u32("tokenizer.ggml.eos_token_id").ok(),
+        bos_token_id: optional_id("tokenizer.ggml.bos_token_id")?,
+        eos_token_id: optional_id("tokenizer.ggml.eos_token_id")?,
         scale_attn_weights: true,
         gelu_exact: false,
         variant: AttnVariant::Default,
@@ -572,6 +560,67 @@ pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
         sigmoid_t: 0,
     };
     cfg.validate()
-        .with_context(|| format!("invalid model metadata in {}", g.path().display()))?;
+        .with_context(|| format!("invalid model metadata in {file}"))?;
+    crate::gguf_keys::check_metadata(g, &cfg)?;
+    cfg.rope_freq_factors = gguf_rope_factors(g, cfg.head_dim())?;
+    crate::gguf_keys::check_tensors(g, &cfg)?;
     Ok(cfg)
+}
+
+/// llama.cpp's RoPE scaling for `llama`: `rope.scaling.type` (default `linear`), the linear
+/// `rope.scaling.factor` (old name `rope.scale_linear`; 0 = none) and `rope_freqs.weight`
+/// (per-pair divisors), multiplied into [`ModelConfig::rope_freq_factors`].
+fn gguf_rope_factors(g: &crate::gguf::GgufFile, head_dim: usize) -> Result<Vec<f32>> {
+    let file = g.path().display().to_string();
+    let half = head_dim / 2;
+    let f = |key: &str| -> Result<Option<f32>> { g.get(key).map(|_| g.get_f32(key)).transpose() };
+    let factor = match (
+        f("llama.rope.scaling.factor")?,
+        f("llama.rope.scale_linear")?,
+    ) {
+        (Some(a), Some(b)) if a != b => bail!(
+            "GGUF {file}: `llama.rope.scaling.factor` = {a} and `llama.rope.scale_linear` = {b} disagree"
+        ),
+        (a, b) => a.or(b).unwrap_or(0.0),
+    };
+    if !(factor.is_finite() && factor >= 0.0) {
+        bail!("GGUF {file}: `llama.rope.scaling.factor` = {factor} must be >= 0 (0 = no scaling)");
+    }
+    let kind = match g.get("llama.rope.scaling.type") {
+        Some(_) => g.get_str("llama.rope.scaling.type")?,
+        None => "linear",
+    };
+    let divisor = match kind {
+        "none" if factor == 0.0 || factor == 1.0 => 1.0,
+        "none" => bail!(
+            "GGUF {file}: `llama.rope.scaling.type` = \"none\" contradicts `llama.rope.scaling.factor` = {factor}"
+        ),
+        "linear" if factor == 0.0 => 1.0,
+        "linear" => factor,
+        other => bail!(
+            "GGUF {file}: `llama.rope.scaling.type` = {other:?} is not supported (none and linear are; yarn and longrope are not implemented)"
+        ),
+    };
+    let Ok(info) = g.tensor_info("rope_freqs.weight") else {
+        return Ok(if divisor == 1.0 {
+            Vec::new()
+        } else {
+            vec![divisor; half]
+        });
+    };
+    if info.shape() != [half] {
+        bail!(
+            "GGUF {file}: tensor `rope_freqs.weight` has shape {:?}, expected [{half}] (head_dim / 2)",
+            info.shape()
+        );
+    }
+    let freqs = g.tensor_f32("rope_freqs.weight")?;
+    if let Some((i, x)) = freqs
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !(x.is_finite() && **x > 0.0))
+    {
+        bail!("GGUF {file}: tensor `rope_freqs.weight`[{i}] = {x}: RoPE frequency factors must be finite and > 0");
+    }
+    Ok(freqs.iter().map(|x| x * divisor).collect())
 }

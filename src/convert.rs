@@ -299,9 +299,11 @@ pub fn convert_nanogpt(
     out_t.push(("ln_f.weight".into(), take("ln_f.weight")?));
     let lnf_b = take("ln_f.bias").unwrap_or_else(|_| zeros(d));
     out_t.push(("ln_f.bias".into(), lnf_b));
+    let mut tied = true;
     if let Some(head) = sd.remove("lm_head.weight") {
         if head.data != out_t[0].1.data {
             out_t.push(("lm_head.weight".into(), head));
+            tied = false;
         }
     }
     let left: Vec<&String> = sd.keys().collect();
@@ -326,6 +328,7 @@ pub fn convert_nanogpt(
         "bos_token_id": 50256,
         "eos_token_id": 50256,
         "attn_variant": variant.name(),
+        "tie_word_embeddings": tied,
         "converted_from": ckpt.display().to_string(),
     });
     if variant == AttnVariant::Sigmoid {

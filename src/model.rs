@@ -205,12 +205,28 @@ fn bytes_f32(v: &[f32]) -> &[u8] {
     bytemuck::cast_slice(v)
 }
 
-/// RoPE cos/sin tables as transformers computes them in f32: inv_freq = 1 / base^(2i/Dh),
-/// angle = position · inv_freq.
-pub fn rope_tables(n_positions: usize, head_dim: usize, theta: f32) -> (Vec<f32>, Vec<f32>) {
+/// RoPE cos/sin tables `[n_positions, head_dim/2]` as transformers computes them in f32:
+/// inv_freq_i = 1 / θ^(2i/Dh) (divided by `factors[i]` when `factors` is not empty: RoPE
+/// scaling, see [`crate::rope`]), angle = position · inv_freq.
+///
+/// # Panics
+/// When `factors` is neither empty nor `head_dim / 2` long.
+pub fn rope_tables(
+    n_positions: usize,
+    head_dim: usize,
+    theta: f32,
+    factors: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
     let half = head_dim / 2;
-    let inv: Vec<f32> = (0..half)
-        .map(|i| 1.0f32 / theta.powf((2 * i) as f32 / head_dim as f32))
+    assert!(
+        factors.is_empty() || factors.len() == half,
+        "rope_tables: {} factors for {half} rotary pairs",
+        factors.len()
+    );
+    let inv: Vec<f32> = crate::rope::base_inv_freq(theta, head_dim)
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| factors.get(i).map_or(f, |d| f / d))
         .collect();
     let mut cos = Vec::with_capacity(n_positions * half);
     let mut sin = Vec::with_capacity(n_positions * half);
@@ -362,15 +378,19 @@ impl Model {
                 "wte.weight"
             };
             let wte = chunks(emb, &mut bytes)?;
-            let lm_head = if wf.contains("lm_head.weight") && !wf.same("lm_head.weight", emb) {
-                Some(chunks("lm_head.weight", &mut bytes)?)
-            } else if llama && !cfg.tie_embeddings {
-                bail!(
-                    "{}: missing tensor 'lm_head.weight' (the config says the head is not tied)",
+            let separate_head =
+                wf.contains("lm_head.weight") && !wf.same("lm_head.weight", emb);
+            let lm_head = match (separate_head, cfg.tie_embeddings) {
+                (true, false) => Some(chunks("lm_head.weight", &mut bytes)?),
+                (false, true) => None,
+                (false, false) => bail!(
+                    "{}: missing tensor 'lm_head.weight' (the config says the head is not tied: tie_word_embeddings = false)",
                     wf.path().display()
-                );
-            } else {
-                None
+                ),
+                (true, true) => bail!(
+                    "{}: holds a separate 'lm_head.weight' but the config ties the head to '{emb}' (tie_word_embeddings = true), so transformers would not use it; set tie_word_embeddings to false to use the stored head",
+                    wf.path().display()
+                ),
             };
             let mut layers = Vec::with_capacity(cfg.n_layer);
             for l in 0..cfg.n_layer {
@@ -454,7 +474,12 @@ impl Model {
                 });
             }
             let (wpe, rope, normf_w, normf_b) = if llama {
-                let (c, s) = rope_tables(cfg.n_positions, cfg.head_dim(), cfg.rope_theta);
+                let (c, s) = rope_tables(
+                    cfg.n_positions,
+                    cfg.head_dim(),
+                    cfg.rope_theta,
+                    &cfg.rope_freq_factors,
+                );
                 let rope = (
                     ctx.storage_init("rope cos", bytes_f32(&c))?,
                     ctx.storage_init("rope sin", bytes_f32(&s))?,

@@ -1,0 +1,195 @@
+//! What outlier-probe does with every field a transformers `config.json` can carry for the two
+//! families it loads (transformers 5.24 `GPT2Config`, `LlamaConfig` and the `PreTrainedConfig`
+//! base): applied, accepted only with the value that leaves the computation as the engine does it
+//! (`Restricted`), or ignored because it cannot change the logits — with the reason. A field in
+//! no list is refused by name, never skipped. docs/gguf-keys.md lists them too.
+
+use anyhow::{bail, Result};
+use serde_json::Value;
+
+use crate::gguf_keys::Handling::{self, Applied, Ignored, Refused, Restricted};
+use crate::gguf_keys::KeyRule;
+
+const fn r(key: &'static str, handling: Handling, reason: &'static str) -> KeyRule {
+    KeyRule {
+        key,
+        handling,
+        reason,
+    }
+}
+
+const DROPOUT: &str = "dropout, inactive at inference";
+const GENERATION: &str = "a generation default; `generate` takes its settings from the caller";
+const OUTPUT: &str = "an output/runtime option of transformers; no effect on the values";
+
+/// `PreTrainedConfig` fields, for both families.
+pub const COMMON: &[KeyRule] = &[
+    r("model_type", Applied, "selects the family (gpt2 or llama)"),
+    r("bos_token_id", Applied, "BOS token"),
+    r("eos_token_id", Applied, "EOS token (the first one when a list): where `generate` stops"),
+    r("tie_word_embeddings", Applied, "true: the LM head is the embedding matrix (a separately stored head is then refused); false: `lm_head.weight` is required"),
+    r("transformers_version", Ignored, "provenance"),
+    r("architectures", Ignored, "provenance (the class that saved it)"),
+    r("_name_or_path", Ignored, "provenance"),
+    r("name_or_path", Ignored, "provenance"),
+    r("_commit_hash", Ignored, "provenance"),
+    r("converted_from", Ignored, "provenance written by `outlier-probe convert`"),
+    r("dtype", Ignored, "the dtype transformers would compute in; the engine computes in f32 from the stored values"),
+    r("torch_dtype", Ignored, "old name of dtype"),
+    r("initializer_range", Ignored, "initialisation only"),
+    r("use_cache", Ignored, OUTPUT),
+    r("output_hidden_states", Ignored, OUTPUT),
+    r("output_attentions", Ignored, OUTPUT),
+    r("return_dict", Ignored, OUTPUT),
+    r("torchscript", Ignored, OUTPUT),
+    r("attn_implementation", Ignored, "a kernel choice (eager/sdpa/flash); same attention"),
+    r("_attn_implementation", Ignored, "a kernel choice (eager/sdpa/flash); same attention"),
+    r("experts_implementation", Ignored, "a kernel choice for experts; no experts here"),
+    r("chunk_size_feed_forward", Ignored, "chunking the MLP over positions gives the same values"),
+    r("pad_token_id", Ignored, "padding id; padded positions are not computed"),
+    r("sep_token_id", Ignored, "unused by causal language models"),
+    r("decoder_start_token_id", Ignored, "encoder-decoder models only (is_encoder_decoder must be false)"),
+    r("id2label", Ignored, "labels of a classification head, not the LM head"),
+    r("label2id", Ignored, "labels of a classification head, not the LM head"),
+    r("num_labels", Ignored, "size of a classification head, not the LM head"),
+    r("problem_type", Ignored, "classification-head loss choice"),
+    r("finetuning_task", Ignored, "provenance"),
+    r("tokenizer_class", Ignored, "the tokenizer comes from tokenizer.json"),
+    r("prefix", Ignored, "a prompt prefix hint for pipelines"),
+    r("task_specific_params", Ignored, GENERATION),
+    r("max_length", Ignored, GENERATION),
+    r("min_length", Ignored, GENERATION),
+    r("do_sample", Ignored, GENERATION),
+    r("early_stopping", Ignored, GENERATION),
+    r("num_beams", Ignored, GENERATION),
+    r("temperature", Ignored, GENERATION),
+    r("top_k", Ignored, GENERATION),
+    r("top_p", Ignored, GENERATION),
+    r("repetition_penalty", Ignored, GENERATION),
+    r("length_penalty", Ignored, GENERATION),
+    r("no_repeat_ngram_size", Ignored, GENERATION),
+    r("num_return_sequences", Ignored, GENERATION),
+    r("bad_words_ids", Ignored, GENERATION),
+    r("is_decoder", Ignored, "marks a decoder inside an encoder-decoder; both families here are causal decoders anyway"),
+    r("is_encoder_decoder", Restricted, "false only: encoder-decoder models are not supported"),
+    r("add_cross_attention", Restricted, "false only: cross-attention layers (GPT-2 as a decoder of an encoder) are not implemented"),
+    r("cross_attention_hidden_size", Ignored, "only used with add_cross_attention (which must be false)"),
+    r("tie_encoder_decoder", Ignored, "encoder-decoder models only (is_encoder_decoder must be false)"),
+    r("pruned_heads", Restricted, "empty only: pruned attention heads are not supported"),
+    r("quantization_config", Refused, "a quantized transformers checkpoint (bitsandbytes/GPTQ/AWQ/...): its weights are not plain tensors"),
+    r("layer_types", Refused, "per-layer attention types (sliding/full) are not implemented"),
+    r("per_layer_config", Refused, "heterogeneous per-layer configs are not implemented"),
+];
+
+/// `GPT2Config` fields, plus outlier-probe's attention-variant extensions.
+pub const GPT2: &[KeyRule] = &[
+    r("vocab_size", Applied, "vocabulary size"),
+    r("n_positions", Applied, "longest sequence (learned positions)"),
+    r("n_embd", Applied, "model width"),
+    r("n_layer", Applied, "number of blocks"),
+    r("n_head", Applied, "attention heads"),
+    r("n_inner", Applied, "MLP width (null = 4 × n_embd)"),
+    r("activation_function", Applied, "gelu_new / gelu_pytorch_tanh (tanh form) or gelu (erf form); others are refused"),
+    r("layer_norm_epsilon", Applied, "LayerNorm epsilon"),
+    r("scale_attn_weights", Applied, "divide scores by sqrt(head_dim) when true"),
+    r("scale_attn_by_inverse_layer_idx", Restricted, "false only: scaling scores by 1/(layer+1) is not implemented"),
+    r("reorder_and_upcast_attn", Ignored, "only changes the precision and order of transformers' score computation (upcast to f32); the engine computes scores in f32 always"),
+    r("n_ctx", Restricted, "old alias of n_positions; accepted when equal to it"),
+    r("resid_pdrop", Ignored, DROPOUT),
+    r("embd_pdrop", Ignored, DROPOUT),
+    r("attn_pdrop", Ignored, DROPOUT),
+    r("summary_first_dropout", Ignored, DROPOUT),
+    r("summary_type", Ignored, "GPT2DoubleHeadsModel's sequence-summary head, not the LM head"),
+    r("summary_use_proj", Ignored, "GPT2DoubleHeadsModel's sequence-summary head, not the LM head"),
+    r("summary_activation", Ignored, "GPT2DoubleHeadsModel's sequence-summary head, not the LM head"),
+    r("summary_proj_to_labels", Ignored, "GPT2DoubleHeadsModel's sequence-summary head, not the LM head"),
+    r("attn_variant", Applied, "outlier-probe extension: the attention variant (config::AttnVariant)"),
+    r("clip_gamma", Applied, "outlier-probe extension: clipped softmax γ"),
+    r("clip_eta", Applied, "outlier-probe extension: clipped softmax η"),
+    r("sigmoid_fixed_t", Applied, "outlier-probe extension: sigmoid attention's fixed T"),
+];
+
+/// `LlamaConfig` fields (and legacy/derived-model ones seen in Llama-family checkpoints).
+pub const LLAMA: &[KeyRule] = &[
+    r("vocab_size", Applied, "vocabulary size"),
+    r("hidden_size", Applied, "model width"),
+    r("intermediate_size", Applied, "SwiGLU width"),
+    r("num_hidden_layers", Applied, "number of blocks"),
+    r("num_attention_heads", Applied, "query heads"),
+    r("num_key_value_heads", Applied, "key/value heads (grouped-query attention; null = num_attention_heads)"),
+    r("max_position_embeddings", Applied, "longest sequence (RoPE table length)"),
+    r("rms_norm_eps", Applied, "RMSNorm epsilon"),
+    r("rope_theta", Applied, "RoPE base (legacy top-level field; rope_parameters.rope_theta wins)"),
+    r("rope_parameters", Applied, "rope_type default, linear (factor) and llama3 are applied (rope::from_llama_config); dynamic, yarn, longrope and partial rotary are refused"),
+    r("rope_scaling", Applied, "legacy name of rope_parameters; same handling"),
+    r("hidden_act", Restricted, "silu only (SwiGLU)"),
+    r("head_dim", Restricted, "must equal hidden_size / num_attention_heads (or be null)"),
+    r("attention_bias", Restricted, "false only: Q/K/V/O biases are not implemented for llama"),
+    r("mlp_bias", Restricted, "false only: MLP biases are not implemented for llama"),
+    r("partial_rotary_factor", Restricted, "1 only: partial rotary embeddings are not supported"),
+    r("rope_interleaved", Restricted, "false only (SmolLM2/nanotron configs): interleaved-pair RoPE in the HF weight layout is not what transformers' Llama computes"),
+    r("attention_dropout", Ignored, DROPOUT),
+    r("pretraining_tp", Ignored, "transformers 5 keeps it for compatibility only (the Llama forward pass never reads it); in older versions it only split the same matmuls into slices"),
+    r("is_llama_config", Ignored, "a marker in SmolLM2/nanotron configs"),
+];
+
+fn restricted_ok(key: &str, v: &Value, all: &Value) -> bool {
+    let falsy = matches!(v, Value::Bool(false) | Value::Null);
+    match key {
+        "is_encoder_decoder"
+        | "add_cross_attention"
+        | "scale_attn_by_inverse_layer_idx"
+        | "attention_bias"
+        | "mlp_bias"
+        | "rope_interleaved" => falsy,
+        "pruned_heads" => match v {
+            Value::Null => true,
+            Value::Object(m) => m.is_empty(),
+            _ => false,
+        },
+        "n_ctx" => v.is_null() || v == &all["n_positions"],
+        "hidden_act" => v.as_str() == Some("silu"),
+        "head_dim" => {
+            v.is_null()
+                || matches!(
+                    (v.as_u64(), all["hidden_size"].as_u64(), all["num_attention_heads"].as_u64()),
+                    (Some(hd), Some(d), Some(h)) if hd * h == d
+                )
+        }
+        "partial_rotary_factor" => v.is_null() || v.as_f64() == Some(1.0),
+        _ => false,
+    }
+}
+
+/// Check every field of a `config.json` object against `COMMON` and `family`: unknown fields,
+/// `Refused` fields and `Restricted` fields with another value are errors, all listed in one
+/// message naming each field and its value.
+pub fn check(config: &Value, family: &[KeyRule]) -> Result<()> {
+    let Some(obj) = config.as_object() else {
+        bail!("config.json is not a JSON object");
+    };
+    let mut bad = Vec::new();
+    for (key, v) in obj {
+        let rule = family.iter().chain(COMMON).find(|r| r.key == key);
+        let why = match rule {
+            None => "not a field outlier-probe knows for this model type; refused rather than ignored (docs/gguf-keys.md lists the known fields)",
+            Some(r) => match r.handling {
+                Applied | Ignored => continue,
+                Restricted if restricted_ok(key, v, config) => continue,
+                Restricted | Refused => r.reason,
+            },
+        };
+        let mut shown = v.to_string();
+        if shown.len() > 80 {
+            shown = format!("{}...", shown.chars().take(80).collect::<String>());
+        }
+        bad.push(format!("`{key}` = {shown}: {why}"));
+    }
+    if !bad.is_empty() {
+        bail!(
+            "fields that outlier-probe cannot apply:\n  {}",
+            bad.join("\n  ")
+        );
+    }
+    Ok(())
+}
