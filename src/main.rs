@@ -1,7 +1,7 @@
 //! `outlier-probe` command line: devices, generate, capture, probe, ppl, compress.
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Args, Parser, Subcommand};
@@ -11,6 +11,9 @@ use outlier_probe::gpu::{list_adapters, GpuContext, GpuOptions};
 use outlier_probe::hooks::HookFilter;
 use outlier_probe::hub::resolve_model;
 use outlier_probe::model::Gpt2;
+
+mod prompt_args;
+use prompt_args::{bos_note, prompt_from, prompts_from, window_bos, BosArgs};
 
 #[derive(Parser)]
 #[command(
@@ -208,55 +211,6 @@ struct CorpusArgs {
     bos: BosArgs,
 }
 
-/// Whether texts get the BOS their tokenizer asks for.
-#[derive(Args, Clone, Copy)]
-struct BosArgs {
-    /// Add no BOS (nor any other special token) even where the tokenizer's files ask for one
-    /// (tokenizer.json post-processor, GGUF tokenizer.ggml.add_bos_token)
-    #[arg(long)]
-    no_bos: bool,
-}
-
-impl BosArgs {
-    fn add(self) -> bool {
-        !self.no_bos
-    }
-}
-
-/// The text of a --prompt-file: the file's bytes exactly, or all of stdin for `-`.
-fn read_prompt_file(path: &Path) -> Result<String> {
-    if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the prompt from stdin (--prompt-file -): is it UTF-8 text?")?;
-        return Ok(s);
-    }
-    std::fs::read_to_string(path)
-        .with_context(|| format!("reading --prompt-file {}", path.display()))
-}
-
-/// The prompts of `generate`: the --prompt texts, or one per --prompt-file (stdin at most once).
-fn prompts_from(prompt: Vec<String>, files: &[PathBuf]) -> Result<Vec<String>> {
-    if files.iter().filter(|f| f.as_os_str() == "-").count() > 1 {
-        anyhow::bail!("--prompt-file - (stdin) can be given only once");
-    }
-    if files.is_empty() {
-        return Ok(prompt);
-    }
-    files.iter().map(|f| read_prompt_file(f)).collect()
-}
-
-/// The one prompt of `capture` or `probe`, from --prompt or --prompt-file.
-fn prompt_from(prompt: Option<String>, file: Option<&Path>) -> Result<Option<String>> {
-    match (prompt, file) {
-        (Some(_), Some(_)) => anyhow::bail!("give --prompt or --prompt-file, not both"),
-        (Some(p), None) => Ok(Some(p)),
-        (None, Some(f)) => read_prompt_file(f).map(Some),
-        (None, None) => Ok(None),
-    }
-}
-
 impl CorpusArgs {
     /// Windows of the corpus in `model`'s tokens.
     fn windows(&self, model: &Gpt2) -> Result<Vec<Vec<u32>>> {
@@ -267,27 +221,6 @@ impl CorpusArgs {
         let w = outlier_probe::corpus::windows_with(tok, corpus, seq_len, seqs, from, add)?;
         eprintln!("[corpus windows: {}]", window_bos(tok, add));
         Ok(w)
-    }
-}
-
-/// What corpus windows start with, for messages.
-fn window_bos(tok: &outlier_probe::tokenizer::Tokenizer, add: bool) -> String {
-    if add && !tok.special_prefix().is_empty() {
-        format!("each starts with the BOS; {}", tok.describe_special(true))
-    } else {
-        tok.describe_special(add)
-    }
-}
-
-/// ", BOS <|begin_of_text|> first" for a report's source line when a BOS is added, else "".
-fn bos_note(tok: &outlier_probe::tokenizer::Tokenizer, add: bool) -> String {
-    match tok.special_prefix() {
-        [] => String::new(),
-        p if add => {
-            let names: Vec<String> = p.iter().map(|&i| tok.token_str(i)).collect();
-            format!(", BOS {} first", names.join(" "))
-        }
-        _ => ", no BOS (--no-bos)".into(),
     }
 }
 

@@ -104,6 +104,19 @@ fn capture_adds_the_bos_the_files_ask_for() {
         assert_eq!(captured(&model, &["--prompt-file", file], "").0, with);
         assert_eq!(captured(&model, &["--prompt-file", "-"], prompt).0, with);
     }
+    // Two trailing newlines and a trailing space survive too.
+    let odd = t.0.join("odd.txt");
+    std::fs::write(&odd, "Summer\n\n ").unwrap();
+    let m = case("bos/llama-dir");
+    let (a, _) = captured(&m, &["--prompt-file", odd.to_str().unwrap()], "");
+    assert_eq!(a, captured(&m, &["--prompt", "Summer\n\n "], "").0);
+    let tok = outlier_probe::tokenizer::Tokenizer::from_file(
+        &fixtures_dir().join("cases/bos/llama-dir/tokenizer.json"),
+    )
+    .unwrap();
+    let a: Vec<u32> = a.iter().map(|&t| t as u32).collect();
+    assert_eq!(a[0], 498);
+    assert_eq!(tok.decode(&a).unwrap(), "Summer\n\n ");
     // GPT-2 fixtures: no BOS, same ids as before.
     let gpt2 = fixtures_dir().join("gpt2-odd-b");
     let (tokens, err) = captured(gpt2.to_str().unwrap(), &["--prompt-file", file], "");
