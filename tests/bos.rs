@@ -131,6 +131,26 @@ fn gguf_flags_decide_bos_and_eos_like_transformers() {
     }
 }
 
+/// Truncation and padding stored in a tokenizer.json are off, as in transformers' default call:
+/// a long prompt or corpus is never cut, nor padded.
+#[test]
+fn stored_truncation_and_padding_are_ignored() {
+    let e = expected();
+    let prompt = e["prompt"].as_str().unwrap();
+    let src = cases().join("bos/llama-dir/tokenizer.json");
+    let mut j: Value = serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
+    j["truncation"] = serde_json::json!(
+        {"direction": "Right", "max_length": 4, "strategy": "LongestFirst", "stride": 0}
+    );
+    j["padding"] = serde_json::json!({"strategy": {"Fixed": 32}, "direction": "Right",
+        "pad_to_multiple_of": null, "pad_id": 0, "pad_type_id": 0, "pad_token": "!"});
+    let dir = TempDir::new("bos-trunc");
+    let p = dir.0.join("tokenizer.json");
+    std::fs::write(&p, j.to_string()).unwrap();
+    let tok = Tokenizer::from_file(&p).unwrap();
+    assert_eq!(tok.encode(prompt).unwrap(), ids(&e["llama_dir"]["ids"]));
+}
+
 /// GPT-2 and the other reference fixtures add nothing: their ids stay what transformers gave.
 #[test]
 fn fixtures_without_a_bos_rule_are_unchanged() {
