@@ -19,14 +19,38 @@ pub fn strip_gutenberg(text: &str) -> &str {
     &text[start..end]
 }
 
-/// `seqs` non-overlapping windows of `seq_len` tokens, starting `from` (a fraction of the text,
-/// e.g. 0.9 for the usual held-out last 10%).
+/// `seqs` windows of `seq_len` tokens each, starting `from` (a fraction of the text, e.g. 0.9 for
+/// the usual held-out last 10%), with the BOS the tokenizer asks for.
+///
+/// The text is tokenized once, without special tokens, and cut into consecutive, non-overlapping
+/// chunks. When the tokenizer asks for a BOS ([`Tokenizer::special_prefix`]), every window is
+/// that BOS followed by `seq_len - 1` text tokens, as transformers' tokenizer gives for the
+/// chunk's text (up to merges across the cut): the model always sees `seq_len` tokens, and the BOS is context,
+/// never a target (it predicts the chunk's first token, so each window scores `seq_len - 1`
+/// text tokens either way). Special tokens a tokenizer puts after a text (an EOS) are not
+/// added: the text goes on past the window. Without a BOS, windows are `seq_len` text tokens.
+///
+/// Errors: `seq_len` < 2 or not longer than the BOS, `seqs` = 0, `from` outside [0, 1), an
+/// unreadable file, or too little text for one window.
 pub fn windows(
     tok: &Tokenizer,
     path: &Path,
     seq_len: usize,
     seqs: usize,
     from: f64,
+) -> Result<Vec<Vec<u32>>> {
+    windows_with(tok, path, seq_len, seqs, from, true)
+}
+
+/// [`windows`], with the BOS only when `add_bos` (false: `seq_len` text tokens, whatever the
+/// tokenizer asks for).
+pub fn windows_with(
+    tok: &Tokenizer,
+    path: &Path,
+    seq_len: usize,
+    seqs: usize,
+    from: f64,
+    add_bos: bool,
 ) -> Result<Vec<Vec<u32>>> {
     if seq_len < 2 {
         bail!("--seq-len must be at least 2 to predict anything");
@@ -37,6 +61,14 @@ pub fn windows(
     if !(0.0..1.0).contains(&from) {
         bail!("--from must be in [0, 1)");
     }
+    let prefix: &[u32] = if add_bos { tok.special_prefix() } else { &[] };
+    if seq_len <= prefix.len() {
+        bail!(
+            "--seq-len {seq_len} leaves no room for text after the {} BOS token(s)",
+            prefix.len()
+        );
+    }
+    let chunk = seq_len - prefix.len();
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading corpus {}", path.display()))?;
     let body = strip_gutenberg(&text);
@@ -45,7 +77,7 @@ pub fn windows(
         start += 1;
     }
     let body = &body[start..];
-    let need = seq_len * seqs;
+    let need = chunk * seqs;
     // Tokenize only as much text as needed (about 4 bytes a token), growing if short.
     let mut take = (need * 6).min(body.len());
     loop {
@@ -53,19 +85,24 @@ pub fn windows(
         while !body.is_char_boundary(end) {
             end += 1;
         }
-        let ids = tok.encode(&body[..end])?;
+        let ids = tok.encode_with_special(&body[..end], false)?;
         if ids.len() > need || end >= body.len() {
-            if ids.len() < seq_len {
+            if ids.len() < chunk {
+                let bos = if prefix.is_empty() {
+                    ""
+                } else {
+                    " less the BOS"
+                };
                 bail!(
-                    "{}: only {} tokens after position {from}, fewer than --seq-len {seq_len}",
+                    "{}: only {} tokens after position {from}, fewer than --seq-len {seq_len}{bos}",
                     path.display(),
                     ids.len()
                 );
             }
             return Ok(ids
-                .chunks_exact(seq_len)
+                .chunks_exact(chunk)
                 .take(seqs)
-                .map(<[u32]>::to_vec)
+                .map(|c| [prefix, c].concat())
                 .collect());
         }
         take = (take * 2).min(body.len());

@@ -12,8 +12,14 @@
 //!   `"smollm"` included — GPT-2's plain `ByteLevel(add_prefix_space=false)` (GPT-2 regex).
 //!   (llama.cpp splits `"smollm"` digits one by one; SmolLM2's vocabulary has no multi-digit
 //!   tokens, so the ids agree on digits either way.)
-//! * decoder: `ByteLevel`; no normalizer, no post-processor (nothing is added: the file says
-//!   `add_bos_token = false`).
+//! * decoder: `ByteLevel`; no normalizer.
+//! * post-processor: when the file has `tokenizer.ggml.add_bos_token` or `add_eos_token`, a
+//!   `TemplateProcessing` putting the BOS (`bos_token_id`) before the text and the EOS
+//!   (`eos_token_id`) after it as those flags say (transformers' `update_post_processor`; a flag
+//!   whose token id is missing adds nothing); llama.cpp honours both flags the same way. Without
+//!   either key nothing is added, as transformers does; llama.cpp then adds a BOS for some
+//!   `tokenizer.ggml.pre` values (`llama-bpe`, ...), which [`GgufSpecialTokens::origin`] mentions.
+//!   SmolLM2's file says `add_bos_token = false`: no BOS, in transformers and llama.cpp alike.
 //! * added tokens: every token of type CONTROL (3) whose spelling is in the byte alphabet, and
 //!   the tokens of `bos/eos/unknown/padding_token_id`, as special tokens (`normalized=false`);
 //!   every USER_DEFINED (4) token in the vocabulary as a non-special added token.
@@ -32,6 +38,7 @@ use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{AddedToken, SplitDelimiterBehavior};
 
 use crate::gguf::GgufFile;
+use crate::tokenizer::Tokenizer;
 
 /// llama.cpp's token type for control tokens (`<|im_start|>`).
 pub const TOKEN_TYPE_CONTROL: i32 = 3;
@@ -47,6 +54,8 @@ pub struct GgufSpecialTokens {
     pub pad: Option<u32>,
     /// `tokenizer.ggml.add_bos_token` (absent → `None`).
     pub add_bos: Option<bool>,
+    /// `tokenizer.ggml.add_eos_token` (absent → `None`).
+    pub add_eos: Option<bool>,
 }
 
 impl GgufSpecialTokens {
@@ -55,19 +64,77 @@ impl GgufSpecialTokens {
             let key = format!("tokenizer.ggml.{k}");
             g.get(&key).map(|_| g.get_u32(&key)).transpose()
         };
-        let add_bos = g
-            .get("tokenizer.ggml.add_bos_token")
-            .map(|_| g.get_bool("tokenizer.ggml.add_bos_token"))
-            .transpose()?;
+        let flag = |k: &str| -> Result<Option<bool>> {
+            let key = format!("tokenizer.ggml.{k}");
+            g.get(&key).map(|_| g.get_bool(&key)).transpose()
+        };
+        let add_bos = flag("add_bos_token")?;
+        let add_eos = flag("add_eos_token")?;
         Ok(Self {
             bos: id("bos_token_id")?,
             eos: id("eos_token_id")?,
             unk: id("unknown_token_id")?,
             pad: id("padding_token_id")?,
             add_bos,
+            add_eos,
         })
     }
+
+    /// The special tokens an encoding adds before and after the text: `(bos, eos)`, each present
+    /// when its flag is true and its id is declared.
+    pub fn added(&self) -> (Option<u32>, Option<u32>) {
+        (
+            self.bos.filter(|_| self.add_bos == Some(true)),
+            self.eos.filter(|_| self.add_eos == Some(true)),
+        )
+    }
+
+    /// Where the BOS rule comes from, for messages; `pre` is `tokenizer.ggml.pre`.
+    pub fn origin(&self, pre: Option<&str>) -> String {
+        let flag = |name: &str, v: Option<bool>, id: Option<u32>| match (v, id) {
+            (Some(true), None) => Some(format!(
+                "tokenizer.ggml.add_{name}_token = true but no {name}_token_id"
+            )),
+            (Some(v), _) => Some(format!("tokenizer.ggml.add_{name}_token = {v}")),
+            (None, _) => None,
+        };
+        let flags: Vec<String> = [
+            flag("bos", self.add_bos, self.bos),
+            flag("eos", self.add_eos, self.eos),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !flags.is_empty() {
+            return format!("{} in the GGUF", flags.join(", "));
+        }
+        let mut s = "the GGUF, which has no tokenizer.ggml.add_bos_token (transformers then adds \
+                     nothing"
+            .to_string();
+        if let Some(p) = pre.filter(|p| LLAMA_CPP_BOS_BY_DEFAULT.contains(p)) {
+            s.push_str(&format!(
+                "; llama.cpp adds a BOS for tokenizer.ggml.pre = {p:?}: write it at the start \
+                 of the prompt to match"
+            ));
+        }
+        s.push(')');
+        s
+    }
 }
+
+/// `tokenizer.ggml.pre` values for which llama.cpp (`llama-vocab.cpp`) adds a BOS when the file
+/// has no `add_bos_token`.
+const LLAMA_CPP_BOS_BY_DEFAULT: &[&str] = &[
+    "llama3",
+    "llama-v3",
+    "llama-bpe",
+    "falcon3",
+    "falcon-h1",
+    "pixtral",
+    "midm-2.0",
+    "lfm2",
+    "jina-v5-nano",
+];
 
 /// GPT-2's `bytes_to_unicode`: the character byte `b` is spelled with in a byte-level vocabulary.
 pub fn bytes_to_unicode() -> [char; 256] {
@@ -209,11 +276,66 @@ pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<tokenizers::Tokenizer> {
     if !user_defined.is_empty() {
         tok.add_tokens(&user_defined);
     }
+    if ids.add_bos.is_some() || ids.add_eos.is_some() {
+        let (bos, eos) = ids.added();
+        let name = |id: u32| tokens[id as usize].to_string();
+        tok.with_post_processor(Some(template(
+            bos.map(|id| (name(id), id)),
+            eos.map(|id| (name(id), id)),
+        )?));
+    }
     Ok(tok)
+}
+
+/// transformers' `update_post_processor` template: `[bos] $A [eos]`, pair
+/// `[bos] $A [eos] [bos]:1 $B:1 [eos]:1`. Built through serde so that any token spelling
+/// (`:` and spaces included) is taken literally.
+fn template(
+    bos: Option<(String, u32)>,
+    eos: Option<(String, u32)>,
+) -> Result<tokenizers::processors::template::TemplateProcessing> {
+    let special = |(t, _): &(String, u32), type_id: u32| serde_json::json!({"SpecialToken": {"id": t, "type_id": type_id}});
+    let seq =
+        |id: &str, type_id: u32| serde_json::json!({"Sequence": {"id": id, "type_id": type_id}});
+    let mut single = Vec::new();
+    single.extend(bos.iter().map(|b| special(b, 0)));
+    single.push(seq("A", 0));
+    single.extend(eos.iter().map(|e| special(e, 0)));
+    let mut pair = single.clone();
+    pair.extend(bos.iter().map(|b| special(b, 1)));
+    pair.push(seq("B", 1));
+    pair.extend(eos.iter().map(|e| special(e, 1)));
+    let mut specials = serde_json::Map::new();
+    for (t, id) in bos.iter().chain(eos.iter()) {
+        specials.insert(
+            t.clone(),
+            serde_json::json!({"id": t, "ids": [id], "tokens": [t]}),
+        );
+    }
+    let json = serde_json::json!({
+        "type": "TemplateProcessing",
+        "single": single,
+        "pair": pair,
+        "special_tokens": specials,
+    });
+    serde_json::from_value(json).map_err(|e| anyhow!("building the BOS/EOS template: {e}"))
 }
 
 /// Open `path` and build its tokenizer.
 pub fn tokenizer_from_gguf_path(path: &std::path::Path) -> Result<tokenizers::Tokenizer> {
     let g = GgufFile::open(path)?;
     tokenizer_from_gguf(&g).with_context(|| format!("tokenizer of {}", path.display()))
+}
+
+/// The project's [`Tokenizer`] for a GGUF: [`tokenizer_from_gguf`] with the special-token rule
+/// of the file (see the module docs). Errors name the file.
+pub fn load(g: &GgufFile) -> Result<Tokenizer> {
+    let file = g.path().display().to_string();
+    let inner = tokenizer_from_gguf(g).with_context(|| format!("tokenizer of {file}"))?;
+    let pre = match g.get("tokenizer.ggml.pre") {
+        Some(_) => Some(g.get_str("tokenizer.ggml.pre")?),
+        None => None,
+    };
+    let origin = GgufSpecialTokens::from_gguf(g)?.origin(pre);
+    Tokenizer::with_origin(inner, origin).with_context(|| format!("tokenizer of {file}"))
 }

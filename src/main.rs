@@ -4,13 +4,16 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use outlier_probe::generate::{generate, Sampling};
 use outlier_probe::gpu::{list_adapters, GpuContext, GpuOptions};
 use outlier_probe::hooks::HookFilter;
 use outlier_probe::hub::resolve_model;
 use outlier_probe::model::Gpt2;
+
+mod prompt_args;
+use prompt_args::{bos_note, prompt_from, prompts_from, window_bos, BosArgs};
 
 #[derive(Parser)]
 #[command(
@@ -54,13 +57,20 @@ enum Cmd {
     /// List GPU adapters with backend, driver, key limits and features
     Devices,
     /// Generate text from a prompt, printing tokens as they are produced
+    #[command(group(ArgGroup::new("prompt_source").required(true).args(["prompt", "prompt_file"])))]
     Generate {
         /// Model directory (config.json, model.safetensors, tokenizer.json) or a Hugging Face id such as gpt2
         #[arg(long)]
         model: String,
         /// Prompt text; repeat --prompt for a batch
-        #[arg(long, required = true)]
+        #[arg(long)]
         prompt: Vec<String>,
+        /// Read a prompt from FILE, exactly (trailing newlines kept), `-` for stdin; repeat for a
+        /// batch, one prompt per file
+        #[arg(long, value_name = "FILE")]
+        prompt_file: Vec<PathBuf>,
+        #[command(flatten)]
+        bos: BosArgs,
         /// New tokens to generate
         #[arg(short = 'n', long = "max-new-tokens", default_value_t = 32)]
         n: usize,
@@ -103,8 +113,13 @@ enum Cmd {
         #[arg(long)]
         model: String,
         /// Probe prompt (default: the paper's "Summer is warm. Winter is cold.\n")
-        #[arg(long, conflicts_with = "corpus")]
+        #[arg(long, conflicts_with_all = ["corpus", "prompt_file"])]
         prompt: Option<String>,
+        /// Read the probe prompt from FILE, exactly (trailing newlines kept), `-` for stdin
+        #[arg(long, value_name = "FILE", conflicts_with = "corpus")]
+        prompt_file: Option<PathBuf>,
+        #[command(flatten)]
+        bos: BosArgs,
         /// Corpus mode: aggregate over --seqs windows of --seq-len tokens of this text file
         #[arg(long)]
         corpus: Option<PathBuf>,
@@ -158,11 +173,17 @@ enum Cmd {
         out: PathBuf,
     },
     /// Capture hook points of one prompt into a safetensors file
+    #[command(group(ArgGroup::new("prompt_source").required(true).args(["prompt", "prompt_file"])))]
     Capture {
         #[arg(long)]
         model: String,
         #[arg(long)]
-        prompt: String,
+        prompt: Option<String>,
+        /// Read the prompt from FILE, exactly (trailing newlines kept), `-` for stdin
+        #[arg(long, value_name = "FILE")]
+        prompt_file: Option<PathBuf>,
+        #[command(flatten)]
+        bos: BosArgs,
         /// Comma-separated globs, e.g. 'blocks.*.attn.hook_pattern,logits'
         #[arg(long)]
         hooks: String,
@@ -189,6 +210,8 @@ struct CorpusArgs {
     /// Windows per forward pass
     #[arg(long, default_value_t = 4)]
     batch: usize,
+    #[command(flatten)]
+    bos: BosArgs,
 }
 
 impl CorpusArgs {
@@ -196,7 +219,11 @@ impl CorpusArgs {
     fn windows(&self, model: &Gpt2) -> Result<Vec<Vec<u32>>> {
         let seq_len = self.seq_len.unwrap_or(model.cfg.n_positions.min(256));
         let (corpus, seqs, from) = (&self.corpus, self.seqs, self.from);
-        outlier_probe::corpus::windows(model.tokenizer()?, corpus, seq_len, seqs, from)
+        let tok = model.tokenizer()?;
+        let add = self.bos.add();
+        let w = outlier_probe::corpus::windows_with(tok, corpus, seq_len, seqs, from, add)?;
+        eprintln!("[corpus windows: {}]", window_bos(tok, add));
+        Ok(w)
     }
 }
 
@@ -237,18 +264,22 @@ fn main() -> Result<()> {
         Cmd::Generate {
             model,
             prompt,
+            prompt_file,
+            bos,
             n,
             temperature,
             top_k,
             top_p,
             seed,
         } => {
+            let prompt = prompts_from(prompt, &prompt_file)?;
             let m = load(&cli.gpu, &model)?;
             let tok = m.tokenizer()?;
             let prompts = prompt
                 .iter()
-                .map(|p| tok.encode(p))
+                .map(|p| tok.encode_with_special(p, bos.add()))
                 .collect::<Result<Vec<_>>>()?;
+            eprintln!("[{}]", tok.describe_special(bos.add()));
             let eos = m
                 .cfg
                 .eos_token_id
@@ -267,8 +298,9 @@ fn main() -> Result<()> {
                 std::io::stdout().flush()?;
             }
             let t0 = std::time::Instant::now();
-            let mut streamed: Vec<u32> = Vec::new();
-            let mut shown = String::new();
+            // Text is printed once its bytes form whole characters; special tokens never print.
+            let mut stream = outlier_probe::tokenizer::TextStream::new(tok);
+            let mut stream_err: Option<anyhow::Error> = None;
             let mut first: Option<std::time::Duration> = None;
             let mut steps = 0usize;
             let out = generate(&m, &prompts, &sampling, |b, t| {
@@ -276,21 +308,23 @@ fn main() -> Result<()> {
                     steps += 1;
                     first.get_or_insert_with(|| t0.elapsed());
                 }
-                if single {
-                    // Decode the whole continuation so multi-byte characters print whole.
-                    streamed.push(t);
-                    if let Ok(text) = tok.decode(&streamed) {
-                        if let Some(rest) = text.strip_prefix(shown.as_str()) {
-                            print!("{rest}");
+                if single && stream_err.is_none() {
+                    match stream.push(t) {
+                        Ok(text) if !text.is_empty() => {
+                            print!("{text}");
                             let _ = std::io::stdout().flush();
                         }
-                        shown = text;
+                        Ok(_) => {}
+                        Err(e) => stream_err = Some(e),
                     }
                 }
             })?;
             let dt = t0.elapsed();
             if single {
-                println!();
+                if let Some(e) = stream_err {
+                    return Err(e);
+                }
+                println!("{}", stream.finish()?);
             } else {
                 for (p, o) in prompt.iter().zip(&out) {
                     println!("{p}{}", tok.decode(o)?);
@@ -438,6 +472,8 @@ fn main() -> Result<()> {
         Cmd::Probe {
             model,
             prompt,
+            prompt_file,
+            bos,
             corpus,
             seqs,
             seq_len,
@@ -447,6 +483,7 @@ fn main() -> Result<()> {
             key_frac,
             out,
         } => {
+            let prompt = prompt_from(prompt, prompt_file.as_deref())?;
             let m = load(&cli.gpu, &model)?;
             let tok = m.tokenizer()?;
             let mut th = outlier_probe::analysis::Thresholds::default();
@@ -459,18 +496,25 @@ fn main() -> Result<()> {
             let (sequences, source) = match &corpus {
                 Some(c) => {
                     let len = seq_len.unwrap_or(m.cfg.n_positions.min(128));
-                    let w = outlier_probe::corpus::windows(tok, c, len, seqs, from)?;
+                    let w =
+                        outlier_probe::corpus::windows_with(tok, c, len, seqs, from, bos.add())?;
                     let n = w.len();
+                    eprintln!("[corpus windows: {}]", window_bos(tok, bos.add()));
                     (
                         w,
-                        format!("{} ({n} windows of {len} tokens from {from})", c.display()),
+                        format!(
+                            "{} ({n} windows of {len} tokens from {from}{})",
+                            c.display(),
+                            bos_note(tok, bos.add())
+                        ),
                     )
                 }
                 None => {
                     let p =
                         prompt.unwrap_or_else(|| outlier_probe::probe::PROBE_PROMPT.to_string());
-                    let ids = tok.encode(&p)?;
-                    (vec![ids], format!("{p:?}"))
+                    let ids = tok.encode_with_special(&p, bos.add())?;
+                    eprintln!("[{}]", tok.describe_special(bos.add()));
+                    (vec![ids], format!("{p:?}{}", bos_note(tok, bos.add())))
                 }
             };
             let bar = indicatif::ProgressBar::new(sequences.len() as u64).with_style(
@@ -507,12 +551,17 @@ fn main() -> Result<()> {
         Cmd::Capture {
             model,
             prompt,
+            prompt_file,
+            bos,
             hooks,
             out,
         } => {
+            let prompt = prompt_from(prompt, prompt_file.as_deref())?
+                .context("give --prompt or --prompt-file")?;
             let m = load(&cli.gpu, &model)?;
             let tok = m.tokenizer()?;
-            let ids = tok.encode(&prompt)?;
+            let ids = tok.encode_with_special(&prompt, bos.add())?;
+            eprintln!("[{}]", tok.describe_special(bos.add()));
             let filter = HookFilter::parse(&hooks)?;
             let names = filter.resolve(&m.hooks())?;
             let caps = m.capture(&ids, &filter)?;

@@ -252,8 +252,7 @@ impl Model {
         if path.is_file() {
             let file = crate::gguf::GgufFile::open(path)?;
             let cfg = crate::config::llama_from_gguf(&file)?;
-            let tokenizer =
-                Tokenizer::from_inner(crate::gguf_tokenizer::tokenizer_from_gguf(&file)?);
+            let tokenizer = crate::gguf_tokenizer::load(&file)?;
             let w = GgufWeights::new(file);
             return Self::from_weights_with(ctx, cfg, Some(tokenizer), &w, opts);
         }

@@ -40,6 +40,12 @@ fn smollm2_config_and_tokenizer() {
     );
     assert!(c.tie_embeddings);
     let tok = m.tokenizer.as_ref().unwrap();
+    // The file says tokenizer.ggml.add_bos_token = false: transformers' GGUF tokenizer and
+    // llama.cpp add no BOS, so the reference tokens (made with add_special_tokens=False) are
+    // also what `encode`, following the file, gives.
+    assert!(tok.special_prefix().is_empty() && tok.special_suffix().is_empty());
+    let d = tok.describe_special(true);
+    assert!(d.contains("add_bos_token = false"), "{d}");
     for k in 0..2 {
         let p: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(fixtures_dir().join("smollm2/prompts.json")).unwrap(),
