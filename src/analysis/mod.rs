@@ -27,7 +27,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 pub use activation::{activation_stats, ActivationRule, ActivationStats};
-pub use attention::{attention_stats, AttentionStats};
+pub use attention::{attention_stats, causal_uniform_colsum, AttentionStats, KeyExcess};
 pub use consistency::{ChannelConsistency, Lifecycle, TokenKeyConsistency};
 pub use corpus::{Accumulator, CorpusSummary};
 pub use tokens::{classify_token, ClassCounts, TokenClass};
@@ -64,6 +64,10 @@ pub struct Thresholds {
     pub top_channels: usize,
     /// Attention-outlier key: `colsum ≥ attention_key_frac × T` (paper: 0.1).
     pub attention_key_frac: f32,
+    /// Attention sink: `colsum − causal-uniform baseline ≥ sink_excess_frac × T` (0.1: the paper's
+    /// fraction applied to the excess; see [`attention`]). Absent in older reports: 0.1.
+    #[serde(default = "default_sink_excess_frac")]
+    pub sink_excess_frac: f32,
     /// Number of down-projection rows (and module channels) kept by largest ratio (paper: 3).
     pub weight_top_rows: usize,
     /// Number of residual columns kept per outlier row (largest `|w|`).
@@ -73,12 +77,17 @@ pub struct Thresholds {
     pub detail_sequences: usize,
 }
 
+fn default_sink_excess_frac() -> f32 {
+    0.1
+}
+
 impl Default for Thresholds {
     fn default() -> Self {
         Self {
             activation: ActivationRule::paper(),
             top_channels: 2,
             attention_key_frac: 0.1,
+            sink_excess_frac: default_sink_excess_frac(),
             weight_top_rows: 3,
             weight_top_columns: 3,
             detail_sequences: 1,
@@ -232,7 +241,11 @@ pub fn analyze_sequence(
                         p.shape
                     );
                 }
-                Some(attention_stats(p, th.attention_key_frac))
+                Some(attention_stats(
+                    p,
+                    th.attention_key_frac,
+                    th.sink_excess_frac,
+                ))
             }
         };
         layers.push(LayerAnalysis {
@@ -353,13 +366,17 @@ mod tests {
         let s = &r.sequences[0];
         let a0 = s.layers[0].attention.as_ref().unwrap();
         assert!(
-            a0.outlier_keys.is_empty(),
-            "no sink in layer 0: {:?}",
-            a0.top
+            a0.outlier_keys.is_empty() && a0.sink_keys.is_empty(),
+            "no sink in layer 0: {:?} {:?}",
+            a0.top,
+            a0.top_excess
         );
         for la in &s.layers[1..] {
             let a = la.attention.as_ref().unwrap();
             assert_eq!(a.outlier_keys, vec![0], "layer {}", la.layer);
+            assert_eq!(a.sink_keys, vec![0], "layer {}", la.layer);
+            let k0 = a.key0.unwrap();
+            assert!(k0.excess > 0.3 * 16.0 && k0.excess == a.top_excess[0].excess);
             assert!(
                 a.sink_ratio_max > 0.65 && a.sink_ratio_min < 0.4,
                 "{:?}",
@@ -374,7 +391,11 @@ mod tests {
         assert_eq!(l3.common, vec![0]);
         assert_eq!(l3.share_of_tokens, 0.5);
         assert_eq!(r.corpus.key0_outlier_fraction, 1.0);
+        assert_eq!(r.corpus.key0_sink_fraction, 1.0);
         assert_eq!(s.outlier_key_classes.initial, 1);
+        let top = r.summary.top_sink_excess.as_ref().unwrap();
+        assert_eq!(top.key, 0);
+        assert!(top.excess > 0.3 * 16.0 && top.baseline > 3.3 && top.baseline < 3.4);
     }
 
     #[test]
@@ -426,9 +447,12 @@ mod tests {
         assert_eq!(s.mlp_lifecycle.first_layer, None);
         assert_eq!(s.outlier_token_classes.total(), 0);
         // Local attention: no key collects 0.1 × T. (Uniform causal attention would: key 0 gets
-        // H_T ≈ ln T + 0.58, above 0.1 × T for T < 40 — a short-sequence artefact of the rule.)
+        // H_T ≈ ln T + 0.58, above 0.1 × T for T ≤ 43 — a short-sequence artefact of the rule,
+        // which the excess rule does not share: see attention.rs.)
         assert!(s.outlier_key_positions().is_empty());
         assert_eq!(r.corpus.key0_outlier_fraction, 0.0);
+        assert_eq!(r.corpus.key0_sink_fraction, 0.0);
+        assert!(r.summary.top_sink_excess.is_none() && r.summary.top_sink.is_none());
         assert!(r.summary.massive_channels.is_empty());
     }
 

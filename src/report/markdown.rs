@@ -202,12 +202,13 @@ pub fn render(r: &Report, pictures: &[PathBuf]) -> String {
     let th = &r.thresholds;
     let _ = writeln!(
         o,
-        "Rules: activation outlier when |h| > max({} × mean|h|, {} × median|h|, {}); top {} channels; attention-outlier key when column sum ≥ {} × T; weight ratio max|w| / (mean|w| + 1e-8), top {} rows, {} written columns each.\n",
+        "Rules: activation outlier when |h| > max({} × mean|h|, {} × median|h|, {}); top {} channels; attention-outlier key (paper) when column sum ≥ {} × T; attention sink when the column sum exceeds what uniform causal attention gives the key (Σ_{{i≥j}} 1/(i+1)) by ≥ {} × T; weight ratio max|w| / (mean|w| + 1e-8), top {} rows, {} written columns each.\n",
         th.activation.ratio_to_mean,
         th.activation.ratio_to_median,
         th.activation.min_abs,
         th.top_channels,
         th.attention_key_frac,
+        th.sink_excess_frac,
         th.weight_top_rows,
         th.weight_top_columns
     );
@@ -265,22 +266,62 @@ pub fn render(r: &Report, pictures: &[PathBuf]) -> String {
         "MLP-intermediate outliers",
         &s.mlp_lifecycle,
     ));
-    match &s.top_sink {
+    match &s.top_sink_excess {
         Some(t) => {
             let _ = writeln!(
                 o,
-                "- Top attention sink: key {} {} at layer {} receives {} of {} queries ({:.1}%); mean per-head sink ratio there {:.2}.",
+                "- Top attention sink (excess rule): key {} {} at layer {} receives {} of {} queries ({:.1}%), {} more than uniform causal attention would give it ({}); mean per-head share of that layer's sink keys {:.2}.",
                 t.key,
                 show_token(&t.text),
                 t.layer,
                 num(t.colsum),
                 t.n_queries,
                 100.0 * t.share,
+                num(t.excess),
+                num(t.baseline),
                 t.sink_ratio_mean
             );
         }
         None => {
-            let _ = writeln!(o, "- Attention sinks: no outlier key in any layer.");
+            let _ = writeln!(
+                o,
+                "- Attention sinks (excess rule): none — no key receives {} × T more than uniform causal attention would give it, in any layer.",
+                th.sink_excess_frac
+            );
+        }
+    }
+    match &s.top_sink {
+        Some(t) => {
+            let artefact = t.excess < th.sink_excess_frac * t.n_queries as f32;
+            let _ = writeln!(
+                o,
+                "- Paper's rule (column sum ≥ {} × T): top key {} {} at layer {} receives {} of {} queries ({:.1}%); uniform causal attention would give it {} (excess {}); mean per-head sink ratio there {:.2}.{}",
+                th.attention_key_frac,
+                t.key,
+                show_token(&t.text),
+                t.layer,
+                num(t.colsum),
+                t.n_queries,
+                100.0 * t.share,
+                num(t.baseline),
+                num(t.excess),
+                t.sink_ratio_mean,
+                if artefact {
+                    format!(
+                        " Its excess is below the sink threshold ({}), so it is not counted as a sink.",
+                        num(th.sink_excess_frac * t.n_queries as f32)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "- Paper's rule (column sum ≥ {} × T): no outlier key in any layer.",
+                th.attention_key_frac
+            );
         }
     }
     match &s.down_proj_max {
@@ -416,9 +457,14 @@ pub fn render(r: &Report, pictures: &[PathBuf]) -> String {
             );
             let _ = writeln!(
                 o,
-                "| layer | top-1 key | top-2 key | median colsum | outlier keys | sink ratio mean [min, max] | input outlier tokens that are keys |"
+                "Outlier keys by the paper's rule: column sum ≥ {} × T. Baseline: what uniform causal attention gives the key (Σ_{{i≥j}} 1/(i+1); key 0: H(T) ≈ ln T + 0.58, ≥ 0.1 × T for T ≤ 43); excess = column sum − baseline; sink when excess ≥ {} × T.\n",
+                r.thresholds.attention_key_frac, r.thresholds.sink_excess_frac
             );
-            let _ = writeln!(o, "|---:|---|---|---:|---|---|---|");
+            let _ = writeln!(
+                o,
+                "| layer | top-1 key | top-2 key | median colsum | outlier keys (paper) | sink ratio mean [min, max] | top excess key (excess / baseline) | sinks (excess rule) | input outlier tokens that are keys |"
+            );
+            let _ = writeln!(o, "|---:|---|---|---:|---|---|---|---|---|");
             for la in &seq.layers {
                 let Some(a) = &la.attention else { continue };
                 let key = |i: usize| {
@@ -450,9 +496,21 @@ pub fn render(r: &Report, pictures: &[PathBuf]) -> String {
                             list(&x.outlier_tokens)
                         )
                     });
+                let ex = a.top1_excess().map_or("—".into(), |k| {
+                    format!(
+                        "{} {} ({} / {})",
+                        k.key,
+                        seq.tokens
+                            .get(k.key)
+                            .map(|t| show_token(t))
+                            .unwrap_or_default(),
+                        num(k.excess),
+                        num(k.baseline)
+                    )
+                });
                 let _ = writeln!(
                     o,
-                    "| {} | {} | {} | {} | {} | {:.2} [{:.2}, {:.2}] | {tk} |",
+                    "| {} | {} | {} | {} | {} | {:.2} [{:.2}, {:.2}] | {ex} | {} | {tk} |",
                     la.layer,
                     key(0),
                     key(1),
@@ -460,7 +518,8 @@ pub fn render(r: &Report, pictures: &[PathBuf]) -> String {
                     list(&a.outlier_keys),
                     a.sink_ratio_mean,
                     a.sink_ratio_min,
-                    a.sink_ratio_max
+                    a.sink_ratio_max,
+                    list(&a.sink_keys)
                 );
             }
             o.push('\n');
@@ -560,8 +619,9 @@ pub fn render(r: &Report, pictures: &[PathBuf]) -> String {
         );
         let _ = writeln!(
             o,
-            "Key 0 is an attention-outlier key in {:.0}% of the sequences. Block-output outliers appear at layer {} and vanish at layer {} (layer: sequences).\n",
+            "Key 0 is an attention-outlier key (paper's rule) in {:.0}% of the sequences and an attention sink (excess rule) in {:.0}%. Block-output outliers appear at layer {} and vanish at layer {} (layer: sequences).\n",
             100.0 * c.key0_outlier_fraction,
+            100.0 * c.key0_sink_fraction,
             c.block_first_layer.iter().map(|x| format!("{}: {}", x.layer, x.count)).collect::<Vec<_>>().join(", "),
             c.block_vanish_layer.iter().map(|x| format!("{}: {}", x.layer, x.count)).collect::<Vec<_>>().join(", "),
         );
@@ -579,11 +639,11 @@ pub fn render(r: &Report, pictures: &[PathBuf]) -> String {
         let _ = writeln!(o, "MLP outlier channels: {}\n", chans(&c.mlp_channels));
         let _ = writeln!(
             o,
-            "| layer | block top-1 mean | max | median mean | holds | top channel | MLP top-1 mean | max | holds | top key colsum mean | key 0 outlier | sink ratio mean |"
+            "| layer | block top-1 mean | max | median mean | holds | top channel | MLP top-1 mean | max | holds | top key colsum mean | key 0 outlier | key 0 sink | sink ratio mean |"
         );
         let _ = writeln!(
             o,
-            "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"
+            "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
         );
         for l in 0..r.model.n_layer {
             let b = c.block_output.iter().find(|x| x.layer == l);
@@ -592,7 +652,7 @@ pub fn render(r: &Report, pictures: &[PathBuf]) -> String {
             let pct = |x: f32| format!("{:.0}%", 100.0 * x);
             let _ = writeln!(
                 o,
-                "| {l} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {l} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 b.map_or("—".into(), |b| num(b.top1_mean)),
                 b.map_or("—".into(), |b| num(b.top1_max)),
                 b.map_or("—".into(), |b| num(b.median_mean)),
@@ -604,6 +664,7 @@ pub fn render(r: &Report, pictures: &[PathBuf]) -> String {
                 mm.map_or("—".into(), |b| pct(b.holds_fraction)),
                 a.map_or("—".into(), |a| num(a.top1_colsum_mean)),
                 a.map_or("—".into(), |a| pct(a.key0_outlier_fraction)),
+                a.map_or("—".into(), |a| pct(a.key0_sink_fraction)),
                 a.map_or("—".into(), |a| format!("{:.2}", a.sink_ratio_mean)),
             );
         }

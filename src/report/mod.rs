@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::causal_uniform_colsum;
 use crate::analysis::consistency::{Fraction, Lifecycle};
 use crate::analysis::corpus::CorpusSummary;
 use crate::analysis::tokens::{normalize_token, TokenClass};
@@ -70,7 +71,9 @@ pub struct OutlierToken {
     pub channel: usize,
 }
 
-/// The strongest attention-outlier key of the summarised sequence.
+/// The strongest attention-outlier key of the summarised sequence (by the paper's rule in
+/// [`Summary::top_sink`], by excess over the causal-uniform baseline in
+/// [`Summary::top_sink_excess`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopSink {
     pub layer: usize,
@@ -82,8 +85,14 @@ pub struct TopSink {
     pub n_queries: usize,
     /// `colsum / T`.
     pub share: f32,
-    /// Mean per-head sink ratio of that layer.
+    /// Mean per-head sink ratio of that layer (over the keys the rule flagged there).
     pub sink_ratio_mean: f32,
+    /// What uniform causal attention would give the key: `Σ_{i ≥ key} 1/(i+1)` (key 0: H(T)).
+    #[serde(default)]
+    pub baseline: f32,
+    /// `colsum − baseline`.
+    #[serde(default)]
+    pub excess: f32,
 }
 
 /// The largest down-projection ratio of the model.
@@ -119,7 +128,13 @@ pub struct Summary {
     pub outlier_tokens: Vec<OutlierToken>,
     pub block_lifecycle: Lifecycle,
     pub mlp_lifecycle: Lifecycle,
+    /// Paper's rule: the outlier key (`colsum ≥ attention_key_frac × T`) with the largest column
+    /// sum over layers. On short prompts it can be the causal mask's artefact (see `top_sink_excess`).
     pub top_sink: Option<TopSink>,
+    /// Excess rule: the attention sink (`colsum − baseline ≥ sink_excess_frac × T`) with the largest
+    /// excess over layers; `None` when no layer has one.
+    #[serde(default)]
+    pub top_sink_excess: Option<TopSink>,
     pub down_proj_max: Option<DownProjMax>,
     /// Per module kind, the largest `max(row ratio, column ratio)`.
     pub module_max: Vec<KindMax>,
@@ -310,6 +325,8 @@ fn summarize(seq: Option<&SequenceAnalysis>, weights: Option<&WeightAnalysis>) -
     }
     s.block_lifecycle = seq.block_lifecycle.clone();
     s.mlp_lifecycle = seq.mlp_lifecycle.clone();
+    let text =
+        |key: usize| normalize_token(&seq.tokens[key.min(seq.tokens.len().saturating_sub(1))]);
     s.top_sink = seq
         .layers
         .iter()
@@ -320,14 +337,40 @@ fn summarize(seq: Option<&SequenceAnalysis>, weights: Option<&WeightAnalysis>) -
         })
         .filter(|(_, a, k)| a.outlier_keys.contains(&k.key))
         .max_by(|x, y| x.2.colsum.total_cmp(&y.2.colsum))
+        .map(|(layer, a, k)| {
+            let baseline = causal_uniform_colsum(a.n_queries, a.n_keys)[k.key] as f32;
+            TopSink {
+                layer,
+                key: k.key,
+                text: text(k.key),
+                colsum: k.colsum,
+                n_queries: a.n_queries,
+                share: k.colsum / a.n_queries.max(1) as f32,
+                sink_ratio_mean: a.sink_ratio_mean,
+                baseline,
+                excess: k.colsum - baseline,
+            }
+        });
+    s.top_sink_excess = seq
+        .layers
+        .iter()
+        .filter_map(|l| {
+            l.attention
+                .as_ref()
+                .and_then(|a| a.top1_excess().map(|k| (l.layer, a, k)))
+        })
+        .filter(|(_, a, k)| a.sink_keys.contains(&k.key))
+        .max_by(|x, y| x.2.excess.total_cmp(&y.2.excess))
         .map(|(layer, a, k)| TopSink {
             layer,
             key: k.key,
-            text: normalize_token(&seq.tokens[k.key.min(seq.tokens.len().saturating_sub(1))]),
+            text: text(k.key),
             colsum: k.colsum,
             n_queries: a.n_queries,
             share: k.colsum / a.n_queries.max(1) as f32,
-            sink_ratio_mean: a.sink_ratio_mean,
+            sink_ratio_mean: a.sink_keys_ratio_mean,
+            baseline: k.baseline,
+            excess: k.excess,
         });
     if let Some(c) = &seq.channels {
         s.channel_rows = Some(c.rows);

