@@ -191,9 +191,10 @@ impl HookSpace {
     /// within `hooks_of(source)`; `None` when this model has no such hook.
     pub fn locate(&self, hook: &str) -> Option<(Src, usize)> {
         self.sources().into_iter().find_map(|src| {
-            let i = hooks_of(src).iter().position(|n| n == hook).or_else(|| {
-                aliases_of(src).iter().position(|n| n == hook)
-            })?;
+            let i = hooks_of(src)
+                .iter()
+                .position(|n| n == hook)
+                .or_else(|| aliases_of(src).iter().position(|n| n == hook))?;
             Some((src, i))
         })
     }

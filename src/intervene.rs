@@ -347,7 +347,10 @@ mod tests {
         );
         assert_eq!(
             expand("blocks.*.mlp.hook_up", &ll).unwrap(),
-            ["blocks.0.mlp.hook_pre_linear", "blocks.1.mlp.hook_pre_linear"]
+            [
+                "blocks.0.mlp.hook_pre_linear",
+                "blocks.1.mlp.hook_pre_linear"
+            ]
         );
     }
 

@@ -20,6 +20,7 @@ pub mod compress;
 pub mod config;
 pub mod convert;
 pub mod corpus;
+pub mod finite;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_tokenizer;
