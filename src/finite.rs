@@ -51,6 +51,22 @@ fn allowed(hook: &str, v: f32) -> bool {
     v.is_finite() || (v == f32::NEG_INFINITY && hook.ends_with("attn.hook_attn_scores"))
 }
 
+/// Index of the first value of `data` that `allowed` rejects. Blocks of 256 values are first
+/// screened for an all-ones exponent (NaN or ±inf) with a branch-free OR that vectorizes; only
+/// a block that has one is searched value by value.
+fn first_bad(hook: &str, data: &[f32]) -> Option<usize> {
+    const EXP: u32 = 0x7f80_0000;
+    data.chunks(256).enumerate().find_map(|(b, c)| {
+        let special = c.iter().fold(false, |a, v| a | (v.to_bits() & EXP == EXP));
+        if !special {
+            return None;
+        }
+        c.iter()
+            .position(|&v| !allowed(hook, v))
+            .map(|i| b * 256 + i)
+    })
+}
+
 /// Where flat index `i` of hook tensor `t` sits, in words; `past` = tokens before this pass.
 fn describe(hook: &str, t: &Tensor, i: usize, past: usize) -> String {
     let s = &t.shape;
@@ -88,7 +104,7 @@ pub fn check_hook(
     past: usize,
     sequence: Option<usize>,
 ) -> Result<(), NonFinite> {
-    let Some(i) = t.data.iter().position(|&v| !allowed(hook, v)) else {
+    let Some(i) = first_bad(hook, &t.data) else {
         return Ok(());
     };
     Err(NonFinite {
@@ -173,6 +189,12 @@ mod tests {
         // −inf anywhere else is not masking.
         let e = check_hook("blocks.0.attn.hook_pattern", &s, 0, None).unwrap_err();
         assert_eq!(e.at, "head 0, query position 0, key position 1");
+        // Past the first screening block: a −inf at 300 is skipped, the NaN at 700 found.
+        let mut big = vec![0.25f32; 1000];
+        big[300] = f32::NEG_INFINITY;
+        big[700] = f32::NAN;
+        assert_eq!(first_bad("blocks.0.attn.hook_attn_scores", &big), Some(700));
+        assert_eq!(first_bad("blocks.0.hook_resid_pre", &big), Some(300));
         s.data[2] = f32::INFINITY;
         let e = check_hook("blocks.0.attn.hook_attn_scores", &s, 0, None).unwrap_err();
         assert_eq!(e.at, "head 0, query position 1, key position 0");
