@@ -182,7 +182,7 @@ impl HookSpace {
         v
     }
 
-    /// Every hook name, in forward order.
+    /// Every hook name (TransformerLens's, see the module table), in forward order.
     pub fn hooks(&self) -> Vec<String> {
         self.sources().into_iter().flat_map(hooks_of).collect()
     }
@@ -416,6 +416,37 @@ mod tests {
         assert!(HookFilter::parse("blocks.0.attn.hook_k")
             .unwrap()
             .wants_src(Src::Qkv(0)));
+    }
+
+    #[test]
+    fn llama_aliases_select_the_transformerlens_hooks() {
+        let gpt2 = HookSpace::gpt2(2, 8, 2);
+        let llama = HookSpace {
+            arch: Arch::Llama,
+            ..gpt2
+        };
+        let f = HookFilter::parse("blocks.1.mlp.hook_gate,blocks.0.mlp.hook_up").unwrap();
+        assert_eq!(
+            f.resolve(&llama).unwrap(),
+            ["blocks.0.mlp.hook_pre_linear", "blocks.1.mlp.hook_pre"]
+        );
+        assert!(f.wants_nth(Src::GateUp(1), 0) && !f.wants_nth(Src::GateUp(1), 1));
+        // GPT-2 has no gate: the alias does not stand for its mlp.hook_pre.
+        assert!(f.resolve(&gpt2).is_err());
+        assert_eq!(gpt2.locate("blocks.0.mlp.hook_gate"), None);
+        assert_eq!(
+            llama.locate("blocks.0.mlp.hook_up"),
+            llama.locate("blocks.0.mlp.hook_pre_linear")
+        );
+        assert_eq!(
+            llama.locate("blocks.0.mlp.hook_up"),
+            Some((Src::GateUp(0), 1))
+        );
+        let pat = glob::Pattern::new("blocks.*.mlp.hook_gate").unwrap();
+        assert_eq!(
+            llama.matching(&pat),
+            ["blocks.0.mlp.hook_pre", "blocks.1.mlp.hook_pre"]
+        );
     }
 
     #[test]

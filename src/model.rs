@@ -681,6 +681,8 @@ impl Model {
 
     /// Run new tokens of each sequence through the model, appending them to the KV cache.
     /// Sequences of different lengths are padded; padding rows touch neither cache nor results.
+    /// Errors with `finite::NonFinite`, naming the first hook that holds one, when a captured
+    /// hook or the returned logits hold NaN or ±inf (the cache then does not advance).
     pub fn forward(
         &self,
         sess: &mut Session,
