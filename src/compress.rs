@@ -22,10 +22,12 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::finite::NonFinite;
 use crate::gpu::GpuContext;
 use crate::hooks::HookFilter;
 use crate::kernels::{qmax, Graph};
 use crate::model::{ForwardOptions, InputWidth, LogitsMode, Model};
+use crate::ppl::PplOverflow;
 
 /// One compression scheme, e.g. `w8`, `w4t`, `w8a8`, `a8`, `prune50`, `prune50+w8`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -465,12 +467,18 @@ impl ProtectMode {
 }
 
 /// One scheme's perplexity, plain and with the outlier channels protected.
+///
+/// A scheme can break the model: when its forward pass yields non-finite values (named by the
+/// first hook holding one) or a perplexity past f64 (mean NLL > 709.8 nats), that perplexity is
+/// recorded as +inf (`null` in compress.json) with the reason in `notes`, and the study goes on.
 #[derive(Clone, Debug, Serialize)]
 pub struct SchemeResult {
     pub scheme: Scheme,
     pub ppl: f64,
     pub ppl_protected: Option<f64>,
     pub weights: WeightStats,
+    /// Why a perplexity is +inf, e.g. `plain: non-finite values first appear at …`.
+    pub notes: Vec<String>,
 }
 
 /// The study of one model.
@@ -511,7 +519,9 @@ pub fn study(
         p.inc_length((runs * windows.len()) as u64);
         p.set_message(format!("{} fp32", short_name(path)));
     }
-    let baseline = crate::ppl::perplexity(&base, &windows, batch, &[], None, "fp32", progress)?;
+    // The uncompressed model must give a finite perplexity: every ratio is taken to it.
+    let baseline = crate::ppl::perplexity(&base, &windows, batch, &[], None, "fp32", progress)
+        .with_context(|| format!("{}: the uncompressed model", path.display()))?;
     let (protect, channel_stats) = match protect_mode {
         ProtectMode::None => (Protect::default(), None),
         ProtectMode::Given(p) => (p.clone(), None),
@@ -528,14 +538,23 @@ pub fn study(
     let protect_runs = !matches!(protect_mode, ProtectMode::None) && !protect.is_empty();
     let mut results = Vec::new();
     for s in schemes {
-        let run = |prot: &Protect, tag: &str| -> Result<(f64, WeightStats)> {
+        let mut notes = Vec::new();
+        let mut run = |prot: &Protect, tag: &str| -> Result<(f64, WeightStats)> {
             if let Some(p) = progress {
                 p.set_message(format!("{} {}{tag}", short_name(path), s.name));
             }
             let mut m = load()?;
             let stats = apply(&mut m, s, prot)?;
-            let r = crate::ppl::perplexity(&m, &windows, batch, &[], None, &s.name, progress)?;
-            Ok((r.ppl, stats))
+            match crate::ppl::perplexity(&m, &windows, batch, &[], None, &s.name, progress) {
+                Ok(r) => Ok((r.ppl, stats)),
+                // The scheme broke the model: a result of the study, recorded as +inf.
+                Err(e) if e.is::<NonFinite>() || e.is::<PplOverflow>() => {
+                    let what = if tag.is_empty() { "plain" } else { tag.trim() };
+                    notes.push(format!("{what}: {e:#}"));
+                    Ok((f64::INFINITY, stats))
+                }
+                Err(e) => Err(e),
+            }
         };
         let (ppl, weights) = run(&Protect::default(), "")?;
         let ppl_protected = if !protect_runs {
@@ -551,6 +570,7 @@ pub fn study(
             ppl,
             ppl_protected,
             weights,
+            notes,
         });
     }
     Ok(ModelStudy {
@@ -612,17 +632,22 @@ pub fn markdown(studies: &[ModelStudy]) -> String {
         s += "\n| scheme | perplexity | × fp32 | protected | × fp32 |\n|---|---:|---:|---:|---:|\n";
         for r in &st.results {
             let (pp, pr) = match r.ppl_protected {
-                Some(p) => (format!("{p:.3}"), format!("{:.3}", p / st.baseline_ppl)),
+                Some(p) => (num(p), num(p / st.baseline_ppl)),
                 None => ("–".into(), "–".into()),
             };
             s += &format!(
-                "| `{}` | {:.3} | {:.3} | {pp} | {pr} |\n",
+                "| `{}` | {} | {} | {pp} | {pr} |\n",
                 r.scheme.name,
-                r.ppl,
-                r.ppl / st.baseline_ppl
+                num(r.ppl),
+                num(r.ppl / st.baseline_ppl)
             );
         }
         s += "\n";
+        for r in &st.results {
+            for n in &r.notes {
+                s += &format!("∞ `{}` {n}\n\n", r.scheme.name);
+            }
+        }
     }
     if studies.len() > 1 {
         s += "### Perplexity × fp32, side by side (protected in brackets)\n\n| scheme |";
@@ -642,14 +667,24 @@ pub fn markdown(studies: &[ModelStudy]) -> String {
                 let r = &st.results[i];
                 let prot = r
                     .ppl_protected
-                    .map(|p| format!(" ({:.3})", p / st.baseline_ppl))
+                    .map(|p| format!(" ({})", num(p / st.baseline_ppl)))
                     .unwrap_or_default();
-                s += &format!(" {:.3}{prot} |", r.ppl / st.baseline_ppl);
+                s += &format!(" {}{prot} |", num(r.ppl / st.baseline_ppl));
             }
             s += "\n";
         }
     }
     s
+}
+
+/// A perplexity or ratio for the tables: three decimals, or ∞ for a scheme that broke the
+/// model (its note says why).
+fn num(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "∞".into()
+    }
 }
 
 /// Write compress.json, compress.md and the bar charts into `out`. Returns the files written.
@@ -784,6 +819,44 @@ mod tests {
             st("zoo/sigmoid"),
         ];
         assert_eq!(labels(&v), ["zoo/default", "long/default", "sigmoid"]);
+    }
+
+    /// A scheme that broke the model shows ∞ with its note; the JSON holds null, not a number.
+    #[test]
+    fn broken_schemes_show_infinity_and_why() {
+        let result = |name: &str, ppl: f64, notes: Vec<String>| SchemeResult {
+            scheme: Scheme::parse(name).unwrap(),
+            ppl,
+            ppl_protected: Some(ppl * 0.5),
+            weights: WeightStats::default(),
+            notes,
+        };
+        let note = "plain: perplexity of w2t: non-finite values first appear at blocks.1.mlp.hook_pre (position 0, channel 5: inf; 3 of its 288 values are non-finite)";
+        let st = ModelStudy {
+            model: "m".into(),
+            device: String::new(),
+            windows: 1,
+            tokens: 1,
+            baseline_ppl: 2.0,
+            protect: Protect::default(),
+            channel_stats: None,
+            results: vec![
+                result("w8", 2.5, vec![]),
+                result("w2t", f64::INFINITY, vec![note.into()]),
+            ],
+        };
+        let md = markdown(std::slice::from_ref(&st));
+        assert!(
+            md.contains("| `w8` | 2.500 | 1.250 | 1.250 | 0.625 |"),
+            "{md}"
+        );
+        assert!(md.contains("| `w2t` | ∞ | ∞ | ∞ | ∞ |"), "{md}");
+        assert!(md.contains(&format!("∞ `w2t` {note}")), "{md}");
+        let two = markdown(&[st.clone(), st.clone()]);
+        assert!(two.contains("| `w2t` | ∞ (∞) | ∞ (∞) |"), "{two}");
+        let j: serde_json::Value = serde_json::to_value(&st).unwrap();
+        assert!(j["results"][1]["ppl"].is_null(), "{j}");
+        assert_eq!(j["results"][1]["notes"][0], note);
     }
 
     /// Pruning zeroes exactly ⌊p·n⌋ unprotected weights, the smallest ones, and never a

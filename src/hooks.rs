@@ -11,10 +11,17 @@
 //! | `blocks.{l}.attn.hook_pattern` | [H, T, K], the weight each value gets (softmax probabilities; masked entries 0) |
 //! | `blocks.{l}.attn.hook_extra_prob` (variants with an extra key) | [H, T], p′ |
 //! | `blocks.{l}.attn.hook_scale` (context_scale, gated) | [T, H], the per-head factor |
-//! | `blocks.{l}.mlp.hook_pre` (GPT-2), `mlp.hook_post` | [T, I] (I = 4D for GPT-2) |
-//! | `blocks.{l}.mlp.hook_gate`, `mlp.hook_up` (Llama) | [T, I], before the SiLU; `hook_post` = silu(gate)·up |
+//! | `blocks.{l}.mlp.hook_pre`, `mlp.hook_post` | [T, I] (I = 4D for GPT-2); the pre-activation (GPT-2: c_fc out, before GELU; Llama: gate_proj out, before SiLU) |
+//! | `blocks.{l}.mlp.hook_pre_linear` (Llama) | [T, I], up_proj out; `hook_post` = silu(hook_pre) · hook_pre_linear |
 //! | `ln_final.hook_normalized` | [T, D] |
 //! | `logits` | [T, V] |
+//!
+//! Every name is TransformerLens's (`HookedTransformer`, `GatedMLP` for Llama: `hook_pre` is
+//! x·W_gate, `hook_pre_linear` x·W_in) except `attn.hook_extra_prob` and `attn.hook_scale` (the
+//! attention variants, which TransformerLens does not have) and `logits` (TransformerLens returns
+//! the logits; it has no hook for them). Aliases from before the TransformerLens names, Llama only,
+//! select the same tensors, which are then named by their TransformerLens names:
+//! `mlp.hook_gate` = `mlp.hook_pre`, `mlp.hook_up` = `mlp.hook_pre_linear`.
 
 use crate::config::{Arch, ModelConfig};
 use crate::tensor::Tensor;
@@ -72,12 +79,24 @@ pub fn hooks_of(src: Src) -> Vec<String> {
         Src::ResidMid(l) => vec![b(l, "hook_resid_mid")],
         Src::Ln2(l) => vec![b(l, "ln2.hook_normalized")],
         Src::MlpPre(l) => vec![b(l, "mlp.hook_pre")],
-        Src::GateUp(l) => vec![b(l, "mlp.hook_gate"), b(l, "mlp.hook_up")],
+        Src::GateUp(l) => vec![b(l, "mlp.hook_pre"), b(l, "mlp.hook_pre_linear")],
         Src::MlpPost(l) => vec![b(l, "mlp.hook_post")],
         Src::MlpOut(l) => vec![b(l, "hook_mlp_out")],
         Src::ResidPost(l) => vec![b(l, "hook_resid_post")],
         Src::LnFinal => vec!["ln_final.hook_normalized".into()],
         Src::Logits => vec!["logits".into()],
+    }
+}
+
+/// Older names of a source's hooks, still accepted in selections and edits (same order as
+/// `hooks_of`; empty for sources without aliases). Only Llama's gated MLP has them.
+pub fn aliases_of(src: Src) -> Vec<String> {
+    match src {
+        Src::GateUp(l) => vec![
+            format!("blocks.{l}.mlp.hook_gate"),
+            format!("blocks.{l}.mlp.hook_up"),
+        ],
+        _ => Vec::new(),
     }
 }
 
@@ -163,9 +182,35 @@ impl HookSpace {
         v
     }
 
-    /// Every hook name, in forward order.
+    /// Every hook name (TransformerLens's, see the module table), in forward order.
     pub fn hooks(&self) -> Vec<String> {
         self.sources().into_iter().flat_map(hooks_of).collect()
+    }
+
+    /// The source of a hook named by its TransformerLens name or an alias, and its index
+    /// within `hooks_of(source)`; `None` when this model has no such hook.
+    pub fn locate(&self, hook: &str) -> Option<(Src, usize)> {
+        self.sources().into_iter().find_map(|src| {
+            let i = hooks_of(src)
+                .iter()
+                .position(|n| n == hook)
+                .or_else(|| aliases_of(src).iter().position(|n| n == hook))?;
+            Some((src, i))
+        })
+    }
+
+    /// The hooks (TransformerLens names, forward order) whose name or alias matches `pat`.
+    pub fn matching(&self, pat: &glob::Pattern) -> Vec<String> {
+        let mut v = Vec::new();
+        for src in self.sources() {
+            let aliases = aliases_of(src);
+            for (i, h) in hooks_of(src).into_iter().enumerate() {
+                if pat.matches(&h) || aliases.get(i).is_some_and(|a| pat.matches(a)) {
+                    v.push(h);
+                }
+            }
+        }
+        v
     }
 
     /// Width of a source buffer's rows.
@@ -216,8 +261,15 @@ impl HookFilter {
         self.patterns.iter().any(|p| p.matches(hook))
     }
 
+    /// Whether hook `i` of `src` (`hooks_of(src)[i]`) is selected, by its name or its alias.
+    pub fn wants_nth(&self, src: Src, i: usize) -> bool {
+        hooks_of(src).get(i).is_some_and(|h| self.wants(h))
+            || aliases_of(src).get(i).is_some_and(|h| self.wants(h))
+    }
+
+    /// Whether any hook of `src` is selected (by name or alias).
     pub fn wants_src(&self, src: Src) -> bool {
-        hooks_of(src).iter().any(|h| self.wants(h))
+        (0..hooks_of(src).len()).any(|i| self.wants_nth(src, i))
     }
 
     pub fn wants_any_src<const N: usize>(
@@ -250,9 +302,15 @@ impl HookFilter {
         }
         self.check(space)?;
         Ok(space
-            .hooks()
+            .sources()
             .into_iter()
-            .filter(|h| self.wants(h))
+            .flat_map(|src| {
+                hooks_of(src)
+                    .into_iter()
+                    .enumerate()
+                    .filter(move |&(i, _)| self.wants_nth(src, i))
+                    .map(|(_, h)| h)
+            })
             .collect())
     }
 }
@@ -383,6 +441,37 @@ mod tests {
         assert!(HookFilter::parse("blocks.0.attn.hook_k")
             .unwrap()
             .wants_src(Src::Qkv(0)));
+    }
+
+    #[test]
+    fn llama_aliases_select_the_transformerlens_hooks() {
+        let gpt2 = HookSpace::gpt2(2, 8, 2);
+        let llama = HookSpace {
+            arch: Arch::Llama,
+            ..gpt2
+        };
+        let f = HookFilter::parse("blocks.1.mlp.hook_gate,blocks.0.mlp.hook_up").unwrap();
+        assert_eq!(
+            f.resolve(&llama).unwrap(),
+            ["blocks.0.mlp.hook_pre_linear", "blocks.1.mlp.hook_pre"]
+        );
+        assert!(f.wants_nth(Src::GateUp(1), 0) && !f.wants_nth(Src::GateUp(1), 1));
+        // GPT-2 has no gate: the alias does not stand for its mlp.hook_pre.
+        assert!(f.resolve(&gpt2).is_err());
+        assert_eq!(gpt2.locate("blocks.0.mlp.hook_gate"), None);
+        assert_eq!(
+            llama.locate("blocks.0.mlp.hook_up"),
+            llama.locate("blocks.0.mlp.hook_pre_linear")
+        );
+        assert_eq!(
+            llama.locate("blocks.0.mlp.hook_up"),
+            Some((Src::GateUp(0), 1))
+        );
+        let pat = glob::Pattern::new("blocks.*.mlp.hook_gate").unwrap();
+        assert_eq!(
+            llama.matching(&pat),
+            ["blocks.0.mlp.hook_pre", "blocks.1.mlp.hook_pre"]
+        );
     }
 
     #[test]

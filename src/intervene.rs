@@ -21,7 +21,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::hooks::{hooks_of, HookSpace, Src};
+use crate::hooks::{HookSpace, Src};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -258,25 +258,23 @@ impl Spec {
 /// and the hook's own width.
 pub fn editable(hook: &str, space: &HookSpace) -> Result<(Src, usize, usize)> {
     let (d, kvd) = (space.d, space.kv_dim());
-    for src in space.sources() {
-        let names = hooks_of(src);
-        if let Some(i) = names.iter().position(|n| n == hook) {
-            return match src {
-                Src::Qkv(_) | Src::RotQk(_) => Ok((src, [0, d, d + kvd][i], [d, kvd, kvd][i])),
-                Src::GateUp(_) => Ok((src, i * space.inner, space.inner)),
-                Src::Embed | Src::PosEmbed => {
-                    bail!("{hook} cannot be edited; edit blocks.0.hook_resid_pre instead")
-                }
-                Src::ExtraProb(_) | Src::Scale(_) => bail!("{hook} cannot be edited"),
-                Src::Scores(_) | Src::Pattern(_) => {
-                    bail!("{hook} cannot be edited; use knockout:keys=… to remove keys from attention")
-                }
-                Src::Logits => bail!("logits cannot be edited"),
-                _ => Ok((src, 0, space.row_width(src))),
-            };
+    // TransformerLens names and their aliases (mlp.hook_gate, mlp.hook_up).
+    let Some((src, i)) = space.locate(hook) else {
+        bail!("unknown hook point '{hook}'")
+    };
+    match src {
+        Src::Qkv(_) | Src::RotQk(_) => Ok((src, [0, d, d + kvd][i], [d, kvd, kvd][i])),
+        Src::GateUp(_) => Ok((src, i * space.inner, space.inner)),
+        Src::Embed | Src::PosEmbed => {
+            bail!("{hook} cannot be edited; edit blocks.0.hook_resid_pre instead")
         }
+        Src::ExtraProb(_) | Src::Scale(_) => bail!("{hook} cannot be edited"),
+        Src::Scores(_) | Src::Pattern(_) => {
+            bail!("{hook} cannot be edited; use knockout:keys=… to remove keys from attention")
+        }
+        Src::Logits => bail!("logits cannot be edited"),
+        _ => Ok((src, 0, space.row_width(src))),
     }
-    bail!("unknown hook point '{hook}'")
 }
 
 /// Expand an edit spec's glob into concrete hooks of a model (an error naming the glob when it
@@ -285,11 +283,7 @@ pub fn expand(hook_glob: &str, space: &HookSpace) -> Result<Vec<String>> {
     let pat =
         glob::Pattern::new(hook_glob).map_err(|e| anyhow!("hook pattern '{hook_glob}': {e}"))?;
     crate::select::check_patterns([&pat], space)?;
-    Ok(space
-        .hooks()
-        .into_iter()
-        .filter(|h| pat.matches(h))
-        .collect())
+    Ok(space.matching(&pat))
 }
 
 /// Concrete edits of a spec with a constant action (zero or value). Mean edits need data: see
@@ -489,8 +483,24 @@ mod tests {
             (Src::RotQk(0), 96, 32)
         );
         assert_eq!(
+            editable("blocks.0.mlp.hook_pre_linear", &ll).unwrap(),
+            (Src::GateUp(0), 200, 200)
+        );
+        // The old name is an alias of the same tensor.
+        assert_eq!(
             editable("blocks.0.mlp.hook_up", &ll).unwrap(),
             (Src::GateUp(0), 200, 200)
+        );
+        assert_eq!(
+            editable("blocks.0.mlp.hook_gate", &ll).unwrap(),
+            editable("blocks.0.mlp.hook_pre", &ll).unwrap()
+        );
+        assert_eq!(
+            expand("blocks.*.mlp.hook_up", &ll).unwrap(),
+            [
+                "blocks.0.mlp.hook_pre_linear",
+                "blocks.1.mlp.hook_pre_linear"
+            ]
         );
     }
 

@@ -22,6 +22,7 @@ pub mod config_fields;
 pub mod convert;
 pub mod corpus;
 pub mod fetch;
+pub mod finite;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_keys;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::config::{Arch, ModelConfig};
+use crate::finite::NonFinite;
 use crate::gpu::GpuContext;
 use crate::hooks::{HookFilter, HookSpace, Src};
 use crate::intervene::{editable, HookEdit, Knockout};
@@ -339,15 +340,24 @@ impl Model {
                 ctx2.storage_init(&label(name), bytes_f32(data))
             }
         };
+        // A block matrix as loaded; stored as f16, it must fit f16's range.
+        let load_matrix = |name: &str, shape: &[usize]| -> Result<std::borrow::Cow<[f32]>> {
+            let data = wf.load(name, shape)?;
+            if f16 {
+                crate::finite::check_f16_range(name, shape, &data)
+                    .with_context(|| wf.path().display().to_string())?;
+            }
+            Ok(data)
+        };
         let upm = |name: &str, shape: &[usize], bytes: &mut u64| -> Result<wgpu::Buffer> {
-            put_matrix(name, &wf.load(name, shape)?, bytes)
+            put_matrix(name, &load_matrix(name, shape)?, bytes)
         };
         // Several tensors stacked along their first axis into one buffer.
         let stack =
             |names: &[(&str, usize)], cols: usize, bytes: &mut u64| -> Result<wgpu::Buffer> {
                 let mut all = Vec::new();
                 for (name, rows) in names {
-                    all.extend_from_slice(&wf.load(name, &[*rows, cols])?);
+                    all.extend_from_slice(&load_matrix(name, &[*rows, cols])?);
                 }
                 put_matrix(names[0].0, &all, bytes)
             };
@@ -700,6 +710,8 @@ impl Model {
 
     /// Run new tokens of each sequence through the model, appending them to the KV cache.
     /// Sequences of different lengths are padded; padding rows touch neither cache nor results.
+    /// Errors with `finite::NonFinite`, naming the first hook that holds one, when a captured
+    /// hook or the returned logits hold NaN or ±inf (the cache then does not advance).
     pub fn forward(
         &self,
         sess: &mut Session,
@@ -732,11 +744,66 @@ impl Model {
         crate::select::check_forward(opts, &self.hooks(), &lens)?;
         let out = self.ctx.checked("running the forward pass", || {
             self.forward_inner(sess, new, opts, sink)
-        })?;
+        });
+        let out = match out {
+            Err(e) if e.is::<NonFinite>() => return Err(self.first_nonfinite(sess, new, opts, e)),
+            other => other?,
+        };
         for (b, t) in new.iter().enumerate() {
             sess.lens[b] += t.len();
         }
         Ok(out)
+    }
+
+    /// After non-finite values were found (in a captured hook or the logits): the same pass
+    /// again, capturing every hook and keeping nothing, so that the check names the first hook
+    /// that holds one. It rewrites the same KV-cache entries with the same values, and costs a
+    /// capturing pass only when something is already wrong. Attention scores and patterns are
+    /// left out when they would not fit a binding. Returns the error to report.
+    fn first_nonfinite(
+        &self,
+        sess: &Session,
+        new: &[&[u32]],
+        opts: &ForwardOptions,
+        found: anyhow::Error,
+    ) -> anyhow::Error {
+        let space = self.hooks();
+        if space.hooks().iter().all(|h| opts.capture.wants(h)) {
+            return found; // everything was checked already
+        }
+        let tmax = new.iter().map(|t| t.len()).max().unwrap_or(0);
+        let keys = (0..sess.seqs)
+            .map(|b| sess.lens[b] + new[b].len())
+            .max()
+            .unwrap_or(1);
+        let att = (sess.seqs * tmax * self.cfg.n_head * keys * 4) as u64;
+        let capture = if att <= self.ctx.max_binding {
+            HookFilter::all()
+        } else {
+            let names: Vec<String> = space
+                .hooks()
+                .into_iter()
+                .filter(|h| {
+                    !h.ends_with("attn.hook_attn_scores") && !h.ends_with("attn.hook_pattern")
+                })
+                .collect();
+            match HookFilter::parse(&names.join(",")) {
+                Ok(f) => f,
+                Err(_) => return found,
+            }
+        };
+        let diag = ForwardOptions {
+            logits: LogitsMode::None,
+            capture,
+            ..opts.clone()
+        };
+        let rerun = self.ctx.checked("locating non-finite values", || {
+            self.forward_inner(sess, new, &diag, &mut |_, _, _| {})
+        });
+        match rerun {
+            Err(e) if e.is::<NonFinite>() => e,
+            _ => found,
+        }
     }
 
     #[allow(clippy::needless_range_loop)]
@@ -915,17 +982,28 @@ impl Model {
             cap_keys,
         };
         // Hand each captured source to the sink, cut per sequence.
-        let mut deliver = |src: Src, data: Vec<f32>| {
-            for (b, toks) in new.iter().enumerate() {
-                if toks.is_empty() {
-                    continue;
+        // Every hook of the source is checked for non-finite values (forward order first, then
+        // sequence order) before any is handed on.
+        let seq_tag = |b: usize| (s > 1).then_some(b);
+        let mut deliver = |src: Src, data: Vec<f32>| -> Result<()> {
+            let cut: Vec<(usize, Vec<(String, Tensor)>)> = (0..s)
+                .filter(|&b| !new[b].is_empty())
+                .map(|b| (b, crate::hooks::split_capture(src, &data, geometry(b))))
+                .collect();
+            for i in 0..cut.first().map_or(0, |c| c.1.len()) {
+                for (b, hooks) in &cut {
+                    let (name, t) = &hooks[i];
+                    crate::finite::check_hook(name, t, sess.lens[*b], seq_tag(*b))?;
                 }
-                for (name, t) in crate::hooks::split_capture(src, &data, geometry(b)) {
-                    if opts.capture.wants(&name) {
+            }
+            for (b, hooks) in cut {
+                for (i, (name, t)) in hooks.into_iter().enumerate() {
+                    if opts.capture.wants_nth(src, i) {
                         sink(b, name, t);
                     }
                 }
             }
+            Ok(())
         };
         let rdf = rows * d;
         let wt = self.wt;
@@ -1206,6 +1284,13 @@ impl Model {
             }
             LogitsMode::None => {}
         }
+        // Non-finite logits: one pass over what was read back.
+        for (b, l) in logits.iter().enumerate() {
+            if let Some(t) = l {
+                let first = sess.lens[b] + new[b].len() - t.shape[0];
+                crate::finite::check_hook("logits", t, first, seq_tag(b))?;
+            }
+        }
         if want_logits_hook {
             for (b, l) in logits.iter().enumerate() {
                 if let Some(t) = l {
@@ -1410,7 +1495,11 @@ impl Tap<'_> {
     }
 
     /// Submit what is recorded so far and hand the captured sources to `deliver`.
-    fn flush(&mut self, g: &mut Graph, deliver: &mut dyn FnMut(Src, Vec<f32>)) -> Result<()> {
+    fn flush(
+        &mut self,
+        g: &mut Graph,
+        deliver: &mut dyn FnMut(Src, Vec<f32>) -> Result<()>,
+    ) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -1419,7 +1508,7 @@ impl Tap<'_> {
         let pending = std::mem::take(&mut self.pending);
         let reads: Vec<(&wgpu::Buffer, usize)> = pending.iter().map(|(_, b, n)| (b, *n)).collect();
         for ((src, _, _), data) in pending.iter().zip(self.ctx.read_f32(&reads)?) {
-            deliver(*src, data);
+            deliver(*src, data)?;
         }
         Ok(())
     }

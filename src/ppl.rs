@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::corpus::nll;
 use crate::hooks::HookFilter;
@@ -20,6 +20,8 @@ pub struct PplResult {
 }
 
 /// Run `windows` through the model in batches of `batch`, with the given edits and knockout.
+/// Errors: `finite::NonFinite` (naming the first hook) when the forward pass yields non-finite
+/// values, `PplOverflow` when the logits are finite but the perplexity is not.
 pub fn perplexity(
     model: &Gpt2,
     windows: &[Vec<u32>],
@@ -40,7 +42,9 @@ pub fn perplexity(
         let cap = group.iter().map(Vec::len).max().unwrap_or(1);
         let mut sess = model.session(group.len(), cap)?;
         let refs: Vec<&[u32]> = group.iter().map(Vec::as_slice).collect();
-        let out = model.forward(&mut sess, &refs, &opts)?;
+        let out = model
+            .forward(&mut sess, &refs, &opts)
+            .with_context(|| format!("perplexity of {label}"))?;
         for (w, l) in group.iter().zip(out.logits) {
             let (s, k) = nll(&l.expect("logits requested"), w);
             sum += s;
@@ -50,13 +54,43 @@ pub fn perplexity(
             p.inc(group.len() as u64);
         }
     }
+    let mean = sum / n.max(1) as f64;
+    let ppl = mean.exp();
+    if !ppl.is_finite() {
+        return Err(PplOverflow {
+            label: label.to_string(),
+            mean_nll: mean,
+        }
+        .into());
+    }
     Ok(PplResult {
         label: label.to_string(),
         nll_sum: sum,
         tokens: n,
-        ppl: (sum / n.max(1) as f64).exp(),
+        ppl,
     })
 }
+
+/// A perplexity that is not a finite number although every logit was (the forward pass checks
+/// those): the mean negative log-likelihood is over ln(f64::MAX) ≈ 709.8 nats, or not a number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PplOverflow {
+    pub label: String,
+    /// Mean negative log-likelihood, nats per predicted token.
+    pub mean_nll: f64,
+}
+
+impl std::fmt::Display for PplOverflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "perplexity of {} is not finite: mean negative log-likelihood {:.1} nats per token (e^x overflows f64 above 709.8)",
+            self.label, self.mean_nll
+        )
+    }
+}
+
+impl std::error::Error for PplOverflow {}
 
 /// Turn parsed specs, acting together, into concrete edits and a knockout. `mean` edits take
 /// the mean of each edited channel at the spec's positions over `windows` (one capture pass,

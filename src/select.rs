@@ -101,10 +101,10 @@ pub fn check_patterns<'a>(
     patterns: impl IntoIterator<Item = &'a glob::Pattern>,
     space: &HookSpace,
 ) -> Result<()> {
-    let hooks = space.hooks();
+    // A pattern may select a hook by its TransformerLens name or by its alias.
     let bad: Vec<String> = patterns
         .into_iter()
-        .filter(|p| !hooks.iter().any(|h| p.matches(h)))
+        .filter(|p| space.matching(p).is_empty())
         .map(|p| format!("'{}' ({})", p.as_str(), hint(p, space)))
         .collect();
     if bad.is_empty() {

@@ -265,8 +265,8 @@ def run_reference(model: LlamaForCausalLM, ids: list, n_positions: int):
         handles.append(at.o_proj.register_forward_hook(out_hook(p + "hook_attn_out")))
         handles.append(blk.post_attention_layernorm.register_forward_pre_hook(in_hook(p + "hook_resid_mid")))
         handles.append(blk.post_attention_layernorm.register_forward_hook(out_hook(p + "ln2.hook_normalized")))
-        handles.append(mlp.gate_proj.register_forward_hook(out_hook(p + "mlp.hook_gate")))
-        handles.append(mlp.up_proj.register_forward_hook(out_hook(p + "mlp.hook_up")))
+        handles.append(mlp.gate_proj.register_forward_hook(out_hook(p + "mlp.hook_pre")))
+        handles.append(mlp.up_proj.register_forward_hook(out_hook(p + "mlp.hook_pre_linear")))
         handles.append(mlp.act_fn.register_forward_hook(out_hook(p + "_act")))
         handles.append(mlp.down_proj.register_forward_pre_hook(in_hook(p + "mlp.hook_post")))
         handles.append(mlp.down_proj.register_forward_hook(out_hook(p + "hook_mlp_out")))
@@ -365,10 +365,10 @@ def run_reference(model: LlamaForCausalLM, ids: list, n_positions: int):
         ref[p + "hook_resid_mid"] = sq(cap[p + "hook_resid_mid"])
         assert torch.equal(ref[p + "hook_resid_mid"], ref[p + "hook_resid_pre"] + ref[p + "hook_attn_out"])
         ref[p + "ln2.hook_normalized"] = sq(cap[p + "ln2.hook_normalized"])
-        ref[p + "mlp.hook_gate"] = sq(cap[p + "mlp.hook_gate"])
-        ref[p + "mlp.hook_up"] = sq(cap[p + "mlp.hook_up"])
+        ref[p + "mlp.hook_pre"] = sq(cap[p + "mlp.hook_pre"])
+        ref[p + "mlp.hook_pre_linear"] = sq(cap[p + "mlp.hook_pre_linear"])
         ref[p + "mlp.hook_post"] = sq(cap[p + "mlp.hook_post"])
-        assert torch.equal(sq(cap[p + "_act"]) * ref[p + "mlp.hook_up"], ref[p + "mlp.hook_post"])
+        assert torch.equal(sq(cap[p + "_act"]) * ref[p + "mlp.hook_pre_linear"], ref[p + "mlp.hook_post"])
         ref[p + "hook_mlp_out"] = sq(cap[p + "hook_mlp_out"])
         ref[p + "hook_resid_post"] = sq(cap[p + "hook_resid_post"])
         assert torch.equal(ref[p + "hook_resid_post"], ref[p + "hook_resid_mid"] + ref[p + "hook_mlp_out"])
@@ -382,8 +382,8 @@ def run_reference(model: LlamaForCausalLM, ids: list, n_positions: int):
                               (ref[p + "hook_resid_mid"], blk.post_attention_layernorm, "ln2")]:
             rms = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + cfg.rms_norm_eps) * norm.weight
             assert torch.allclose(rms, ref[p + name + ".hook_normalized"], atol=1e-5, rtol=1e-5), name
-        a = ref[p + "mlp.hook_gate"]
-        silu_up = a / (1.0 + torch.exp(-a)) * ref[p + "mlp.hook_up"]
+        a = ref[p + "mlp.hook_pre"]
+        silu_up = a / (1.0 + torch.exp(-a)) * ref[p + "mlp.hook_pre_linear"]
         assert torch.allclose(silu_up, ref[p + "mlp.hook_post"], atol=1e-6, rtol=1e-5)
         with torch.no_grad():
             ln1 = ref[p + "ln1.hook_normalized"]
@@ -444,7 +444,7 @@ def run_reference(model: LlamaForCausalLM, ids: list, n_positions: int):
         shapes.update({p + "attn.hook_q": (T, H, Dh), p + "attn.hook_rot_q": (T, H, Dh), p + "attn.hook_z": (T, H, Dh),
                        p + "attn.hook_k": (T, Hkv, Dh), p + "attn.hook_v": (T, Hkv, Dh),
                        p + "attn.hook_rot_k": (T, Hkv, Dh), p + "attn.hook_attn_scores": (H, T, T),
-                       p + "attn.hook_pattern": (H, T, T), p + "mlp.hook_gate": (T, I), p + "mlp.hook_up": (T, I),
+                       p + "attn.hook_pattern": (H, T, T), p + "mlp.hook_pre": (T, I), p + "mlp.hook_pre_linear": (T, I),
                        p + "mlp.hook_post": (T, I)})
     assert set(ref) == set(shapes) | {"tokens", "generated"}, sorted(set(ref) ^ (set(shapes) | {"tokens", "generated"}))
     for k_, v_ in ref.items():
