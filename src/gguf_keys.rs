@@ -88,6 +88,7 @@ pub const KEYS: &[KeyRule] = &[
     r("general.tags", Ignored, DESCRIPTIVE),
     r("general.languages", Ignored, DESCRIPTIVE),
     r("general.sampling.*", Ignored, "recommended sampler settings; sampling is chosen by the caller (`generate` options), not by the file"),
+    r("general.*", Ignored, "any other general.* key is descriptive: llama.cpp reads only architecture, alignment, quantization_version, file_type and name of this namespace, and none of the others changes what it computes"),
     // ------------------------------------------------------------------ llama.* (read by llama.cpp)
     r("llama.vocab_size", Applied, "vocabulary size (rows of token_embd / output); default: the length of tokenizer.ggml.tokens"),
     r("llama.context_length", Applied, "longest sequence (RoPE table length, KV-cache capacity)"),

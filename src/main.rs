@@ -74,17 +74,18 @@ enum Cmd {
         /// New tokens to generate
         #[arg(short = 'n', long = "max-new-tokens", default_value_t = 32)]
         n: usize,
-        /// 0 = greedy
+        /// 0 = greedy (then --top-k, --top-p and --seed are refused: they would change nothing)
         #[arg(long, default_value_t = 0.0)]
         temperature: f32,
-        /// Keep the K most likely tokens (0 = all)
-        #[arg(long, default_value_t = 0)]
-        top_k: usize,
-        /// Nucleus sampling mass (1 = off)
-        #[arg(long, default_value_t = 1.0)]
-        top_p: f32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Keep the K most likely tokens (default: all); sampling only
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Nucleus sampling mass in (0, 1] (default: 1 = off); sampling only
+        #[arg(long)]
+        top_p: Option<f32>,
+        /// Random seed of the sampler (default: 0); sampling only
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Perplexity over a text corpus, plain and under interventions
     ///
@@ -123,23 +124,28 @@ enum Cmd {
         /// Corpus mode: aggregate over --seqs windows of --seq-len tokens of this text file
         #[arg(long)]
         corpus: Option<PathBuf>,
-        #[arg(long, default_value_t = 8)]
+        /// Number of corpus windows (corpus mode only)
+        #[arg(long, default_value_t = 8, requires = "corpus")]
         seqs: usize,
-        /// Tokens per window (default: min(n_positions, 128))
-        #[arg(long)]
+        /// Tokens per window (default: min(n_positions, 128); corpus mode only)
+        #[arg(long, requires = "corpus")]
         seq_len: Option<usize>,
-        /// Start at this fraction of the corpus
-        #[arg(long, default_value_t = 0.0)]
+        /// Start at this fraction of the corpus (corpus mode only)
+        #[arg(long, default_value_t = 0.0, requires = "corpus")]
         from: f64,
         /// Activation-outlier rule: max |h| of a token > RATIO × mean |h| (the paper: 1000)
-        #[arg(long, default_value_t = 1000.0)]
+        #[arg(long, default_value_t = 1000.0, conflicts_with = "massive")]
         ratio: f32,
         /// Use the "Massive Activations" rule instead: |h| > 100 and > 1000 × median |h|
         #[arg(long)]
         massive: bool,
-        /// Attention-outlier key: column sum ≥ FRAC × T (the paper: 0.1)
+        /// Attention-outlier key (the paper's rule): column sum ≥ FRAC × T, FRAC in (0, 1] (the paper: 0.1)
         #[arg(long, default_value_t = 0.1)]
         key_frac: f32,
+        /// Attention sink: column sum minus what uniform causal attention gives the key ≥ FRAC × T,
+        /// FRAC in (0, 1]
+        #[arg(long, default_value_t = 0.1)]
+        sink_excess_frac: f32,
         #[arg(long, default_value = "probe-report")]
         out: PathBuf,
     },
@@ -164,10 +170,13 @@ enum Cmd {
         /// auto | none | explicit channels 'd=C1,C2;inner=C3'
         #[arg(long, default_value = "auto")]
         protect: String,
-        #[arg(long, default_value_t = 6.0)]
-        protect_ratio: f32,
-        #[arg(long, default_value_t = 8)]
-        protect_max: usize,
+        /// With --protect auto: a channel is an outlier when its max |x| ≥ RATIO × the median
+        /// channel's (default 6)
+        #[arg(long)]
+        protect_ratio: Option<f32>,
+        /// With --protect auto: at most MAX channels per input width (default 8)
+        #[arg(long)]
+        protect_max: Option<usize>,
         /// Output folder for compress.json, compress.md and the bar charts
         #[arg(long, default_value = "compress-report")]
         out: PathBuf,
@@ -217,6 +226,9 @@ struct CorpusArgs {
 impl CorpusArgs {
     /// Windows of the corpus in `model`'s tokens.
     fn windows(&self, model: &Gpt2) -> Result<Vec<Vec<u32>>> {
+        if self.batch == 0 {
+            anyhow::bail!("--batch must be at least 1 window per forward pass");
+        }
         let seq_len = self.seq_len.unwrap_or(model.cfg.n_positions.min(256));
         let (corpus, seqs, from) = (&self.corpus, self.seqs, self.from);
         let tok = model.tokenizer()?;
@@ -236,6 +248,36 @@ fn progress_bar(len: u64) -> indicatif::ProgressBar {
         .expect("valid template")
         .progress_chars("=> "),
     )
+}
+
+/// `--top-k`, `--top-p` and `--seed` as the sampler takes them; refused under greedy decoding
+/// (temperature 0), where they would change nothing.
+fn sampling_options(
+    temperature: f32,
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    seed: Option<u64>,
+) -> Result<(usize, f32, u64)> {
+    if !(temperature >= 0.0 && temperature.is_finite()) {
+        anyhow::bail!("--temperature must be 0 (greedy) or positive, got {temperature}");
+    }
+    if temperature == 0.0 {
+        let given: Vec<&str> = [
+            ("--top-k", top_k.is_some()),
+            ("--top-p", top_p.is_some()),
+            ("--seed", seed.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, on)| on.then_some(f))
+        .collect();
+        if !given.is_empty() {
+            anyhow::bail!(
+                "sampling options ({}) act only when sampling: with --temperature 0 (greedy, the default) they would change nothing; give --temperature > 0",
+                given.join(", ")
+            );
+        }
+    }
+    Ok((top_k.unwrap_or(0), top_p.unwrap_or(1.0), seed.unwrap_or(0)))
 }
 
 fn load(gpu: &GpuArgs, model: &str) -> Result<Gpt2> {
@@ -273,6 +315,7 @@ fn main() -> Result<()> {
             seed,
         } => {
             let prompt = prompts_from(prompt, &prompt_file)?;
+            let (top_k, top_p, seed) = sampling_options(temperature, top_k, top_p, seed)?;
             let m = load(&cli.gpu, &model)?;
             let tok = m.tokenizer()?;
             let prompts = prompt
@@ -331,6 +374,15 @@ fn main() -> Result<()> {
                     println!("---");
                 }
             }
+            for (b, o) in out.iter().enumerate() {
+                if o.len() < n && (o.is_empty() || o.last().copied() != eos) {
+                    eprintln!(
+                        "[sequence {b} stopped after {} of {n} new tokens: the model's context of n_positions = {} tokens is full]",
+                        o.len(),
+                        m.cfg.n_positions
+                    );
+                }
+            }
             let total: usize = out.iter().map(Vec::len).sum();
             let prefill = first.unwrap_or(dt);
             let decode = if steps > 1 {
@@ -364,7 +416,16 @@ fn main() -> Result<()> {
                 anyhow::bail!("compress quantizes f32 weights itself: drop --f16-weights");
             }
             let schemes = compress::Scheme::parse_list(&schemes)?;
-            let mode = compress::ProtectMode::parse(&protect, protect_ratio, protect_max)?;
+            if protect != "auto" && (protect_ratio.is_some() || protect_max.is_some()) {
+                anyhow::bail!(
+                    "--protect-ratio and --protect-max tune --protect auto; with --protect {protect:?} they would change nothing"
+                );
+            }
+            let mode = compress::ProtectMode::parse(
+                &protect,
+                protect_ratio.unwrap_or(6.0),
+                protect_max.unwrap_or(8),
+            )?;
             let ctx = GpuContext::new(&cli.gpu.options())?;
             let bar = progress_bar(0);
             // Every model must be there before hours of runs start.
@@ -481,8 +542,22 @@ fn main() -> Result<()> {
             ratio,
             massive,
             key_frac,
+            sink_excess_frac,
             out,
         } => {
+            for (flag, v) in [
+                ("--key-frac", key_frac),
+                ("--sink-excess-frac", sink_excess_frac),
+            ] {
+                if !(v > 0.0 && v <= 1.0) {
+                    anyhow::bail!(
+                        "{flag} must be in (0, 1] (a fraction of the sequence length), got {v}"
+                    );
+                }
+            }
+            if !(ratio > 0.0 && ratio.is_finite()) {
+                anyhow::bail!("--ratio must be a positive number, got {ratio}");
+            }
             let prompt = prompt_from(prompt, prompt_file.as_deref())?;
             let m = load(&cli.gpu, &model)?;
             let tok = m.tokenizer()?;
@@ -493,6 +568,7 @@ fn main() -> Result<()> {
                 th.activation.ratio_to_mean = ratio;
             }
             th.attention_key_frac = key_frac;
+            th.sink_excess_frac = sink_excess_frac;
             let (sequences, source) = match &corpus {
                 Some(c) => {
                     let len = seq_len.unwrap_or(m.cfg.n_positions.min(128));
