@@ -233,7 +233,7 @@ impl Gpt2Config {
         check_finite("clip_eta", self.clip_eta.map(f64::from))?;
         if let Some(t) = self.sigmoid_fixed_t {
             if !(1.0..=u32::MAX as f64).contains(&t) {
-                bail!("sigmoid_fixed_t is {t}; it must lie in [1, {}]", u32::MAX);
+                bail!("sigmoid_fixed_t is {t:?}; it must lie in [1, {}]", u32::MAX);
             }
         }
         if !matches!(

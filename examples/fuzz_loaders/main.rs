@@ -61,10 +61,57 @@ struct Args {
     /// Internal: run as the worker process, reporting into this shared page.
     #[arg(long, hide = true)]
     worker: Option<PathBuf>,
+    /// Check the detectors: the 10th input of each worker panics, hangs, allocates 2 GiB or
+    /// overflows the stack instead of loading (the run must then report a finding).
+    #[arg(long, value_enum)]
+    self_test: Option<SelfTest>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum SelfTest {
+    Panic,
+    Hang,
+    Alloc,
+    Stack,
+}
+
+impl SelfTest {
+    fn trigger(self) {
+        match self {
+            Self::Panic => panic!("self-test panic"),
+            Self::Hang => loop {
+                std::hint::black_box(0u64);
+            },
+            Self::Alloc => {
+                std::hint::black_box(vec![1u8; 2 << 30]);
+            }
+            Self::Stack => {
+                fn deeper(n: u64) -> u64 {
+                    let frame = std::hint::black_box([n; 64]);
+                    if frame[7] == u64::MAX {
+                        return 0;
+                    }
+                    deeper(std::hint::black_box(n + 1)) + frame[3]
+                }
+                std::hint::black_box(deeper(0));
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Panic => "panic",
+            Self::Hang => "hang",
+            Self::Alloc => "alloc",
+            Self::Stack => "stack",
+        }
+    }
 }
 
 /// Largest input (bytes) the mutators produce.
 const LIMIT: usize = 4 << 20;
+/// Most inputs kept for mutation (seeds included); also at most 64 MiB of them.
+const MAX_CORPUS: usize = 4096;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -129,6 +176,7 @@ fn supervise(a: &Args) -> Result<bool> {
             .arg(&a.crash_dir)
             .args(["--timeout-ms", &a.timeout_ms.to_string()])
             .args(["--max-alloc-mb", &a.max_alloc_mb.to_string()])
+            .args(a.self_test.iter().flat_map(|k| ["--self-test", k.name()]))
             .spawn()
             .context("starting the worker")?;
         let backstop = left + Duration::from_millis(a.timeout_ms) + Duration::from_secs(60);
@@ -168,6 +216,10 @@ fn supervise(a: &Args) -> Result<bool> {
         );
         fatal += 1;
         seed = seed.wrapping_add(1);
+        if fatal >= 20 {
+            eprintln!("fuzz_loaders: stopping after {fatal} fatal findings");
+            break;
+        }
     }
     let _ = std::fs::remove_dir_all(&work);
     let secs = start.elapsed().as_secs_f64();
@@ -219,10 +271,20 @@ fn prepare_dirs(t: Target, seeds: &[targets::Seed], work: &Path) -> Result<Vec<P
 }
 
 /// Run one input; `Err` carries the panic message.
-fn exec(t: Target, dir: &Path, data: &[u8]) -> std::result::Result<String, String> {
+fn exec(
+    t: Target,
+    dir: &Path,
+    data: &[u8],
+    inject: Option<SelfTest>,
+) -> std::result::Result<String, String> {
     std::fs::write(dir.join(t.file_name()), data).map_err(|e| format!("writing input: {e}"))?;
     guard::running(true);
-    let r = std::panic::catch_unwind(|| t.run(dir));
+    let r = std::panic::catch_unwind(|| {
+        if let Some(k) = inject {
+            k.trigger();
+        }
+        t.run(dir)
+    });
     guard::running(false);
     match r {
         Ok(Ok(s)) => Ok(s),
@@ -235,16 +297,17 @@ fn exec(t: Target, dir: &Path, data: &[u8]) -> std::result::Result<String, Strin
     }
 }
 
-/// A behaviour signature: the outcome's plain words (numbers as `#`, paths and words with
-/// other characters, such as mutated strings quoted in messages, left out).
+/// A behaviour signature: the outcome's lowercase words (numbers as `#`; paths, quoted
+/// strings and long or capitalised words, which mostly echo mutated content, left out).
 fn signature(s: &str, dir: &Path) -> String {
     let s = s.replace(&*dir.to_string_lossy(), "<dir>");
     let mut out = String::new();
     for w in s.split_whitespace() {
         let w = w.trim_matches(|c: char| "\"'`()[]{},:;".contains(c));
         let plain = !w.is_empty()
+            && w.len() <= 40
             && w.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.<>/-".contains(c));
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
         if plain && out.len() < 200 {
             out.push(' ');
             let mut last_digit = false;
@@ -300,15 +363,25 @@ fn worker(a: &Args, page: &Path) -> Result<bool> {
         };
         i += 1;
         sh.put_input(&data);
-        let out = exec(a.target, &dirs[ctx], &data);
+        let inject = a.self_test.filter(|_| i == 10);
+        let out = exec(a.target, &dirs[ctx], &data, inject);
         execs += 1;
         sh.set(guard::HDR_EXECS, execs);
         match out {
             Ok(s) => {
                 let sig = signature(&s, &dirs[ctx]);
-                if seen.insert(sig) && corpus_bytes + data.len() < 64 << 20 {
-                    corpus_bytes += data.len();
-                    corpus.push((data, ctx));
+                if seen.insert(sig) {
+                    if corpus.len() < MAX_CORPUS && corpus_bytes + data.len() < 64 << 20 {
+                        corpus_bytes += data.len();
+                        corpus.push((data, ctx));
+                    } else {
+                        // Full: replace a random entry other than the seeds.
+                        let j = seeds.len() + rng.below(corpus.len() - seeds.len());
+                        if corpus_bytes - corpus[j].0.len() + data.len() < 64 << 20 {
+                            corpus_bytes = corpus_bytes - corpus[j].0.len() + data.len();
+                            corpus[j] = (data, ctx);
+                        }
+                    }
                 }
             }
             Err(msg) => {
@@ -366,7 +439,7 @@ fn replay(a: &Args) -> Result<bool> {
         let data = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
         // A safetensors input is tried with every seed's config.json.
         for d in &dirs {
-            let out = exec(a.target, d, &data);
+            let out = exec(a.target, d, &data, None);
             clean &= out.is_ok();
             println!("{} [{}]: {out:?}", f.display(), d.display());
             if a.target.companions().is_empty() {
