@@ -74,8 +74,8 @@ impl Walk<'_> {
         let width = match ty {
             0 | 1 | 7 => 1,
             2 | 3 => 2,
-            4 | 5 | 6 => 4,
-            10 | 11 | 12 => 8,
+            4..=6 => 4,
+            10..=12 => 8,
             8 => return self.string().map(|_| 0),
             9 if depth < 4 => {
                 let et = self.field(4, Kind::ValueType)?;
