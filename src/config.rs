@@ -145,6 +145,32 @@ impl AttnVariant {
     }
 }
 
+/// Longest sequence a model may declare: the host builds tables and masks with one entry per
+/// position (Llama's RoPE tables are `n_positions × head_dim` floats), so a config claiming more
+/// is an error rather than an attempt.
+pub const MAX_POSITIONS: usize = 1 << 24;
+
+/// Every size must fit the `u32` the GPU kernels index with.
+fn check_u32_sizes(sizes: &[(&str, usize)]) -> Result<()> {
+    for &(name, v) in sizes {
+        if v > u32::MAX as usize {
+            bail!(
+                "{name} {v} is over the supported {} (sizes are u32 on the GPU)",
+                u32::MAX
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A float setting that must be finite (NaN or infinity would reach every output).
+fn check_finite(name: &str, v: Option<f64>) -> Result<()> {
+    match v {
+        Some(x) if !x.is_finite() => bail!("{name} is {x}, not a finite number"),
+        _ => Ok(()),
+    }
+}
+
 fn default_model_type() -> String {
     "gpt2".into()
 }
@@ -188,6 +214,14 @@ impl Gpt2Config {
                 bail!("{name} is 0");
             }
         }
+        check_u32_sizes(&[
+            ("vocab_size", self.vocab_size),
+            ("n_positions", self.n_positions),
+            ("n_embd", self.n_embd),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_inner", self.n_inner.unwrap_or(0)),
+        ])?;
         if self.n_embd % self.n_head != 0 {
             bail!(
                 "n_embd {} is not a multiple of n_head {}",
@@ -200,6 +234,14 @@ impl Gpt2Config {
                 "head dimension {} is over the supported 256",
                 self.head_dim()
             );
+        }
+        check_finite("layer_norm_epsilon", Some(self.layer_norm_epsilon.into()))?;
+        check_finite("clip_gamma", self.clip_gamma.map(f64::from))?;
+        check_finite("clip_eta", self.clip_eta.map(f64::from))?;
+        if let Some(t) = self.sigmoid_fixed_t {
+            if !(1.0..=u32::MAX as f64).contains(&t) {
+                bail!("sigmoid_fixed_t is {t:?}; it must lie in [1, {}]", u32::MAX);
+            }
         }
         if !matches!(
             self.activation_function.as_str(),
@@ -330,6 +372,21 @@ impl ModelConfig {
                 bail!("{name} is 0");
             }
         }
+        check_u32_sizes(&[
+            ("vocab_size", self.vocab_size),
+            ("n_embd", self.n_embd),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_kv_head", self.n_kv_head),
+            ("n_inner", self.n_inner),
+            ("sigmoid_t", self.sigmoid_t),
+        ])?;
+        if self.n_positions > MAX_POSITIONS {
+            bail!(
+                "n_positions {} is over the supported {MAX_POSITIONS}",
+                self.n_positions
+            );
+        }
         if self.n_embd % self.n_head != 0 {
             bail!(
                 "n_embd {} is not a multiple of n_head {}",
@@ -353,9 +410,20 @@ impl ModelConfig {
         if self.arch == Arch::Llama && self.head_dim() % 2 != 0 {
             bail!("RoPE needs an even head dimension, got {}", self.head_dim());
         }
-        if self.norm_eps.is_nan() || self.norm_eps <= 0.0 {
-            bail!("the normalisation epsilon must be > 0");
+        if !self.norm_eps.is_finite() || self.norm_eps <= 0.0 {
+            bail!(
+                "the normalisation epsilon is {}; it must be finite and > 0",
+                self.norm_eps
+            );
         }
+        if self.arch == Arch::Llama && (!self.rope_theta.is_finite() || self.rope_theta <= 0.0) {
+            bail!(
+                "the RoPE base (rope_theta) is {}; it must be finite and > 0",
+                self.rope_theta
+            );
+        }
+        check_finite("clip_gamma", Some(self.clip_gamma.into()))?;
+        check_finite("clip_eta", Some(self.clip_eta.into()))?;
         Ok(())
     }
 
@@ -370,7 +438,12 @@ impl ModelConfig {
             .and_then(|m| m.as_str())
             .unwrap_or("gpt2")
         {
-            "gpt2" => Ok(Gpt2Config::from_file(path)?.into()),
+            "gpt2" => {
+                let cfg: Self = Gpt2Config::from_file(path)?.into();
+                cfg.validate()
+                    .with_context(|| format!("invalid config {}", path.display()))?;
+                Ok(cfg)
+            }
             "llama" => LlamaConfig::from_file(path),
             other => bail!(
                 "{}: model_type '{other}' is not supported (gpt2 and llama are)",
@@ -473,12 +546,17 @@ impl LlamaConfig {
         let (rope_theta, rope_freq_factors) =
             crate::rope::from_llama_config(&json, head_dim).map_err(|e| bad(format!("{e:#}")))?;
         let eos = match &c.eos_token_id {
-            Some(serde_json::Value::Number(n)) => n.as_u64().map(|x| x as u32),
-            Some(serde_json::Value::Array(a)) => {
-                a.first().and_then(|x| x.as_u64()).map(|x| x as u32)
-            }
+            Some(serde_json::Value::Number(n)) => Some(n),
+            Some(serde_json::Value::Array(a)) => a.first().and_then(|x| x.as_number()),
             _ => None,
         };
+        let eos = eos
+            .map(|n| {
+                n.as_u64()
+                    .and_then(|x| u32::try_from(x).ok())
+                    .ok_or_else(|| bad(format!("eos_token_id {n} is not a u32 token id")))
+            })
+            .transpose()?;
         let cfg = ModelConfig {
             arch: Arch::Llama,
             vocab_size: c.vocab_size,

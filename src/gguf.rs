@@ -521,7 +521,13 @@ impl GgufFile {
                     p.display()
                 );
             }
-            let n_bytes = n_elements / blck * type_size;
+            let n_bytes = (n_elements / blck).checked_mul(type_size).ok_or_else(|| {
+                anyhow!(
+                    "GGUF {}: tensor `{name}` ({ggml_type}) dims {dims:?} claim {n_elements} elements, more than 2^64 bytes; the file has {} bytes",
+                    p.display(),
+                    buf.len()
+                )
+            })?;
             if offset % alignment != 0 {
                 bail!(
                     "GGUF {}: tensor `{name}` data offset {offset} is not a multiple of the alignment {alignment}",
@@ -823,7 +829,8 @@ impl GgufFile {
                 self.path.display()
             ),
         };
-        if n_head == 0 || rows % (2 * n_head) != 0 {
+        // rows % (2 × n_head) without the overflow of 2 × n_head (n_head comes from metadata).
+        if n_head == 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0 {
             bail!(
                 "GGUF {}: tensor `{name}` has {rows} rows, not a multiple of 2 × {n_head} heads",
                 self.path.display()
@@ -919,10 +926,11 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n_elements: usize) -> Result<Vec<f3
     if n_elements % blck != 0 {
         bail!("{n_elements} elements of {ty} is not a whole number of {blck}-element blocks");
     }
-    let need = n_elements / blck * type_size;
-    if data.len() != need {
+    let need = (n_elements / blck).checked_mul(type_size);
+    if need != Some(data.len()) {
         bail!(
-            "{n_elements} elements of {ty} take {need} bytes, got {}",
+            "{n_elements} elements of {ty} take {} bytes, got {}",
+            need.map_or("more than 2^64".to_string(), |n| n.to_string()),
             data.len()
         );
     }

@@ -33,6 +33,7 @@ pub mod hub;
 pub mod intervene;
 pub mod kernels;
 pub mod model;
+pub mod model_files;
 pub mod ppl;
 pub mod probe;
 pub mod report;

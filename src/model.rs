@@ -16,7 +16,7 @@ use crate::intervene::{editable, HookEdit, Knockout};
 use crate::kernels::{AttnParams, Bind, Epilogue, Graph, Kernels};
 use crate::tensor::Tensor;
 use crate::tokenizer::Tokenizer;
-use crate::weights::{GgufWeights, WeightFile, WeightSource};
+use crate::weights::WeightSource;
 
 /// A slice of vocabulary rows of an embedding matrix, small enough for one storage binding.
 struct Chunk {
@@ -250,33 +250,9 @@ impl Model {
 
     /// `load` with options (f16 weights).
     pub fn load_with(ctx: Arc<GpuContext>, path: &Path, opts: &LoadOptions) -> Result<Self> {
-        if path.is_file() {
-            let file = crate::gguf::GgufFile::open(path)?;
-            let cfg = crate::config::llama_from_gguf(&file)?;
-            let tokenizer = crate::gguf_tokenizer::load(&file)?;
-            let w = GgufWeights::new(file);
-            return Self::from_weights_with(ctx, cfg, Some(tokenizer), &w, opts);
-        }
-        if !path.is_dir() {
-            bail!("model directory {} does not exist", path.display());
-        }
-        let cfg = ModelConfig::from_dir_config(&path.join("config.json"))?;
-        let tok_path = path.join("tokenizer.json");
-        let tokenizer = if tok_path.exists() {
-            Some(Tokenizer::from_file(&tok_path)?)
-        } else {
-            None
-        };
-        let st = path.join("model.safetensors");
-        let wf = match cfg.arch {
-            Arch::Gpt2 => WeightFile::open(
-                &st,
-                "wte.weight",
-                &["", "transformer.", "model.transformer."],
-            )?,
-            Arch::Llama => WeightFile::open(&st, "embed_tokens.weight", &["model.", ""])?,
-        };
-        let mut m = Self::from_weights_with(ctx, cfg, tokenizer, &wf, opts)?;
+        let files = crate::model_files::ModelFiles::open(path)?;
+        let mut m =
+            Self::from_weights_with(ctx, files.cfg, files.tokenizer, &*files.weights, opts)?;
         m.source = path.to_path_buf();
         Ok(m)
     }

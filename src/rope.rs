@@ -82,14 +82,23 @@ pub fn from_llama_config(v: &Value, head_dim: usize) -> Result<(f32, Vec<f32>)> 
                 .ok_or_else(|| anyhow!("{field}.{k} = {x} is not a finite number")),
         }
     };
+    let top = num(v, "rope_theta")?;
     let theta = match params.map(|p| num(p, "rope_theta")).transpose()?.flatten() {
+        // Both given: transformers reads one of them; any disagreement is refused, not resolved.
+        Some(t) if top.is_some_and(|x| x != t) => bail!(
+            "rope_theta = {} and {field}.rope_theta = {t} disagree",
+            top.unwrap_or_default()
+        ),
         Some(t) => t,
-        None => num(v, "rope_theta")?.unwrap_or(10000.0),
+        None => top.unwrap_or(10000.0),
     };
     if theta <= 0.0 {
         bail!("rope_theta = {theta} must be > 0");
     }
     let theta = theta as f32;
+    if !theta.is_finite() {
+        bail!("rope_theta = {theta} is beyond f32's range");
+    }
     let Some(p) = params else {
         return Ok((theta, Vec::new()));
     };

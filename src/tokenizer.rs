@@ -19,6 +19,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
+use serde_json::Value;
 use tokenizers::{Encoding, Token};
 
 /// A tokenizer with the special tokens its post-processor adds around one text.
@@ -33,9 +34,23 @@ pub struct Tokenizer {
 const SENTINEL: u32 = u32::MAX;
 
 impl Tokenizer {
-    /// Load a `tokenizer.json`. Errors name the file.
+    /// Load a `tokenizer.json`.
+    ///
+    /// # Errors
+    /// An unreadable file, invalid JSON (with line and column), or a tokenizer the `tokenizers`
+    /// crate rejects; each names the file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path)
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("reading tokenizer {}: {e}", path.display()))?;
+        // Parse the JSON first: tokenizers 0.22 panics ("Helper") instead of returning an error
+        // when a syntax error (or nesting past serde_json's recursion limit) lies inside the
+        // "decoder" object.
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow!("loading tokenizer {}: not valid JSON: {e}", path.display()))?;
+        check_known_panics(&json)
+            .map_err(|e| anyhow!("loading tokenizer {}: {e}", path.display()))?;
+        let inner: tokenizers::Tokenizer = text
+            .parse()
             .map_err(|e| anyhow!("loading tokenizer {}: {e}", path.display()))?;
         Self::with_origin(inner, format!("the post-processor of {}", path.display()))
             .map_err(|e| anyhow!("tokenizer {}: {e:#}", path.display()))
@@ -240,4 +255,55 @@ impl<'a> TextStream<'a> {
             .unwrap_or_default()
             .to_string())
     }
+}
+
+/// Reject the `tokenizer.json` contents on which `tokenizers` 0.22 panics instead of returning
+/// an error (found by `examples/fuzz_loaders`): the message names the field.
+fn check_known_panics(v: &Value) -> std::result::Result<(), String> {
+    // A BPE model strips `continuing_subword_prefix` off every merge's second token by slicing.
+    let model = v.get("model");
+    let prefix = model
+        .and_then(|m| m.get("continuing_subword_prefix"))
+        .and_then(Value::as_str);
+    let merges = model
+        .and_then(|m| m.get("merges"))
+        .and_then(Value::as_array);
+    if let (Some(prefix), Some(merges)) = (prefix, merges) {
+        for (i, m) in merges.iter().enumerate() {
+            let second = match m {
+                Value::String(s) if !s.starts_with("#version") => {
+                    let parts: Vec<&str> = s.split(' ').collect();
+                    (parts.len() == 2).then(|| parts[1])
+                }
+                Value::Array(a) if a.len() == 2 => a[1].as_str(),
+                _ => None,
+            };
+            if let Some(b) = second.filter(|b| b.get(prefix.len()..).is_none()) {
+                return Err(format!(
+                    "model.merges[{i}] {m}: the second token {b:?} is shorter than the continuing_subword_prefix {prefix:?} (or splits a character)"
+                ));
+            }
+        }
+    }
+    check_precompiled(v.get("normalizer"))
+}
+
+/// A `Precompiled` normalizer (also inside a `Sequence`) with an invalid `precompiled_charsmap`
+/// panics ("Precompiled"); parse it here the way tokenizers does, from its JSON text.
+fn check_precompiled(n: Option<&Value>) -> std::result::Result<(), String> {
+    let Some(n) = n else { return Ok(()) };
+    match n.get("type").and_then(Value::as_str) {
+        Some("Sequence") => {
+            let items = n.get("normalizers").and_then(Value::as_array);
+            for x in items.into_iter().flatten() {
+                check_precompiled(Some(x))?;
+            }
+        }
+        Some("Precompiled") => {
+            serde_json::from_str::<tokenizers::normalizers::Precompiled>(&n.to_string())
+                .map_err(|e| format!("normalizer Precompiled: {e}"))?;
+        }
+        _ => {}
+    }
+    Ok(())
 }

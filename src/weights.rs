@@ -157,6 +157,9 @@ pub trait WeightSource {
     fn same(&self, a: &str, b: &str) -> bool;
     /// The tensor with its stored shape.
     fn tensor(&self, name: &str) -> Result<crate::tensor::Tensor>;
+    /// Every stored tensor's canonical name (what [`Self::tensor`] takes), sorted. A GGUF lists
+    /// only the tensors with a Hugging Face name (see [`crate::gguf::hf_name`]).
+    fn names(&self) -> Vec<String>;
 }
 
 impl WeightSource for WeightFile {
@@ -179,6 +182,19 @@ impl WeightSource for WeightFile {
             .ok_or_else(|| anyhow::anyhow!("{}: missing tensor '{name}'", self.path.display()))?;
         let data = self.f32(name, &shape)?.into_owned();
         Ok(crate::tensor::Tensor::new(shape, data))
+    }
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .meta
+            .tensors()
+            .into_keys()
+            .map(|k| match k.strip_prefix(self.prefix.as_str()) {
+                Some(rest) => rest.to_string(),
+                None => k,
+            })
+            .collect();
+        names.sort();
+        names
     }
 }
 
@@ -243,5 +259,10 @@ impl WeightSource for GgufWeights {
         })?;
         let (data, shape) = self.file.tensor_f32_hf(g)?;
         Ok(crate::tensor::Tensor::new(shape, data))
+    }
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.names.keys().cloned().collect();
+        names.sort();
+        names
     }
 }

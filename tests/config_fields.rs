@@ -245,8 +245,8 @@ fn llama_applied() -> Applied {
         ),
         (
             "rope_parameters",
-            json!({"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0}),
-            Box::new(|c| c.rope_theta == 500.0 && c.rope_freq_factors == vec![2.0; 8]),
+            json!({"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}),
+            Box::new(|c| c.rope_theta == 10000.0 && c.rope_freq_factors == vec![2.0; 8]),
         ),
         (
             "rope_scaling",
@@ -333,6 +333,23 @@ fn applied_fields_change_the_config() {
     l.as_object_mut().unwrap().remove("rope_parameters");
     l["rope_theta"] = json!(250.0);
     assert_eq!(ok(&l, "applied-theta").rope_theta, 250.0);
+    // rope_parameters' own rope_theta (transformers 5's place for it) is applied...
+    let mut p = base("llama-odd-a");
+    p.as_object_mut().unwrap().remove("rope_theta");
+    p["rope_parameters"] = json!({"rope_type": "default", "rope_theta": 500.0});
+    assert_eq!(ok(&p, "applied-params-theta").rope_theta, 500.0);
+    // ...and a top-level rope_theta that disagrees with it is refused, naming both: transformers
+    // 5 would read one and transformers 4 the other.
+    p["rope_theta"] = json!(250.0);
+    refused(
+        &p,
+        "theta-disagree",
+        &[
+            "rope_theta = 250",
+            "rope_parameters.rope_theta = 500",
+            "disagree",
+        ],
+    );
     // A Llama 3 rope_parameters gives per-pair factors (values checked against transformers'
     // logits in gguf_keys_forward.rs).
     l["rope_parameters"] = json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,

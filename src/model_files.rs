@@ -1,0 +1,66 @@
+//! Opening a model's files on the host, without a GPU: the configuration, the tokenizer and a
+//! weight source, exactly as [`crate::model::Model::load`] reads them before it uploads anything.
+//! The loader fuzzer (`examples/fuzz_loaders.rs`) drives the same path.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::config::{Arch, ModelConfig};
+use crate::tokenizer::Tokenizer;
+use crate::weights::{GgufWeights, WeightFile, WeightSource};
+
+/// A model's files, parsed and validated, with the weights still in the (mapped) file.
+pub struct ModelFiles {
+    pub cfg: ModelConfig,
+    /// From `tokenizer.json` (absent file: `None`) or from the GGUF metadata.
+    pub tokenizer: Option<Tokenizer>,
+    /// `model.safetensors` or the GGUF file; tensors are read (and dequantized) on request.
+    pub weights: Box<dyn WeightSource>,
+}
+
+impl ModelFiles {
+    /// Open `path`: a `.gguf` file (Llama: config from the metadata, tokenizer from
+    /// `tokenizer.ggml.*`) or a Hugging Face directory (`config.json` with model_type gpt2 or
+    /// llama, `model.safetensors`, optional `tokenizer.json`).
+    ///
+    /// # Errors
+    /// A missing path, or any file that does not parse or validate; the message names the file
+    /// and the field or tensor at fault.
+    pub fn open(path: &Path) -> Result<Self> {
+        if path.is_file() {
+            let file = crate::gguf::GgufFile::open(path)?;
+            let cfg = crate::config::llama_from_gguf(&file)?;
+            let tokenizer = crate::gguf_tokenizer::load(&file)?;
+            return Ok(Self {
+                cfg,
+                tokenizer: Some(tokenizer),
+                weights: Box::new(GgufWeights::new(file)),
+            });
+        }
+        if !path.is_dir() {
+            bail!("model directory {} does not exist", path.display());
+        }
+        let cfg = ModelConfig::from_dir_config(&path.join("config.json"))?;
+        let tok_path = path.join("tokenizer.json");
+        let tokenizer = if tok_path.exists() {
+            Some(Tokenizer::from_file(&tok_path)?)
+        } else {
+            None
+        };
+        let st = path.join("model.safetensors");
+        let weights = match cfg.arch {
+            Arch::Gpt2 => WeightFile::open(
+                &st,
+                "wte.weight",
+                &["", "transformer.", "model.transformer."],
+            )?,
+            Arch::Llama => WeightFile::open(&st, "embed_tokens.weight", &["model.", ""])?,
+        };
+        Ok(Self {
+            cfg,
+            tokenizer,
+            weights: Box::new(weights),
+        })
+    }
+}
