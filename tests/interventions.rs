@@ -49,6 +49,10 @@ fn load_cases(fx: &str) -> Cases {
     (tokens, cases, tensors)
 }
 
+/// Logits and hooks against transformers: |a − b| ≤ T·(median|b| + |b|) elementwise
+/// (measured worst 5.2e-6).
+const T: f32 = 5e-5;
+
 #[test]
 fn edits_and_knockouts_match_transformers() {
     for fx in ["gpt2-odd-a", "gpt2-odd-c"] {
@@ -77,8 +81,7 @@ fn edits_and_knockouts_match_transformers() {
             let out = model.forward(&mut sess, &[&tokens], &opts).unwrap();
             let logits = out.logits[0].as_ref().unwrap();
             let want = &refs[&format!("{case}.logits")];
-            let e = logits.rel_err(want);
-            assert!(e <= 1e-4, "{fx} {case}: logits relative error {e:.2e}");
+            check_close(&format!("{fx} {case}: logits"), logits, want, T);
             // The edit must matter, or this test proves nothing.
             let moved = logits.rel_err(&plain);
             assert!(
@@ -87,8 +90,8 @@ fn edits_and_knockouts_match_transformers() {
             );
             for hook in ["blocks.1.attn.hook_pattern", "blocks.1.hook_resid_post"] {
                 if let Some(want) = refs.get(&format!("{case}.{hook}")) {
-                    let e = out.captures[0][hook].rel_err(want);
-                    assert!(e <= 1e-4, "{fx} {case}: {hook} relative error {e:.2e}");
+                    let what = format!("{fx} {case}: {hook}");
+                    check_close(&what, &out.captures[0][hook], want, T);
                 }
             }
             if case == "knockout" {
