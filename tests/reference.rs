@@ -37,7 +37,7 @@ fn fused_forward_logits_match_transformers() {
                 &format!("{fx} ref-{k}: fused logits"),
                 &got,
                 &r.tensors["logits"],
-                T,
+                T_LOGITS,
             );
         }
     }
@@ -140,7 +140,7 @@ fn batch_equals_single() {
             &format!("batched prompt {k}: logits"),
             got,
             &r.tensors["logits"],
-            T,
+            T_LOGITS,
         );
         let name = "blocks.2.attn.hook_pattern";
         let what = format!("batched prompt {k}: {name}");
@@ -199,7 +199,7 @@ fn small_binding_limit_splits_vocabulary() {
                 &format!("chunked embedding: {name}"),
                 t,
                 &r.tensors[name],
-                T,
+                T_LOGITS,
             );
         }
     }
@@ -224,7 +224,7 @@ fn small_binding_limit_splits_vocabulary() {
             &what,
             out.logits[k].as_ref().unwrap(),
             &r.tensors["logits"],
-            T,
+            T_LOGITS,
         );
     }
 }
