@@ -5,9 +5,9 @@ the smallest t with |ref32 - f64| <= t * (median|ref32| + |f64|) elementwise: th
 Rust tests apply (tests/common/mod.rs), here to transformers' own float32 result. tests/smollm2.rs
 quotes the worst (blocks.29.mlp.hook_post) and the entry [8, 385].
 
-    PYTHONPATH=... /work/venv/bin/python tools/reference/check_smollm2_f64.py [model.gguf]
+    /work/venv/bin/python tools/reference/check_smollm2_f64.py [model.gguf]
 
-(needs the `accelerate` package for transformers' GGUF loader; about a minute on 2 cores).
+(needs `accelerate`, pinned in requirements.txt, for the GGUF loader; about a minute on 2 cores).
 """
 
 import os
