@@ -35,6 +35,11 @@ fn logits_of(file: &safetensors::SafeTensors, name: &str) -> Tensor {
     Tensor::new(v.shape().to_vec(), data)
 }
 
+/// Engine against PyTorch, elementwise: |a − b| ≤ T·(median|b| + |b|) for every scheme
+/// (measured worst 5.6e-6), T_PLAIN for the uncompressed model (5.6e-6).
+const T: f32 = 5e-5;
+const T_PLAIN: f32 = 1e-5;
+
 #[test]
 fn fake_quant_and_pruning_match_pytorch() {
     let dir = common::fixtures_dir().join("quant");
@@ -48,8 +53,12 @@ fn fake_quant_and_pruning_match_pytorch() {
         let fp32 = logits_of(&file, "fp32.logits");
         let plain = common::load(model);
         let ids = &cases.iter().find(|c| c.model == model).unwrap().prompt_ids;
-        let e0 = plain.logits(ids).unwrap().rel_err(&fp32);
-        assert!(e0 < 1e-5, "{model}: uncompressed logits differ by {e0:.2e}");
+        common::check_close(
+            &format!("{model}: uncompressed logits"),
+            &plain.logits(ids).unwrap(),
+            &fp32,
+            T_PLAIN,
+        );
         for c in cases.iter().filter(|c| c.model == model) {
             let s = &c.scheme;
             let scheme = Scheme {
@@ -63,25 +72,25 @@ fn fake_quant_and_pruning_match_pytorch() {
             apply(&mut m, &scheme, &s.protect).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
             let got = m.logits(&c.prompt_ids).unwrap();
             let want = logits_of(&file, &format!("{}.logits", c.name));
-            let err = got.rel_err(&want);
             let effect = want.rel_err(&fp32);
-            // Weights are quantized identically (up to a last-ulp division); an activation
-            // grid can round a value the other way when its input differs by an ulp, which
-            // moves it one step: allowed, as long as it stays far below the scheme's effect.
-            let tol = if s.a_bits.is_some() {
-                (0.05 * effect).max(1e-4)
-            } else {
-                1e-4
+            // Weights are quantized identically (up to a last-ulp division). An activation grid
+            // could round a value the other way where its input differs by an ulp, one step
+            // (~1e-3 of a row's logits), which fails here naming the entry; on lavapipe no
+            // step flips (the 8-bit-activation schemes measure 3.5e-6).
+            let t = T;
+            let (need, verdict) = match got.allclose(&want, t, t) {
+                Ok(c) => (c.worst_ratio() * t as f64, None),
+                Err(e) => (f64::INFINITY, Some(e.to_string())),
             };
             eprintln!(
-                "{model} {:<20} engine vs PyTorch {err:.2e}   (scheme's own effect {effect:.2e}, tol {tol:.1e})",
+                "{model} {:<20} engine vs PyTorch needs t {need:.2e} (bound {t:.0e}; scheme's own max-rel effect {effect:.2e})",
                 c.name
             );
-            if err > tol || effect < 1e-3 {
-                failures.push(format!(
-                    "{model} {}: err {err:.2e}, effect {effect:.2e}",
-                    c.name
-                ));
+            if let Some(e) = verdict {
+                failures.push(format!("{model} {}: {e}", c.name));
+            }
+            if effect < 1e-3 {
+                failures.push(format!("{model} {}: effect only {effect:.2e}", c.name));
             }
         }
     }

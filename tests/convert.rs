@@ -49,8 +49,8 @@ fn converted_checkpoints_give_the_reference_logits() {
             .collect();
         let want = Tensor::new(vec![tokens.len(), 61], rows);
         let got = model.logits(&tokens).unwrap();
-        let e = got.rel_err(&want);
-        assert!(e <= 1e-4, "{name}: logits relative error {e:.2e}");
+        // |a − b| ≤ t·(median|b| + |b|) elementwise against PyTorch (measured worst 2.1e-6).
+        check_close(&format!("{name}: logits"), &got, &want, 2e-5);
     }
 }
 

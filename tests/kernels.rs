@@ -3,7 +3,9 @@
 //! matmul 64×64 tiles with a K step of 16, attention chunks of 256 keys over 64 threads,
 //! layernorm workgroups of 128 threads, 1-D kernels in workgroups of 256.
 //!
-//! Errors are max|gpu - cpu| / max|cpu| over a whole output, bounded by 1e-5 unless stated.
+//! Every output entry must satisfy |gpu − cpu| ≤ t·(median|cpu| + |cpu|) (numpy's allclose with
+//! atol scaled to the median magnitude, `Tensor::allclose`), with t = TOL (1e-5), TOL_MATMUL
+//! (5e-6) for the matmul family, or as stated.
 
 mod common;
 
@@ -11,11 +13,15 @@ use std::sync::Arc;
 
 use outlier_probe::gpu::GpuContext;
 use outlier_probe::kernels::{AttnParams, Bind, Epilogue, Graph, Kernels, MatmulKernel};
+use outlier_probe::tensor::Tensor;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+/// Attention, layernorm, GELU (measured worst 5.5e-6, attention z over 271 keys).
 const TOL: f64 = 1e-5;
+/// Matmul, matvec, their epilogues, f16 weights, fma_peak (measured worst 9.7e-7).
+const TOL_MATMUL: f64 = 5e-6;
 
 fn setup() -> (Arc<GpuContext>, Kernels) {
     let ctx = common::ctx();
@@ -57,26 +63,14 @@ fn randn(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-/// max|got - want| / max|want|; fails on a length mismatch, a NaN, or an all-zero reference.
-fn rel_err(what: &str, got: &[f32], want: &[f64]) -> f64 {
+/// Every entry within |got − want| ≤ t·(median|want| + |want|) (the f64 reference rounded to
+/// f32); fails on a length mismatch or a NaN/inf, naming the worst entry. Prints and returns the
+/// smallest t that would have passed.
+fn check(what: &str, got: &[f32], want: &[f64], t: f64) -> f64 {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    if let Some(i) = got.iter().position(|x| !x.is_finite()) {
-        panic!("{what}: non-finite value {} at {i}", got[i]);
-    }
-    let scale = want.iter().fold(0f64, |m, x| m.max(x.abs()));
-    assert!(scale > 0.0, "{what}: the reference is all zeros");
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0f64, |m, (a, b)| m.max((*a as f64 - b).abs()));
-    diff / scale
-}
-
-fn check(what: &str, got: &[f32], want: &[f64], tol: f64) -> f64 {
-    let e = rel_err(what, got, want);
-    eprintln!("{what}: max rel err {e:.3e}");
-    assert!(e <= tol, "{what}: max rel err {e:.3e} > {tol:.0e}");
-    e
+    let got = Tensor::new(vec![got.len()], got.to_vec());
+    let want = Tensor::new(vec![want.len()], want.iter().map(|&x| x as f32).collect());
+    common::check_close(what, &got, &want, t as f32)
 }
 
 fn f64s(v: &[f32]) -> Vec<f64> {
@@ -147,7 +141,7 @@ fn matmul_matches_cpu() {
             run(&ctx, g);
             let want = matmul_cpu(m, n, k, &a, &b, with_bias.then_some(&bias[..]), b_t);
             let what = format!("matmul m={m} n={n} k={k} bias={with_bias} b_t={b_t}");
-            worst = worst.max(check(&what, &read(&ctx, &c, m * n), &want, TOL));
+            worst = worst.max(check(&what, &read(&ctx, &c, m * n), &want, TOL_MATMUL));
         }
     }
     eprintln!("matmul worst: {worst:.3e}");
@@ -189,7 +183,7 @@ fn matmul_with_byte_offset_bindings() {
         "matmul via Bind::range",
         &got[out_off / 4..out_off / 4 + rn * n],
         &want,
-        TOL,
+        TOL_MATMUL,
     );
     let outside = got[..out_off / 4]
         .iter()
@@ -604,15 +598,11 @@ fn matvec_tiled_and_naive_kernels_agree() {
             g.copy(&c, 0, &rb, 0, (m * n * 4) as u64);
             ctx.queue.submit([g.encode(&ctx)]);
             let got = ctx.read_f32(&[(&rb, m * n)]).unwrap().pop().unwrap();
-            let scale = want.iter().fold(0f32, |x, y| x.max(y.abs()));
-            let err = got
-                .iter()
-                .zip(&want)
-                .fold(0f32, |x, (g, w)| x.max((g - w).abs()))
-                / scale;
-            assert!(
-                err <= 1e-5,
-                "({m},{n},{k}, b_t {bt}, {kind:?}): relative error {err:.2e}"
+            check(
+                &format!("({m},{n},{k}, b_t {bt}, {kind:?})"),
+                &got,
+                &f64s(&want),
+                TOL_MATMUL,
             );
         }
     }
@@ -876,7 +866,7 @@ fn matmul_epilogue_gelu_and_residual() {
                 &format!("{m}x{n}x{k} gelu erf {exact} + residual"),
                 &read(&ctx, &c, m * n),
                 &want,
-                1e-5,
+                TOL_MATMUL,
             );
         }
     }
@@ -936,7 +926,7 @@ fn f16_weights_match_rounded_f32() {
             &format!("f16 {m}x{n}x{k} b_t {bt}"),
             &read(&ctx, &c, m * n),
             &want,
-            1e-5,
+            TOL_MATMUL,
         );
     }
 }
@@ -967,5 +957,5 @@ fn fma_peak_matches_cpu() {
             total
         })
         .collect();
-    check("fma_peak", &read(&ctx, &out, n), &want, 1e-5);
+    check("fma_peak", &read(&ctx, &out, n), &want, TOL_MATMUL);
 }

@@ -9,13 +9,16 @@ use outlier_probe::config::Arch;
 use outlier_probe::generate::{generate, Sampling};
 
 const LLAMA: [&str; 2] = ["llama-odd-a", "llama-odd-b"];
+/// Every hook: |a − b| ≤ T·(median|b| + |b|) elementwise against transformers' f32 result
+/// (measured worst 1.7e-5, `mlp.hook_post`).
+const T: f32 = 1e-4;
 
 #[test]
 fn every_llama_hook_matches_transformers() {
     for fx in LLAMA {
         let model = load(fx);
         assert_eq!(model.cfg.arch, Arch::Llama);
-        assert_all_hooks_match(&model, fx, 1e-4);
+        assert_all_hooks_match(&model, fx, T);
     }
 }
 

@@ -10,12 +10,16 @@ use outlier_probe::gpu::GpuOptions;
 use outlier_probe::hooks::HookFilter;
 use outlier_probe::model::{ForwardOptions, Gpt2, LogitsMode};
 
-const TOL: f32 = 1e-4;
+/// Every hook of the three fixtures against transformers' f32 result, elementwise:
+/// |a − b| ≤ T·(median|b| + |b|) (measured worst 1.2e-5, `mlp.hook_post`).
+const T: f32 = 1e-4;
+/// The logits of the fused, batched and chunked paths (measured worst 4.5e-6).
+const T_LOGITS: f32 = 2e-5;
 
 #[test]
 fn every_hook_matches_transformers() {
     for fx in FIXTURES {
-        assert_all_hooks_match(&load(fx), fx, TOL);
+        assert_all_hooks_match(&load(fx), fx, T);
     }
 }
 
@@ -29,19 +33,26 @@ fn fused_forward_logits_match_transformers() {
         for k in 0..3 {
             let r = reference(fx, k);
             let got = model.logits(&r.tokens).unwrap();
-            let want = &r.tensors["logits"];
-            let err = got.rel_err(want);
-            assert!(err < TOL, "{fx} ref-{k}: fused logits differ by {err:.2e}");
+            check_close(
+                &format!("{fx} ref-{k}: fused logits"),
+                &got,
+                &r.tensors["logits"],
+                T_LOGITS,
+            );
         }
     }
 }
 
 /// f16 weights (--f16-weights): the blocks' matrices rounded to half precision, f32 math.
-/// Logits stay within 1% of transformers' f32 result (relative to the largest logit), and the
-/// top-1 token agrees at nearly every position; weight memory drops accordingly.
+/// Every logit stays within |a − b| ≤ 1e-2·(median|b| + |b|) of transformers' f32 result,
+/// and the top-1 token agrees at nearly every position; weight memory drops accordingly.
 #[test]
 fn f16_weights_stay_within_half_precision_tolerance() {
     use outlier_probe::model::LoadOptions;
+    // The error is the weights' own f16 rounding, the same on every device (measured worst
+    // 5.2e-3, llama-odd-a). Stored f16/bf16 checkpoints round to themselves: 1e-5 (4.8e-6).
+    const F16_T: f32 = 1e-2;
+    const F16_CKPT_T: f32 = 1e-5;
     let opts = LoadOptions { f16_weights: true };
     for fx in FIXTURES.iter().copied().chain(["llama-odd-a"]) {
         let dir = fixtures_dir().join(fx);
@@ -56,17 +67,14 @@ fn f16_weights_stay_within_half_precision_tolerance() {
             let r = reference(fx, k);
             let got = m16.logits(&r.tokens).unwrap();
             let want = &r.tensors["logits"];
-            let err = got.rel_err(want);
-            eprintln!("{fx} ref-{k}: f16-weight logits max rel err {err:.2e}");
-            assert!(
-                err < 1e-2,
-                "{fx} ref-{k}: f16-weight logits differ by {err:.2e}"
-            );
+            let what = format!("{fx} ref-{k}: f16-weight logits");
             if fx == "gpt2-odd-b" || fx == "gpt2-odd-c" {
                 // Stored as f16 / bf16 on disk: both are exact in f16, rounding changes nothing.
-                assert!(err < 1e-5, "{fx} ref-{k}: f16 checkpoint, yet {err:.2e}");
+                check_close(&what, &got, want, F16_CKPT_T);
             } else {
-                assert!(err > 1e-6, "{fx} ref-{k}: f16 weights had no effect at all");
+                check_close(&what, &got, want, F16_T);
+                let moved = got.rel_err(want);
+                assert!(moved > 1e-6, "{what}: f16 weights had no effect at all");
             }
             let (a, b) = (got.argmax_rows(), want.argmax_rows());
             agree += a.iter().zip(&b).filter(|(x, y)| x == y).count();
@@ -127,20 +135,16 @@ fn batch_equals_single() {
         )
         .unwrap();
     for (k, r) in refs.iter().enumerate() {
-        let e = out.logits[k]
-            .as_ref()
-            .unwrap()
-            .rel_err(&r.tensors["logits"]);
-        assert!(
-            e <= TOL,
-            "batched prompt {k}: logits relative error {e:.2e}"
+        let got = out.logits[k].as_ref().unwrap();
+        check_close(
+            &format!("batched prompt {k}: logits"),
+            got,
+            &r.tensors["logits"],
+            T_LOGITS,
         );
         let name = "blocks.2.attn.hook_pattern";
-        let e = out.captures[k][name].rel_err(&r.tensors[name]);
-        assert!(
-            e <= TOL,
-            "batched prompt {k}: {name} relative error {e:.2e}"
-        );
+        let what = format!("batched prompt {k}: {name}");
+        check_close(&what, &out.captures[k][name], &r.tensors[name], T_LOGITS);
     }
     let owned: Vec<Vec<u32>> = refs.iter().map(|r| r.tokens.clone()).collect();
     let s = Sampling {
@@ -178,8 +182,12 @@ fn small_binding_limit_splits_vocabulary() {
     let refs: Vec<_> = (0..3).map(|k| reference(fx, k)).collect();
     for r in &refs {
         let l = limited.logits(&r.tokens).unwrap();
-        let e = l.rel_err(&r.tensors["logits"]);
-        assert!(e <= TOL, "chunked LM head: relative error {e:.2e}");
+        check_close(
+            "chunked LM head: logits",
+            &l,
+            &r.tensors["logits"],
+            T_LOGITS,
+        );
         let caps = limited
             .capture(
                 &r.tokens,
@@ -187,9 +195,11 @@ fn small_binding_limit_splits_vocabulary() {
             )
             .unwrap();
         for (name, t) in &caps {
-            assert!(
-                t.rel_err(&r.tensors[name]) <= TOL,
-                "chunked embedding: {name}"
+            check_close(
+                &format!("chunked embedding: {name}"),
+                t,
+                &r.tensors[name],
+                T_LOGITS,
             );
         }
     }
@@ -209,13 +219,12 @@ fn small_binding_limit_splits_vocabulary() {
         )
         .unwrap();
     for (k, r) in refs.iter().enumerate() {
-        let e = out.logits[k]
-            .as_ref()
-            .unwrap()
-            .rel_err(&r.tensors["logits"]);
-        assert!(
-            e <= TOL,
-            "chunked, batched prompt {k}: relative error {e:.2e}"
+        let what = format!("chunked, batched prompt {k}: logits");
+        check_close(
+            &what,
+            out.logits[k].as_ref().unwrap(),
+            &r.tensors["logits"],
+            T_LOGITS,
         );
     }
 }

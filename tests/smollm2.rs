@@ -20,6 +20,18 @@ fn model() -> &'static Model {
     M.get_or_init(|| Model::load(ctx(), &smollm2_gguf()).unwrap_or_else(|e| panic!("{e:#}")))
 }
 
+/// Hooks and logits against transformers, elementwise: |a − b| ≤ 5e-4·median|b| + 1e-4·|b|.
+/// The relative part keeps the massive activations (|h| ≈ 23,000) to 1e-4 of themselves; the
+/// absolute part, 5e-4 of the median, bounds every ordinary entry. The f32 reference itself
+/// is only that good after 30 layers: against transformers in float64
+/// (tools/reference/check_smollm2_f64.py) its `blocks.29.mlp.hook_post` is off by up to
+/// 1.2e-4·(median|b| + |b|), and at the entry where the engine is furthest from it, [8, 385],
+/// the engine (-0.0494700) is closer to float64 (-0.0494653) than the reference (-0.0494374).
+const TOL: Tol = Tol {
+    rtol: 1e-4,
+    atol: 5e-4,
+};
+
 fn refs(k: usize) -> Reference {
     reference("smollm2", k)
 }
@@ -60,6 +72,7 @@ fn smollm2_config_and_tokenizer() {
 #[test]
 fn smollm2_hooks_match_transformers() {
     let m = model();
+    let mut worst = 0f64;
     for k in 0..2 {
         let r = refs(k);
         let caps = m.capture(&r.tokens, &HookFilter::all()).unwrap();
@@ -68,8 +81,12 @@ fn smollm2_hooks_match_transformers() {
             if name == "logits_last" {
                 continue;
             }
-            let e = caps[name].rel_err(want);
-            assert!(e <= 1e-4, "ref-{k} {name}: relative error {e:.2e}");
+            worst = worst.max(check_tol(
+                &format!("ref-{k} {name}"),
+                &caps[name],
+                want,
+                TOL,
+            ));
             n += 1;
         }
         assert!(n >= 14, "only {n} hooks compared");
@@ -78,9 +95,10 @@ fn smollm2_hooks_match_transformers() {
             vec![49152],
             logits.row(r.tokens.len() - 1).to_vec(),
         );
-        let e = last.rel_err(&r.tensors["logits_last"]);
-        assert!(e <= 1e-4, "ref-{k} last logits: relative error {e:.2e}");
+        let what = format!("ref-{k} last logits");
+        worst = worst.max(check_tol(&what, &last, &r.tensors["logits_last"], TOL));
     }
+    eprintln!("worst |a−b| / allowed over all hooks: {worst:.3}");
 }
 
 #[test]

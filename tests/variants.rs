@@ -9,6 +9,10 @@ use outlier_probe::generate::{generate, Sampling};
 use outlier_probe::hooks::HookFilter;
 use outlier_probe::model::Model;
 
+/// Every hook against PyTorch: |a − b| ≤ T·(median|b| + |b|) elementwise (measured worst
+/// 7.1e-6, context_scale).
+const T: f32 = 5e-5;
+
 fn load_variant(v: AttnVariant) -> Model {
     Model::load(ctx(), &fixtures_dir().join("variants").join(v.name()))
         .unwrap_or_else(|e| panic!("{}: {e:#}", v.name()))
@@ -25,11 +29,10 @@ fn every_variant_matches_its_pytorch_reference() {
         let expected: Vec<&String> = r.tensors.keys().collect();
         let got: Vec<&String> = caps.keys().collect();
         assert_eq!(got, expected, "{}: hook names", v.name());
-        let mut worst = 0f32;
+        let mut worst = 0f64;
         for (name, want) in &r.tensors {
-            let e = caps[name].rel_err(want);
-            assert!(e <= 1e-4, "{}: {name}: relative error {e:.2e}", v.name());
-            worst = worst.max(e);
+            let what = format!("{}: {name}", v.name());
+            worst = worst.max(assert_close(&what, &caps[name], want, tol(T)) * T as f64);
         }
         if v != AttnVariant::Default {
             // The variant must change the model, or this test proves nothing.
@@ -46,7 +49,7 @@ fn every_variant_matches_its_pytorch_reference() {
         };
         let out = generate(&model, std::slice::from_ref(&r.tokens), &s, |_, _| {}).unwrap();
         assert_eq!(out[0], r.generated, "{}: greedy continuation", v.name());
-        eprintln!("{:14} max relative error {worst:.2e}", v.name());
+        eprintln!("{:14} needs t {worst:.2e} (bound {T:.0e})", v.name());
     }
 }
 
