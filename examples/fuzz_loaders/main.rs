@@ -13,6 +13,10 @@
 //! (one allocation, or all live ones together), or any other death of the worker process.
 //! Each is saved to `--crash-dir` as `<kind>-<target>-<hash>.bin`; the exit status is 1 when
 //! there was any. A supervisor process restarts the worker after a fatal finding.
+//!
+//! Without coverage instrumentation, the feedback is the loader's outcome: an input whose result
+//! (error message with numbers and quoted text blanked) is new joins the corpus (at most 4096
+//! inputs, 64 MiB). `FUZZ_DUMP_SIGNATURES=FILE` writes the outcomes seen, to judge the mutators.
 
 mod gguf_mut;
 mod guard;
