@@ -258,3 +258,45 @@ pub fn start_watchdog(timeout: Duration) {
 pub fn running(on: bool) {
     STARTED.store(if on { now_ms() } else { 0 }, Ordering::Relaxed);
 }
+
+/// Injected failures that check the detectors (`--self-test`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SelfTest {
+    Panic,
+    Hang,
+    Alloc,
+    Stack,
+}
+
+impl SelfTest {
+    pub fn trigger(self) {
+        match self {
+            Self::Panic => panic!("self-test panic"),
+            Self::Hang => loop {
+                std::hint::black_box(0u64);
+            },
+            Self::Alloc => {
+                std::hint::black_box(vec![1u8; 2 << 30]);
+            }
+            Self::Stack => {
+                fn deeper(n: u64) -> u64 {
+                    let frame = std::hint::black_box([n; 64]);
+                    if frame[7] == u64::MAX {
+                        return 0;
+                    }
+                    deeper(std::hint::black_box(n + 1)) + frame[3]
+                }
+                std::hint::black_box(deeper(0));
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Panic => "panic",
+            Self::Hang => "hang",
+            Self::Alloc => "alloc",
+            Self::Stack => "stack",
+        }
+    }
+}

@@ -13,6 +13,10 @@
 //! (one allocation, or all live ones together), or any other death of the worker process.
 //! Each is saved to `--crash-dir` as `<kind>-<target>-<hash>.bin`; the exit status is 1 when
 //! there was any. A supervisor process restarts the worker after a fatal finding.
+//!
+//! Without coverage instrumentation, the feedback is the loader's outcome: an input whose result
+//! (error message with numbers and quoted text blanked) is new joins the corpus (at most 4096
+//! inputs, 64 MiB). `FUZZ_DUMP_SIGNATURES=FILE` writes the outcomes seen, to judge the mutators.
 
 mod gguf_mut;
 mod guard;
@@ -29,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use guard::{Reason, Shared};
+use guard::{Reason, SelfTest, Shared};
 use mutate::Rng;
 use targets::Target;
 
@@ -65,47 +69,6 @@ struct Args {
     /// overflows the stack instead of loading (the run must then report a finding).
     #[arg(long, value_enum)]
     self_test: Option<SelfTest>,
-}
-
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum SelfTest {
-    Panic,
-    Hang,
-    Alloc,
-    Stack,
-}
-
-impl SelfTest {
-    fn trigger(self) {
-        match self {
-            Self::Panic => panic!("self-test panic"),
-            Self::Hang => loop {
-                std::hint::black_box(0u64);
-            },
-            Self::Alloc => {
-                std::hint::black_box(vec![1u8; 2 << 30]);
-            }
-            Self::Stack => {
-                fn deeper(n: u64) -> u64 {
-                    let frame = std::hint::black_box([n; 64]);
-                    if frame[7] == u64::MAX {
-                        return 0;
-                    }
-                    deeper(std::hint::black_box(n + 1)) + frame[3]
-                }
-                std::hint::black_box(deeper(0));
-            }
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Panic => "panic",
-            Self::Hang => "hang",
-            Self::Alloc => "alloc",
-            Self::Stack => "stack",
-        }
-    }
 }
 
 /// Largest input (bytes) the mutators produce.
@@ -297,36 +260,6 @@ fn exec(
     }
 }
 
-/// A behaviour signature: the outcome's lowercase words (numbers as `#`; paths, quoted
-/// strings and long or capitalised words, which mostly echo mutated content, left out).
-fn signature(s: &str, dir: &Path) -> String {
-    let s = s.replace(&*dir.to_string_lossy(), "<dir>");
-    let mut out = String::new();
-    for w in s.split_whitespace() {
-        let w = w.trim_matches(|c: char| "\"'`()[]{},:;".contains(c));
-        let plain = !w.is_empty()
-            && w.len() <= 40
-            && w.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
-        if plain && out.len() < 200 {
-            out.push(' ');
-            let mut last_digit = false;
-            for c in w.chars() {
-                if c.is_ascii_digit() {
-                    if !last_digit {
-                        out.push('#');
-                    }
-                    last_digit = true;
-                } else {
-                    out.push(c);
-                    last_digit = false;
-                }
-            }
-        }
-    }
-    out
-}
-
 fn worker(a: &Args, page: &Path) -> Result<bool> {
     std::env::set_var("TOKENIZERS_PARALLELISM", "false");
     let sh = Shared::open(page, false)?.install();
@@ -369,7 +302,7 @@ fn worker(a: &Args, page: &Path) -> Result<bool> {
         sh.set(guard::HDR_EXECS, execs);
         match out {
             Ok(s) => {
-                let sig = signature(&s, &dirs[ctx]);
+                let sig = targets::signature(&s, &dirs[ctx]);
                 if seen.insert(sig) {
                     if corpus.len() < MAX_CORPUS && corpus_bytes + data.len() < 64 << 20 {
                         corpus_bytes += data.len();

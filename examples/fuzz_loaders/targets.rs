@@ -314,3 +314,33 @@ fn run_files(path: &Path) -> Result<String> {
     }
     Ok(format!("files ok ({ok} tensors, {:?})", files.cfg.arch))
 }
+
+/// A behaviour signature: the outcome's lowercase words (numbers as `#`; paths, quoted
+/// strings and long or capitalised words, which mostly echo mutated content, left out).
+pub fn signature(s: &str, dir: &Path) -> String {
+    let s = s.replace(&*dir.to_string_lossy(), "<dir>");
+    let mut out = String::new();
+    for w in s.split_whitespace() {
+        let w = w.trim_matches(|c: char| "\"'`()[]{},:;".contains(c));
+        let plain = !w.is_empty()
+            && w.len() <= 40
+            && w.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+        if plain && out.len() < 200 {
+            out.push(' ');
+            let mut last_digit = false;
+            for c in w.chars() {
+                if c.is_ascii_digit() {
+                    if !last_digit {
+                        out.push('#');
+                    }
+                    last_digit = true;
+                } else {
+                    out.push(c);
+                    last_digit = false;
+                }
+            }
+        }
+    }
+    out
+}
