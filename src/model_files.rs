@@ -48,19 +48,33 @@ impl ModelFiles {
         } else {
             None
         };
-        let st = path.join("model.safetensors");
-        let weights = match cfg.arch {
-            Arch::Gpt2 => WeightFile::open(
-                &st,
-                "wte.weight",
-                &["", "transformer.", "model.transformer."],
-            )?,
-            Arch::Llama => WeightFile::open(&st, "embed_tokens.weight", &["model.", ""])?,
-        };
+        let weights = weight_source(path, cfg.arch)?;
         Ok(Self {
             cfg,
             tokenizer,
-            weights: Box::new(weights),
+            weights,
         })
     }
+}
+
+/// The weights of the model at `path` (a `.gguf` file, or a directory's `model.safetensors`
+/// with the tensor-name prefixes of `arch`), read on request.
+///
+/// # Errors
+/// A file that does not open or parse; the message names it.
+pub fn weight_source(path: &Path, arch: Arch) -> Result<Box<dyn WeightSource>> {
+    if path.is_file() {
+        return Ok(Box::new(GgufWeights::new(crate::gguf::GgufFile::open(
+            path,
+        )?)));
+    }
+    let st = path.join("model.safetensors");
+    Ok(Box::new(match arch {
+        Arch::Gpt2 => WeightFile::open(
+            &st,
+            "wte.weight",
+            &["", "transformer.", "model.transformer."],
+        )?,
+        Arch::Llama => WeightFile::open(&st, "embed_tokens.weight", &["model.", ""])?,
+    }))
 }

@@ -11,26 +11,12 @@ use crate::hooks::HookFilter;
 use crate::model::Model;
 use crate::report::{ModelInfo, PlotInputs, Report};
 use crate::tensor::Tensor;
-use crate::weights::{GgufWeights, WeightFile, WeightSource};
 
 /// Hand every projection weight of the model to `f`, one layer at a time, as [in, out] tensors
 /// (Llama's nn.Linear [out, in] matrices are transposed; GPT-2's c_attn is split into q | k | v).
 /// The weights are read again from the model's file, so nothing stays in host memory.
 pub fn for_each_module_weight(model: &Model, mut f: impl FnMut(&ModuleWeight)) -> Result<()> {
-    let src = &model.source;
-    let source: Box<dyn WeightSource> = if src.is_file() {
-        Box::new(GgufWeights::new(crate::gguf::GgufFile::open(src)?))
-    } else {
-        let st = src.join("model.safetensors");
-        Box::new(match model.cfg.arch {
-            Arch::Gpt2 => WeightFile::open(
-                &st,
-                "wte.weight",
-                &["", "transformer.", "model.transformer."],
-            )?,
-            Arch::Llama => WeightFile::open(&st, "embed_tokens.weight", &["model.", ""])?,
-        })
-    };
+    let source = crate::model_files::weight_source(&model.source, model.cfg.arch)?;
     for l in 0..model.cfg.n_layer {
         match model.cfg.arch {
             Arch::Gpt2 => {

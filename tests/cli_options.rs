@@ -1,18 +1,12 @@
 //! Options that would change nothing are refused, never silently ignored: each case exits
 //! non-zero with a message naming the option, and the accepted forms still run.
 
-use std::process::Command;
+mod common;
 
+/// (success, stdout and stderr together) of the binary.
 fn run(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_outlier-probe"))
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .env("RUST_BACKTRACE", "0")
-        .args(args)
-        .output()
-        .expect("run outlier-probe");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    let (ok, out, err) = common::run(args);
+    (ok, out + &err)
 }
 
 fn fixture(rel: &str) -> String {

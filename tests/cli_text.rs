@@ -4,21 +4,10 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::*;
 use serde_json::Value;
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_outlier-probe"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    c.env(
-        "HF_HOME",
-        std::env::temp_dir().join("outlier-probe-test-empty-hf-home"),
-    );
-    c.env("RUST_BACKTRACE", "0");
-    c
-}
 
 /// Run with `stdin` piped in; (success, stdout, stderr).
 fn run_in(args: &[&str], stdin: &str) -> (bool, String, String) {

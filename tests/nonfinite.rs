@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use outlier_probe::finite::NonFinite;
@@ -74,20 +73,6 @@ fn nonfinite(r: anyhow::Result<impl std::fmt::Debug>) -> NonFinite {
     e.downcast_ref::<NonFinite>()
         .unwrap_or_else(|| panic!("not a NonFinite error: {e:#}"))
         .clone()
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_outlier-probe"))
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .env("RUST_BACKTRACE", "0")
-        .args(args)
-        .output()
-        .expect("run outlier-probe");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn corpus() -> String {

@@ -4,27 +4,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 fn case_dir() -> std::path::PathBuf {
     fixtures_dir().join("cases/knockout-layers")
-}
-
-/// (success, stdout, stderr) of the binary.
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_outlier-probe"))
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .env("RUST_BACKTRACE", "0")
-        .args(args)
-        .output()
-        .expect("run outlier-probe");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn ppl_args<'a>(model: &'a str, corpus: &'a str, rows: &[&'a str]) -> Vec<&'a str> {

@@ -3,7 +3,10 @@
 //! elementwise comparison every model-level test uses ([`assert_close`]).
 #![allow(dead_code)]
 
+mod cli;
 mod fetch;
+#[allow(unused_imports)] // used by the CLI test binaries only
+pub use cli::{bin, run};
 #[allow(unused_imports)] // used by the real-model test binaries only
 pub use fetch::smollm2_gguf;
 
