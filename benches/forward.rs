@@ -58,7 +58,7 @@ fn forward(c: &mut Criterion) {
             group.bench_function(format!("decode step batch {batch}, {name}"), |b| {
                 b.iter(|| {
                     // Step position t again and again: roll the cache length back each time.
-                    sess.lens.iter_mut().for_each(|l| *l = t);
+                    (0..batch).for_each(|b| sess.truncate(b, t).unwrap());
                     model.forward(&mut sess, &nrefs, &opts).unwrap()
                 })
             });

@@ -162,7 +162,7 @@ fn main() -> Result<()> {
         "{} files written in {:.1} s on {}:",
         files.len(),
         t0.elapsed().as_secs_f64(),
-        model.ctx().info.name
+        model.device_name()
     );
     for f in files {
         println!("  {}", f.display());
@@ -178,7 +178,7 @@ fn main() -> Result<()> {
             .zoo
             .clone()
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("zoo"));
-        compare_zoo(&zoo, args.zoo_windows, &model.ctx().clone())?;
+        compare_zoo(&zoo, args.zoo_windows, &model.device())?;
     }
     Ok(())
 }

@@ -144,7 +144,7 @@ pub fn kernel_markdown(rows: &[KernelRow]) -> String {
 
 /// GPU time of one forward pass, per kernel, from timestamp queries; None without them.
 pub fn profile_forward(model: &Model, t: usize) -> Result<Option<Vec<Sample>>> {
-    let ctx = model.ctx();
+    let ctx = &model.ctx;
     let toks = random_tokens(model.cfg.vocab_size, t, 2);
     // Warm-up (pipelines, pool), then the profiled pass.
     let mut sess = model.session(1, t)?;

@@ -304,7 +304,7 @@ pub fn apply(model: &mut Model, scheme: &Scheme, protect: &Protect) -> Result<We
     if model.f16 && (scheme.w_bits.is_some() || scheme.prune.is_some()) {
         bail!("compressing weights needs them in f32: load the model without --f16-weights");
     }
-    let ctx = model.ctx().clone();
+    let ctx = model.ctx.clone();
     let (d, inner) = (model.cfg.n_embd, model.cfg.n_inner());
     let width = |w: InputWidth| match w {
         InputWidth::D => d,
@@ -361,7 +361,7 @@ pub fn apply(model: &mut Model, scheme: &Scheme, protect: &Protect) -> Result<We
                     InputWidth::D => &md,
                     InputWidth::Inner => &mi,
                 };
-                model.kernels().quant_weight(
+                model.k.quant_weight(
                     &mut g,
                     &l.buffer,
                     l.offset,

@@ -289,12 +289,85 @@ impl Gpt2Config {
 }
 
 /// Model family, chosen from the file (config.json's `model_type`, or GGUF's architecture).
+/// Its facts that need no GPU are the tables below; its loader and forward pass are
+/// `model::registry` and `model/<arch>.rs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Arch {
-    /// LayerNorm, learned positions, fused c_attn with biases, GELU MLP, Conv1D [in, out] weights.
+    /// LayerNorm, learned positions, fused c_attn with biases, GELU MLP, Conv1D `[in, out]` weights.
     Gpt2,
-    /// RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, nn.Linear [out, in] weights.
+    /// RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, nn.Linear `[out, in]` weights.
     Llama,
+}
+
+/// Which optional hook points an architecture's blocks have (see `hooks`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookLayout {
+    /// Learned positions: `hook_pos_embed`.
+    pub pos_embed: bool,
+    /// RoPE: `attn.hook_rot_q`, `attn.hook_rot_k`.
+    pub rotary: bool,
+    /// A gated MLP: `mlp.hook_pre` (gate) and `mlp.hook_pre_linear` (up) from one buffer.
+    pub gated_mlp: bool,
+}
+
+/// Where an architecture's tensors are in a `model.safetensors`.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightNames {
+    /// A tensor every checkpoint has (it finds the prefix), also the token embedding.
+    pub embedding: &'static str,
+    /// Prefixes tried in order before each tensor name.
+    pub prefixes: &'static [&'static str],
+}
+
+impl Arch {
+    /// Every architecture the engine runs.
+    pub const ALL: [Arch; 2] = [Arch::Gpt2, Arch::Llama];
+
+    /// The name messages use ("GPT-2", "Llama").
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Gpt2 => "GPT-2",
+            Arch::Llama => "Llama",
+        }
+    }
+
+    /// Its optional hook points.
+    pub fn hook_layout(self) -> HookLayout {
+        match self {
+            Arch::Gpt2 => HookLayout {
+                pos_embed: true,
+                rotary: false,
+                gated_mlp: false,
+            },
+            Arch::Llama => HookLayout {
+                pos_embed: false,
+                rotary: true,
+                gated_mlp: true,
+            },
+        }
+    }
+
+    /// Its tensor names in safetensors checkpoints.
+    pub fn weight_names(self) -> WeightNames {
+        match self {
+            Arch::Gpt2 => WeightNames {
+                embedding: "wte.weight",
+                prefixes: &["", "transformer.", "model.transformer."],
+            },
+            Arch::Llama => WeightNames {
+                embedding: "embed_tokens.weight",
+                prefixes: &["model.", ""],
+            },
+        }
+    }
+
+    /// A tensor of layer `l` every checkpoint of this family has (finds extra layers).
+    pub fn layer_tensor(self, l: usize) -> String {
+        match self {
+            Arch::Gpt2 => format!("h.{l}.ln_1.weight"),
+            Arch::Llama => format!("layers.{l}.input_layernorm.weight"),
+        }
+    }
 }
 
 /// Everything the forward pass needs to know about a model, whatever its family.

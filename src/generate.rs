@@ -143,7 +143,7 @@ pub fn generate(
             let t = sampler.sample(l.row(0));
             out[b].push(t);
             on_token(b, t);
-            if Some(t) == sampling.eos || sess.lens[b] + 1 > n_pos.min(cap) {
+            if Some(t) == sampling.eos || sess.lens()[b] + 1 > n_pos.min(cap) {
                 done[b] = true;
             } else {
                 next[b].push(t);
@@ -171,7 +171,7 @@ pub fn generate(
             res = model.forward(&mut fresh, &refs, &opts)?;
             for (b, d) in done.iter().enumerate() {
                 if !d {
-                    sess.lens[b] += 1;
+                    sess.advance(b, 1);
                 }
             }
         } else {

@@ -153,14 +153,14 @@ impl HookSpace {
 
     /// Every source, in forward order.
     pub fn sources(&self) -> Vec<Src> {
-        let llama = self.arch == Arch::Llama;
+        let lay = self.arch.hook_layout();
         let mut v = vec![Src::Embed];
-        if !llama {
+        if lay.pos_embed {
             v.push(Src::PosEmbed);
         }
         for l in 0..self.n_layer {
             v.extend([Src::ResidPre(l), Src::Ln1(l), Src::Qkv(l)]);
-            if llama {
+            if lay.rotary {
                 v.push(Src::RotQk(l));
             }
             v.extend([Src::Scores(l), Src::Pattern(l)]);
@@ -171,7 +171,7 @@ impl HookSpace {
                 v.push(Src::Scale(l));
             }
             v.extend([Src::Z(l), Src::AttnOut(l), Src::ResidMid(l), Src::Ln2(l)]);
-            v.push(if llama {
+            v.push(if lay.gated_mlp {
                 Src::GateUp(l)
             } else {
                 Src::MlpPre(l)

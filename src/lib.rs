@@ -23,6 +23,7 @@ pub mod convert;
 pub mod corpus;
 pub mod fetch;
 pub mod finite;
+pub mod forward;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_keys;

@@ -397,7 +397,7 @@ fn main() -> Result<()> {
                 "[{} new tokens in {:.2} s on {}: prefill {:.1} ms ({} prompt tokens){decode}]",
                 total,
                 dt.as_secs_f64(),
-                m.ctx().info.name,
+                m.device_name(),
                 prefill.as_secs_f64() * 1e3,
                 prompts.iter().map(Vec::len).sum::<usize>(),
             );
@@ -484,7 +484,7 @@ fn main() -> Result<()> {
                 windows.len(),
                 windows.first().map_or(0, Vec::len),
                 corpus.corpus.display(),
-                m.ctx().info.name
+                m.device_name()
             );
             let runs = 1 + specs.len();
             let bar = progress_bar((windows.len() * runs) as u64);
@@ -621,7 +621,7 @@ fn main() -> Result<()> {
                 files.len(),
                 out.display(),
                 t0.elapsed().as_secs_f64(),
-                m.ctx().info.name
+                m.device_name()
             );
         }
         Cmd::Capture {

@@ -69,12 +69,10 @@ pub fn weight_source(path: &Path, arch: Arch) -> Result<Box<dyn WeightSource>> {
         )?)));
     }
     let st = path.join("model.safetensors");
-    Ok(Box::new(match arch {
-        Arch::Gpt2 => WeightFile::open(
-            &st,
-            "wte.weight",
-            &["", "transformer.", "model.transformer."],
-        )?,
-        Arch::Llama => WeightFile::open(&st, "embed_tokens.weight", &["model.", ""])?,
-    }))
+    let names = arch.weight_names();
+    Ok(Box::new(WeightFile::open(
+        &st,
+        names.embedding,
+        names.prefixes,
+    )?))
 }

@@ -2,7 +2,7 @@
 //! from a transformers `config.json` (`rope_parameters` / legacy `rope_scaling`).
 //!
 //! Pair `i` of a head (of `head_dim / 2`) turns at `inv_freq_i = θ^(−2i/Dh) / factor_i` radians
-//! per position ([`crate::model::rope_tables`]). transformers' rope types map to factors as:
+//! per position ([`rope_tables`]). transformers' rope types map to factors as:
 //!
 //! | `rope_type` | factor_i |
 //! |---|---|
@@ -153,6 +153,41 @@ fn rope_type(p: &Value) -> Result<String> {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(x) => bail!("rope type {x} is not a string"),
     }
+}
+
+/// RoPE cos/sin tables `[n_positions, head_dim/2]` as transformers computes them in f32:
+/// inv_freq_i = 1 / θ^(2i/Dh) (divided by `factors[i]` when `factors` is not empty: RoPE
+/// scaling), angle = position · inv_freq.
+///
+/// # Panics
+/// When `factors` is neither empty nor `head_dim / 2` long.
+pub fn rope_tables(
+    n_positions: usize,
+    head_dim: usize,
+    theta: f32,
+    factors: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
+    assert!(
+        factors.is_empty() || factors.len() == half,
+        "rope_tables: {} factors for {half} rotary pairs",
+        factors.len()
+    );
+    let inv: Vec<f32> = base_inv_freq(theta, head_dim)
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| factors.get(i).map_or(f, |d| f / d))
+        .collect();
+    let mut cos = Vec::with_capacity(n_positions * half);
+    let mut sin = Vec::with_capacity(n_positions * half);
+    for p in 0..n_positions {
+        for f in &inv {
+            let a = p as f32 * f;
+            cos.push((a as f64).cos() as f32);
+            sin.push((a as f64).sin() as f32);
+        }
+    }
+    (cos, sin)
 }
 
 #[cfg(test)]

@@ -15,24 +15,13 @@
 use anyhow::{bail, Result};
 
 use crate::config::Arch;
+use crate::forward::ForwardOptions;
 use crate::hooks::HookSpace;
 use crate::intervene::{editable, expand, HookEdit, Knockout, Spec};
-use crate::model::ForwardOptions;
-
-fn arch_name(a: Arch) -> &'static str {
-    match a {
-        Arch::Gpt2 => "GPT-2",
-        Arch::Llama => "Llama",
-    }
-}
 
 /// "this 2-layer GPT-2 model".
 pub fn describe(space: &HookSpace) -> String {
-    format!(
-        "this {}-layer {} model",
-        space.n_layer,
-        arch_name(space.arch)
-    )
+    format!("this {}-layer {} model", space.n_layer, space.arch.name())
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -73,15 +62,13 @@ fn hint(pattern: &glob::Pattern, space: &HookSpace) -> String {
         return "only attention variants with an extra key or a per-head factor have that hook"
             .into();
     }
-    let other = match space.arch {
-        Arch::Gpt2 => Arch::Llama,
-        Arch::Llama => Arch::Gpt2,
-    };
-    if matches_in(HookSpace {
-        arch: other,
-        ..variants
-    }) {
-        return format!("that is a hook of {} models", arch_name(other));
+    for other in Arch::ALL.into_iter().filter(|a| *a != space.arch) {
+        if matches_in(HookSpace {
+            arch: other,
+            ..variants
+        }) {
+            return format!("that is a hook of {} models", other.name());
+        }
     }
     let p = pattern.as_str();
     let best = space

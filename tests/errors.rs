@@ -218,7 +218,7 @@ fn capture_that_does_not_fit() {
         .unwrap_err();
     assert_has(&format!("{e:#}"), &["max_storage_buffer_binding_size"]);
     // The session is unchanged and still usable after the error.
-    assert_eq!(sess.lens, vec![0, 0, 0]);
+    assert_eq!(sess.lens(), vec![0, 0, 0]);
     let out = m
         .forward(
             &mut sess,
@@ -250,7 +250,7 @@ fn forward_refuses_selectors_that_select_nothing() {
         let mut sess = m.session(1, 8).unwrap();
         let e = m.forward(&mut sess, &[toks], &opts).unwrap_err();
         assert_has(&format!("{e:#}"), parts);
-        assert_eq!(sess.lens, vec![0], "the session moved on a refused pass");
+        assert_eq!(sess.lens(), vec![0], "the session moved on a refused pass");
     };
     fail(
         ForwardOptions {
@@ -313,5 +313,5 @@ fn forward_refuses_selectors_that_select_nothing() {
         ..Default::default()
     };
     m.forward(&mut sess, &[&[5]], &opts).unwrap();
-    assert_eq!(sess.lens, vec![5]);
+    assert_eq!(sess.lens(), vec![5]);
 }

@@ -203,7 +203,7 @@ fn an_overflow_is_named_where_it_happens() {
         "{e}"
     );
     assert_eq!(
-        sess.lens,
+        sess.lens(),
         [0, 0],
         "a failed pass must not advance the cache"
     );

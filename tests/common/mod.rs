@@ -211,7 +211,7 @@ pub fn assert_decode_equals_recompute(model: &Gpt2, tokens: &[u32], what: &str) 
             .forward(&mut sess, &[&tokens[pos..pos + 1]], &opts)
             .unwrap();
     }
-    assert_eq!(sess.lens[0], t);
+    assert_eq!(sess.lens()[0], t);
     eprintln!("{what}: decode vs recompute needs tol {worst:.2e} (bound {DECODE_T:.0e})");
     worst
 }

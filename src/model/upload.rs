@@ -1,0 +1,175 @@
+//! Putting a checkpoint's tensors into GPU storage buffers: vectors, block matrices (f32 or packed
+//! f16), stacked matrices and vocabulary chunks. May use the GPU context and weight sources; never kernels.
+
+use anyhow::{Context, Result};
+
+use crate::gpu::GpuContext;
+use crate::weights::WeightSource;
+
+/// f32 values as f16 pairs in u32 words, element 2i in the low half (WGSL unpack2x16float's x).
+pub fn pack_f16(data: &[f32]) -> Vec<u32> {
+    data.chunks(2)
+        .map(|p| {
+            let lo = half::f16::from_f32(p[0]).to_bits() as u32;
+            let hi = p
+                .get(1)
+                .map_or(0, |&v| half::f16::from_f32(v).to_bits() as u32);
+            lo | (hi << 16)
+        })
+        .collect()
+}
+
+pub(crate) fn bytes_f32(v: &[f32]) -> &[u8] {
+    bytemuck::cast_slice(v)
+}
+
+/// Which input width a linear layer reads: the model width d or the MLP's inner width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum InputWidth {
+    D,
+    Inner,
+}
+
+/// One linear layer on the GPU: out `[rows, n]` = x `[rows, k]` · W (+ b). W is stored `[k, n]`
+/// (Conv1D) or `[n, k]` (`b_t`, nn.Linear), as f32 or as packed f16 pairs (`f16`).
+pub(crate) struct Linear {
+    pub w: wgpu::Buffer,
+    pub b: Option<wgpu::Buffer>,
+    pub k: usize,
+    pub n: usize,
+    pub b_t: bool,
+    pub f16: bool,
+    pub input: InputWidth,
+}
+
+/// A slice of vocabulary rows of an embedding matrix, small enough for one storage binding.
+pub(crate) struct Chunk {
+    pub buf: wgpu::Buffer,
+    pub start: usize,
+    pub count: usize,
+}
+
+/// Uploads tensors of one weight source, counting the bytes put on the GPU.
+pub(crate) struct Uploader<'a> {
+    pub ctx: &'a GpuContext,
+    pub wf: &'a dyn WeightSource,
+    /// Store the blocks' linear-layer matrices as f16.
+    pub f16: bool,
+    /// Bytes of weights on the GPU so far.
+    pub bytes: u64,
+}
+
+impl Uploader<'_> {
+    fn label(&self, name: &str) -> String {
+        format!("{}:{name}", self.wf.path().display())
+    }
+
+    /// Whether the source holds `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.wf.contains(name)
+    }
+
+    /// A tensor of `shape` as f32 (norm weights, biases, positions, variant tensors).
+    pub fn vector(&mut self, name: &str, shape: &[usize]) -> Result<wgpu::Buffer> {
+        let data = self.wf.load(name, shape)?;
+        self.f32_buffer(name, &data)
+    }
+
+    /// Host values as an f32 buffer labelled `name`.
+    pub fn f32_buffer(&mut self, name: &str, data: &[f32]) -> Result<wgpu::Buffer> {
+        self.bytes += data.len() as u64 * 4;
+        self.ctx.storage_init(&self.label(name), bytes_f32(data))
+    }
+
+    /// A block matrix as loaded; stored as f16, it must fit f16's range.
+    fn load_matrix(&self, name: &str, shape: &[usize]) -> Result<std::borrow::Cow<'_, [f32]>> {
+        let data = self.wf.load(name, shape)?;
+        if self.f16 {
+            crate::finite::check_f16_range(name, shape, &data)
+                .with_context(|| self.wf.path().display().to_string())?;
+        }
+        Ok(data)
+    }
+
+    fn put_matrix(&mut self, name: &str, data: &[f32]) -> Result<wgpu::Buffer> {
+        if self.f16 {
+            let packed = pack_f16(data);
+            self.bytes += packed.len() as u64 * 4;
+            self.ctx
+                .storage_init(&self.label(name), bytemuck::cast_slice(&packed))
+        } else {
+            self.f32_buffer(name, data)
+        }
+    }
+
+    /// A block's linear layer: weight `name` of `shape` (`[k, n]`, or `[n, k]` with `b_t`),
+    /// optional bias `[n]`.
+    pub fn linear(
+        &mut self,
+        name: &str,
+        bias: Option<&str>,
+        (k, n): (usize, usize),
+        b_t: bool,
+        input: InputWidth,
+    ) -> Result<Linear> {
+        let shape = if b_t { [n, k] } else { [k, n] };
+        let data = self.load_matrix(name, &shape)?.into_owned();
+        let w = self.put_matrix(name, &data)?;
+        let b = bias.map(|b| self.vector(b, &[n])).transpose()?;
+        Ok(Linear {
+            w,
+            b,
+            k,
+            n,
+            b_t,
+            f16: self.f16,
+            input,
+        })
+    }
+
+    /// nn.Linear matrices `[rows_i, k]` stacked along their first axis into one layer of
+    /// width Σ rows_i (Llama's q|k|v, gate|up), without bias.
+    pub fn stacked(
+        &mut self,
+        names: &[(&str, usize)],
+        k: usize,
+        input: InputWidth,
+    ) -> Result<Linear> {
+        let mut all = Vec::new();
+        for (name, rows) in names {
+            all.extend_from_slice(&self.load_matrix(name, &[*rows, k])?);
+        }
+        let w = self.put_matrix(names[0].0, &all)?;
+        Ok(Linear {
+            w,
+            b: None,
+            k,
+            n: names.iter().map(|n| n.1).sum(),
+            b_t: true,
+            f16: self.f16,
+            input,
+        })
+    }
+
+    /// An embedding matrix `[v, d]` (always f32) in vocabulary chunks that each fit one binding.
+    pub fn chunks(&mut self, name: &str, (v, d): (usize, usize)) -> Result<Vec<Chunk>> {
+        let data = self.wf.load(name, &[v, d])?;
+        let rows_per = ((self.ctx.max_binding / (d as u64 * 4)) as usize / 64 * 64).max(64);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < v {
+            let count = rows_per.min(v - start);
+            let l = format!("{name}[{start}..{}]", start + count);
+            let buf = self
+                .ctx
+                .storage_init(&l, bytes_f32(&data[start * d..(start + count) * d]))
+                .with_context(|| {
+                    format!("{}: {name} in vocabulary chunks", self.wf.path().display())
+                })?;
+            out.push(Chunk { buf, start, count });
+            start += count;
+        }
+        self.bytes += data.len() as u64 * 4;
+        Ok(out)
+    }
+}
