@@ -14,95 +14,9 @@
 
 use anyhow::{bail, Result};
 
-use crate::config::Arch;
 use crate::forward::ForwardOptions;
 use crate::hooks::HookSpace;
 use crate::intervene::{editable, expand, HookEdit, Knockout, Spec};
-
-/// "this 2-layer GPT-2 model".
-pub fn describe(space: &HookSpace) -> String {
-    format!("this {}-layer {} model", space.n_layer, space.arch.name())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// Why a glob that matches none of the model's hooks matches nothing: a layer the model does
-/// not have, a hook of the other architecture or of attention variants, or a near miss.
-fn hint(pattern: &glob::Pattern, space: &HookSpace) -> String {
-    let matches_in = |sp: HookSpace| sp.hooks().iter().any(|h| pattern.matches(h));
-    let deep = HookSpace {
-        n_layer: space.n_layer.max(1000),
-        ..*space
-    };
-    if matches_in(deep) {
-        return format!(
-            "the layers are blocks.0 to blocks.{}",
-            space.n_layer.saturating_sub(1)
-        );
-    }
-    let variants = HookSpace {
-        extra_prob: true,
-        scale: true,
-        ..deep
-    };
-    if matches_in(variants) {
-        return "only attention variants with an extra key or a per-head factor have that hook"
-            .into();
-    }
-    for other in Arch::ALL.into_iter().filter(|a| *a != space.arch) {
-        if matches_in(HookSpace {
-            arch: other,
-            ..variants
-        }) {
-            return format!("that is a hook of {} models", other.name());
-        }
-    }
-    let p = pattern.as_str();
-    let best = space
-        .hooks()
-        .into_iter()
-        .map(|h| (edit_distance(p, &h), h))
-        .min();
-    match best {
-        Some((dist, h)) if dist <= 3.max(p.len() / 5) => format!("did you mean '{h}'?"),
-        _ => "see the hook table in `outlier-probe capture --help` or the README".into(),
-    }
-}
-
-/// Every glob must match at least one hook point of the model; the error lists each one that
-/// matches none, with a hint (layer range, other architecture, nearest name).
-pub fn check_patterns<'a>(
-    patterns: impl IntoIterator<Item = &'a glob::Pattern>,
-    space: &HookSpace,
-) -> Result<()> {
-    // A pattern may select a hook by its TransformerLens name or by its alias.
-    let bad: Vec<String> = patterns
-        .into_iter()
-        .filter(|p| space.matching(p).is_empty())
-        .map(|p| format!("'{}' ({})", p.as_str(), hint(p, space)))
-        .collect();
-    if bad.is_empty() {
-        return Ok(());
-    }
-    bail!(
-        "hook patterns that select no hook point of {}: {}",
-        describe(space),
-        bad.join(", ")
-    )
-}
 
 /// One concrete edit: an editable hook, channels below its width, one value per channel, and
 /// positions (if given) below `longest`, the length of the longest sequence.

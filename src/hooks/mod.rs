@@ -1,0 +1,235 @@
+//! Hook points, named as TransformerLens names them, and how each is cut out of the GPU buffers.
+//!
+//! | hook | shape (one prompt of T new tokens, K = past + T keys) |
+//! |---|---|
+//! | `hook_embed`, `hook_pos_embed` | [T, D] |
+//! | `blocks.{l}.hook_resid_pre`, `.ln1.hook_normalized`, `.hook_attn_out`, `.hook_resid_mid`, `.ln2.hook_normalized`, `.hook_mlp_out`, `.hook_resid_post` | [T, D] |
+//! | `blocks.{l}.attn.hook_q`, `hook_z` | [T, H, Dh] |
+//! | `blocks.{l}.attn.hook_k`, `hook_v` | [T, Hkv, Dh] (Hkv = H for GPT-2) |
+//! | `blocks.{l}.attn.hook_rot_q`, `hook_rot_k` (Llama) | after RoPE, [T, H, Dh] and [T, Hkv, Dh] |
+//! | `blocks.{l}.attn.hook_attn_scores` | [H, T, K], scaled, masked entries −inf, pre-softmax |
+//! | `blocks.{l}.attn.hook_pattern` | [H, T, K], the weight each value gets (softmax probabilities; masked entries 0) |
+//! | `blocks.{l}.attn.hook_extra_prob` (variants with an extra key) | [H, T], p′ |
+//! | `blocks.{l}.attn.hook_scale` (context_scale, gated) | [T, H], the per-head factor |
+//! | `blocks.{l}.mlp.hook_pre`, `mlp.hook_post` | [T, I] (I = 4D for GPT-2); the pre-activation (GPT-2: c_fc out, before GELU; Llama: gate_proj out, before SiLU) |
+//! | `blocks.{l}.mlp.hook_pre_linear` (Llama) | [T, I], up_proj out; `hook_post` = silu(hook_pre) · hook_pre_linear |
+//! | `ln_final.hook_normalized` | [T, D] |
+//! | `logits` | [T, V] |
+//!
+//! Every name is TransformerLens's (`HookedTransformer`, `GatedMLP` for Llama: `hook_pre` is
+//! x·W_gate, `hook_pre_linear` x·W_in) except `attn.hook_extra_prob` and `attn.hook_scale` (the
+//! attention variants, which TransformerLens does not have) and `logits` (TransformerLens returns
+//! the logits; it has no hook for them). Aliases from before the TransformerLens names, Llama only,
+//! select the same tensors, which are then named by their TransformerLens names:
+//! `mlp.hook_gate` = `mlp.hook_pre`, `mlp.hook_up` = `mlp.hook_pre_linear`.
+
+use crate::config::{Arch, ModelConfig};
+
+/// A GPU buffer the forward pass can copy out; several hooks may come from one source (q, k, v).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Src {
+    Embed,
+    PosEmbed,
+    ResidPre(usize),
+    Ln1(usize),
+    Qkv(usize),
+    /// q and k after RoPE (Llama).
+    RotQk(usize),
+    Scores(usize),
+    Pattern(usize),
+    /// p′ of the extra key, [rows, H] (attention variants).
+    ExtraProb(usize),
+    /// Per-head output factor, [rows, H] (attention variants).
+    Scale(usize),
+    Z(usize),
+    AttnOut(usize),
+    ResidMid(usize),
+    Ln2(usize),
+    MlpPre(usize),
+    /// gate and up projections (Llama).
+    GateUp(usize),
+    MlpPost(usize),
+    MlpOut(usize),
+    ResidPost(usize),
+    LnFinal,
+    Logits,
+}
+
+/// Names of the hooks fed by a source.
+pub fn hooks_of(src: Src) -> Vec<String> {
+    let b = |l: usize, s: &str| format!("blocks.{l}.{s}");
+    match src {
+        Src::Embed => vec!["hook_embed".into()],
+        Src::PosEmbed => vec!["hook_pos_embed".into()],
+        Src::ResidPre(l) => vec![b(l, "hook_resid_pre")],
+        Src::Ln1(l) => vec![b(l, "ln1.hook_normalized")],
+        Src::Qkv(l) => vec![
+            b(l, "attn.hook_q"),
+            b(l, "attn.hook_k"),
+            b(l, "attn.hook_v"),
+        ],
+        Src::RotQk(l) => vec![b(l, "attn.hook_rot_q"), b(l, "attn.hook_rot_k")],
+        Src::Scores(l) => vec![b(l, "attn.hook_attn_scores")],
+        Src::Pattern(l) => vec![b(l, "attn.hook_pattern")],
+        Src::ExtraProb(l) => vec![b(l, "attn.hook_extra_prob")],
+        Src::Scale(l) => vec![b(l, "attn.hook_scale")],
+        Src::Z(l) => vec![b(l, "attn.hook_z")],
+        Src::AttnOut(l) => vec![b(l, "hook_attn_out")],
+        Src::ResidMid(l) => vec![b(l, "hook_resid_mid")],
+        Src::Ln2(l) => vec![b(l, "ln2.hook_normalized")],
+        Src::MlpPre(l) => vec![b(l, "mlp.hook_pre")],
+        Src::GateUp(l) => vec![b(l, "mlp.hook_pre"), b(l, "mlp.hook_pre_linear")],
+        Src::MlpPost(l) => vec![b(l, "mlp.hook_post")],
+        Src::MlpOut(l) => vec![b(l, "hook_mlp_out")],
+        Src::ResidPost(l) => vec![b(l, "hook_resid_post")],
+        Src::LnFinal => vec!["ln_final.hook_normalized".into()],
+        Src::Logits => vec!["logits".into()],
+    }
+}
+
+/// Older names of a source's hooks, still accepted in selections and edits (same order as
+/// `hooks_of`; empty for sources without aliases). Only Llama's gated MLP has them.
+pub fn aliases_of(src: Src) -> Vec<String> {
+    match src {
+        Src::GateUp(l) => vec![
+            format!("blocks.{l}.mlp.hook_gate"),
+            format!("blocks.{l}.mlp.hook_up"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// The hook points a model has, and the sizes that cut them out of the GPU buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookSpace {
+    pub arch: Arch,
+    pub n_layer: usize,
+    pub d: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub inner: usize,
+    /// The attention variant has p′ (`hook_extra_prob`).
+    pub extra_prob: bool,
+    /// The attention variant has a per-head factor (`hook_scale`).
+    pub scale: bool,
+}
+
+impl HookSpace {
+    pub fn of(cfg: &ModelConfig) -> Self {
+        Self {
+            arch: cfg.arch,
+            n_layer: cfg.n_layer,
+            d: cfg.n_embd,
+            n_head: cfg.n_head,
+            n_kv_head: cfg.n_kv_head,
+            inner: cfg.n_inner(),
+            extra_prob: cfg.variant.has_extra_prob(),
+            scale: cfg.variant.scale().is_some(),
+        }
+    }
+
+    /// A GPT-2 of `n_layer` layers (sizes only matter for cutting captures).
+    pub fn gpt2(n_layer: usize, d: usize, n_head: usize) -> Self {
+        Self {
+            arch: Arch::Gpt2,
+            n_layer,
+            d,
+            n_head,
+            n_kv_head: n_head,
+            inner: 4 * d,
+            extra_prob: false,
+            scale: false,
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.d / self.n_head
+    }
+
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_head * self.head_dim()
+    }
+
+    /// Every source, in forward order.
+    pub fn sources(&self) -> Vec<Src> {
+        let lay = self.arch.hook_layout();
+        let mut v = vec![Src::Embed];
+        if lay.pos_embed {
+            v.push(Src::PosEmbed);
+        }
+        for l in 0..self.n_layer {
+            v.extend([Src::ResidPre(l), Src::Ln1(l), Src::Qkv(l)]);
+            if lay.rotary {
+                v.push(Src::RotQk(l));
+            }
+            v.extend([Src::Scores(l), Src::Pattern(l)]);
+            if self.extra_prob {
+                v.push(Src::ExtraProb(l));
+            }
+            if self.scale {
+                v.push(Src::Scale(l));
+            }
+            v.extend([Src::Z(l), Src::AttnOut(l), Src::ResidMid(l), Src::Ln2(l)]);
+            v.push(if lay.gated_mlp {
+                Src::GateUp(l)
+            } else {
+                Src::MlpPre(l)
+            });
+            v.extend([Src::MlpPost(l), Src::MlpOut(l), Src::ResidPost(l)]);
+        }
+        v.extend([Src::LnFinal, Src::Logits]);
+        v
+    }
+
+    /// Every hook name (TransformerLens's, see the module table), in forward order.
+    pub fn hooks(&self) -> Vec<String> {
+        self.sources().into_iter().flat_map(hooks_of).collect()
+    }
+
+    /// The source of a hook named by its TransformerLens name or an alias, and its index
+    /// within `hooks_of(source)`; `None` when this model has no such hook.
+    pub fn locate(&self, hook: &str) -> Option<(Src, usize)> {
+        self.sources().into_iter().find_map(|src| {
+            let i = hooks_of(src)
+                .iter()
+                .position(|n| n == hook)
+                .or_else(|| aliases_of(src).iter().position(|n| n == hook))?;
+            Some((src, i))
+        })
+    }
+
+    /// The hooks (TransformerLens names, forward order) whose name or alias matches `pat`.
+    pub fn matching(&self, pat: &glob::Pattern) -> Vec<String> {
+        let mut v = Vec::new();
+        for src in self.sources() {
+            let aliases = aliases_of(src);
+            for (i, h) in hooks_of(src).into_iter().enumerate() {
+                if pat.matches(&h) || aliases.get(i).is_some_and(|a| pat.matches(a)) {
+                    v.push(h);
+                }
+            }
+        }
+        v
+    }
+
+    /// Width of a source buffer's rows.
+    pub fn row_width(&self, src: Src) -> usize {
+        match src {
+            Src::Qkv(_) | Src::RotQk(_) => self.d + 2 * self.kv_dim(),
+            Src::GateUp(_) => 2 * self.inner,
+            Src::MlpPre(_) | Src::MlpPost(_) => self.inner,
+            Src::ExtraProb(_) | Src::Scale(_) => self.n_head,
+            _ => self.d,
+        }
+    }
+}
+
+mod capture;
+mod filter;
+mod names;
+#[cfg(test)]
+mod tests;
+
+pub use capture::{split_capture, Geometry};
+pub use filter::HookFilter;
+pub use names::{check_patterns, describe};
