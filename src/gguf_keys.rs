@@ -11,7 +11,7 @@
 //! any other is an error naming it, and a missing required tensor is named too.
 //!
 //! `general.architecture` other than `llama` (GPT-2 GGUF included) is refused before this audit
-//! (see [`crate::config::llama_from_gguf`]).
+//! (see [`crate::gguf_config::llama_from_gguf`]).
 
 use anyhow::{bail, Result};
 
@@ -21,7 +21,7 @@ use crate::gguf::{GgufFile, GgufValue};
 /// What the engine does with one metadata key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Handling {
-    /// Read and used exactly (by [`crate::config::llama_from_gguf`], the GGUF reader or the GGUF
+    /// Read and used exactly (by [`crate::gguf_config::llama_from_gguf`], the GGUF reader or the GGUF
     /// tokenizer); bad values are errors there.
     Applied,
     /// Accepted only with the value(s) named in the reason, which leave llama's computation as

@@ -26,6 +26,7 @@ pub mod finite;
 pub mod forward;
 pub mod generate;
 pub mod gguf;
+pub mod gguf_config;
 pub mod gguf_keys;
 pub mod gguf_tokenizer;
 pub mod gpu;

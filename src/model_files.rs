@@ -30,7 +30,7 @@ impl ModelFiles {
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_file() {
             let file = crate::gguf::GgufFile::open(path)?;
-            let cfg = crate::config::llama_from_gguf(&file)?;
+            let cfg = crate::gguf_config::llama_from_gguf(&file)?;
             let tokenizer = crate::gguf_tokenizer::load(&file)?;
             return Ok(Self {
                 cfg,

@@ -9,8 +9,8 @@ mod gguf_writer;
 use common::TempDir;
 use gguf_writer::audit::*;
 use gguf_writer::*;
-use outlier_probe::config::llama_from_gguf;
 use outlier_probe::gguf::{GgufFile, GgufValue as V};
+use outlier_probe::gguf_config::llama_from_gguf;
 use outlier_probe::gguf_tokenizer::{tokenizer_from_gguf, GgufSpecialTokens};
 
 #[test]

@@ -1,8 +1,9 @@
 //! Shared by the GGUF audit tests: load a builder's file through `llama_from_gguf` and check
 //! that errors name the key/tensor, its value and the file.
 
-use outlier_probe::config::{llama_from_gguf, ModelConfig};
+use outlier_probe::config::ModelConfig;
 use outlier_probe::gguf::{GgufFile, GgufValue as V};
+use outlier_probe::gguf_config::llama_from_gguf;
 
 use super::{tiny_llama, GgufBuilder, TINY};
 use crate::common::TempDir;

@@ -1,0 +1,371 @@
+//! What a model is, whatever its file: `ModelConfig` (the normalized hyper-parameters), `Arch`
+//! (the architectures and their GPU-free facts), `AttnVariant`, and parsing `config.json`
+//! (`gpt2.rs`, `llama.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
+
+mod gpt2;
+mod llama;
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+pub use gpt2::Gpt2Config;
+pub use llama::LlamaConfig;
+
+/// Attention variants of Wang et al. 2025 (Table 2) and related ones, as `attn_variant` in config.json.
+///
+/// | `attn_variant` | formula | extra tensors per layer |
+/// |---|---|---|
+/// | `default` | softmax(s) V | — |
+/// | `value_bias` (b) | softmax(s) V + v′ | `h.{l}.attn.v_prime` [H, Dh] |
+/// | `context_bias` (c) | softmax(s) V + p′ v′ | `h.{l}.attn.k_prime`, `v_prime` [H, Dh] |
+/// | `attn_bias` (d) | softmax(Q[K; k′]ᵀ)[V; v′] | `k_prime`, `v_prime` |
+/// | `context_scale` (e) | 2σ(W x + b) · softmax(s) V, x = ln_1 output | `h.{l}.attn.context_scale.weight` [H, D], `.bias` [H] |
+/// | `sigmoid` (f) | σ(s − log T) V, T = sequence length | — (config `sigmoid_fixed_t`) |
+/// | `softmax1` | Σ e^s v / (1 + Σ e^s) | — |
+/// | `clipped` | clip((η − γ) softmax(s) + γ, 0, 1) V | — (config `clip_gamma`, `clip_eta`) |
+/// | `gated` | σ(G x + c) · softmax(s) V | `h.{l}.attn.gate.weight` [H, D], `.bias` [H] |
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub enum AttnVariant {
+    Default,
+    ValueBias,
+    ContextBias,
+    AttnBias,
+    ContextScale,
+    Sigmoid,
+    Softmax1,
+    Clipped,
+    Gated,
+}
+
+impl AttnVariant {
+    pub const ALL: [AttnVariant; 9] = [
+        Self::Default,
+        Self::ValueBias,
+        Self::ContextBias,
+        Self::AttnBias,
+        Self::ContextScale,
+        Self::Sigmoid,
+        Self::Softmax1,
+        Self::Clipped,
+        Self::Gated,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::ValueBias => "value_bias",
+            Self::ContextBias => "context_bias",
+            Self::AttnBias => "attn_bias",
+            Self::ContextScale => "context_scale",
+            Self::Sigmoid => "sigmoid",
+            Self::Softmax1 => "softmax1",
+            Self::Clipped => "clipped",
+            Self::Gated => "gated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "attn_variant '{s}' is unknown; known: {}",
+                    Self::ALL.map(Self::name).join(", ")
+                )
+            })
+    }
+
+    /// The code attention.wgsl switches on.
+    pub fn code(self) -> u32 {
+        Self::ALL.iter().position(|v| *v == self).expect("listed") as u32
+    }
+
+    /// Needs `v_prime` (and `k_prime` when `needs_k_prime`).
+    pub fn has_v_prime(self) -> bool {
+        matches!(self, Self::ValueBias | Self::ContextBias | Self::AttnBias)
+    }
+
+    pub fn has_k_prime(self) -> bool {
+        matches!(self, Self::ContextBias | Self::AttnBias)
+    }
+
+    /// A per-head output factor computed from the ln_1 output (`hook_scale`).
+    pub fn scale(self) -> Option<(&'static str, f32)> {
+        match self {
+            Self::ContextScale => Some(("context_scale", 2.0)),
+            Self::Gated => Some(("gate", 1.0)),
+            _ => None,
+        }
+    }
+
+    /// Has an extra-key probability p′ (`hook_extra_prob`).
+    pub fn has_extra_prob(self) -> bool {
+        matches!(self, Self::ContextBias | Self::AttnBias | Self::Softmax1)
+    }
+}
+
+/// Longest sequence a model may declare: the host builds tables and masks with one entry per
+/// position (Llama's RoPE tables are `n_positions × head_dim` floats), so a config claiming more
+/// is an error rather than an attempt.
+pub const MAX_POSITIONS: usize = 1 << 24;
+
+/// Every size must fit the `u32` the GPU kernels index with.
+fn check_u32_sizes(sizes: &[(&str, usize)]) -> Result<()> {
+    for &(name, v) in sizes {
+        if v > u32::MAX as usize {
+            bail!(
+                "{name} {v} is over the supported {} (sizes are u32 on the GPU)",
+                u32::MAX
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A float setting that must be finite (NaN or infinity would reach every output).
+fn check_finite(name: &str, v: Option<f64>) -> Result<()> {
+    match v {
+        Some(x) if !x.is_finite() => bail!("{name} is {x}, not a finite number"),
+        _ => Ok(()),
+    }
+}
+
+/// Model family, chosen from the file (config.json's `model_type`, or GGUF's architecture).
+/// Its facts that need no GPU are the tables below; its loader and forward pass are
+/// `model::registry` and `model/<arch>.rs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Arch {
+    /// LayerNorm, learned positions, fused c_attn with biases, GELU MLP, Conv1D `[in, out]` weights.
+    Gpt2,
+    /// RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, nn.Linear `[out, in]` weights.
+    Llama,
+}
+
+/// Which optional hook points an architecture's blocks have (see `hooks`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HookLayout {
+    /// Learned positions: `hook_pos_embed`.
+    pub pos_embed: bool,
+    /// RoPE: `attn.hook_rot_q`, `attn.hook_rot_k`.
+    pub rotary: bool,
+    /// A gated MLP: `mlp.hook_pre` (gate) and `mlp.hook_pre_linear` (up) from one buffer.
+    pub gated_mlp: bool,
+}
+
+/// Where an architecture's tensors are in a `model.safetensors`.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightNames {
+    /// A tensor every checkpoint has (it finds the prefix), also the token embedding.
+    pub embedding: &'static str,
+    /// Prefixes tried in order before each tensor name.
+    pub prefixes: &'static [&'static str],
+}
+
+impl Arch {
+    /// Every architecture the engine runs.
+    pub const ALL: [Arch; 2] = [Arch::Gpt2, Arch::Llama];
+
+    /// The name messages use ("GPT-2", "Llama").
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Gpt2 => "GPT-2",
+            Arch::Llama => "Llama",
+        }
+    }
+
+    /// Its optional hook points.
+    pub fn hook_layout(self) -> HookLayout {
+        match self {
+            Arch::Gpt2 => HookLayout {
+                pos_embed: true,
+                rotary: false,
+                gated_mlp: false,
+            },
+            Arch::Llama => HookLayout {
+                pos_embed: false,
+                rotary: true,
+                gated_mlp: true,
+            },
+        }
+    }
+
+    /// Its tensor names in safetensors checkpoints.
+    pub fn weight_names(self) -> WeightNames {
+        match self {
+            Arch::Gpt2 => WeightNames {
+                embedding: "wte.weight",
+                prefixes: &["", "transformer.", "model.transformer."],
+            },
+            Arch::Llama => WeightNames {
+                embedding: "embed_tokens.weight",
+                prefixes: &["model.", ""],
+            },
+        }
+    }
+
+    /// A tensor of layer `l` every checkpoint of this family has (finds extra layers).
+    pub fn layer_tensor(self, l: usize) -> String {
+        match self {
+            Arch::Gpt2 => format!("h.{l}.ln_1.weight"),
+            Arch::Llama => format!("layers.{l}.input_layernorm.weight"),
+        }
+    }
+}
+
+/// Everything the forward pass needs to know about a model, whatever its family.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub vocab_size: usize,
+    /// Longest sequence (GPT-2 `n_positions`, Llama `max_position_embeddings`).
+    pub n_positions: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    /// Key/value heads (grouped-query attention); equal to n_head for GPT-2.
+    pub n_kv_head: usize,
+    pub n_inner: usize,
+    pub norm_eps: f32,
+    /// RoPE base (Llama only).
+    pub rope_theta: f32,
+    /// RoPE frequency divisors, one per rotary pair (`head_dim / 2` of them): pair `i` turns at
+    /// `rope_theta^(−2i/head_dim) / rope_freq_factors[i]` radians per position. Empty = all 1.
+    /// From linear or Llama 3 scaling in config.json ([`crate::rope`]) or GGUF
+    /// `rope.scaling.factor` × `rope_freqs.weight` (llama.cpp's freq_factors).
+    pub rope_freq_factors: Vec<f32>,
+    pub tie_embeddings: bool,
+    pub bos_token_id: Option<u32>,
+    pub eos_token_id: Option<u32>,
+    pub scale_attn_weights: bool,
+    /// GELU in its exact erf form (`activation_function: "gelu"`, nanoGPT) instead of the tanh form.
+    pub gelu_exact: bool,
+    pub variant: AttnVariant,
+    pub clip_gamma: f32,
+    pub clip_eta: f32,
+    /// Sigmoid attention's fixed T (0: the sequence's length in the forward pass, as the paper's code).
+    pub sigmoid_t: usize,
+}
+
+impl ModelConfig {
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    /// Width of the key (and value) projections.
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_head * self.head_dim()
+    }
+
+    /// Width of the fused q|k|v rows.
+    pub fn qkv_dim(&self) -> usize {
+        self.n_embd + 2 * self.kv_dim()
+    }
+
+    pub fn n_inner(&self) -> usize {
+        self.n_inner
+    }
+
+    pub fn attn_scale(&self) -> f32 {
+        if self.scale_attn_weights {
+            1.0 / (self.head_dim() as f32).sqrt()
+        } else {
+            1.0
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("vocab_size", self.vocab_size),
+            ("n_positions", self.n_positions),
+            ("n_embd", self.n_embd),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_kv_head", self.n_kv_head),
+            ("n_inner", self.n_inner),
+        ] {
+            if v == 0 {
+                bail!("{name} is 0");
+            }
+        }
+        check_u32_sizes(&[
+            ("vocab_size", self.vocab_size),
+            ("n_embd", self.n_embd),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_kv_head", self.n_kv_head),
+            ("n_inner", self.n_inner),
+            ("sigmoid_t", self.sigmoid_t),
+        ])?;
+        if self.n_positions > MAX_POSITIONS {
+            bail!(
+                "n_positions {} is over the supported {MAX_POSITIONS}",
+                self.n_positions
+            );
+        }
+        if self.n_embd % self.n_head != 0 {
+            bail!(
+                "n_embd {} is not a multiple of n_head {}",
+                self.n_embd,
+                self.n_head
+            );
+        }
+        if self.n_head % self.n_kv_head != 0 {
+            bail!(
+                "n_head {} is not a multiple of the key/value heads {}",
+                self.n_head,
+                self.n_kv_head
+            );
+        }
+        if self.head_dim() > 256 {
+            bail!(
+                "head dimension {} is over the supported 256",
+                self.head_dim()
+            );
+        }
+        if self.arch == Arch::Llama && self.head_dim() % 2 != 0 {
+            bail!("RoPE needs an even head dimension, got {}", self.head_dim());
+        }
+        if !self.norm_eps.is_finite() || self.norm_eps <= 0.0 {
+            bail!(
+                "the normalisation epsilon is {}; it must be finite and > 0",
+                self.norm_eps
+            );
+        }
+        if self.arch == Arch::Llama && (!self.rope_theta.is_finite() || self.rope_theta <= 0.0) {
+            bail!(
+                "the RoPE base (rope_theta) is {}; it must be finite and > 0",
+                self.rope_theta
+            );
+        }
+        check_finite("clip_gamma", Some(self.clip_gamma.into()))?;
+        check_finite("clip_eta", Some(self.clip_eta.into()))?;
+        Ok(())
+    }
+
+    /// Which family a model directory holds, from its config.json's `model_type`.
+    pub fn from_dir_config(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        match v
+            .get("model_type")
+            .and_then(|m| m.as_str())
+            .unwrap_or("gpt2")
+        {
+            "gpt2" => {
+                let cfg: Self = Gpt2Config::from_file(path)?.into();
+                cfg.validate()
+                    .with_context(|| format!("invalid config {}", path.display()))?;
+                Ok(cfg)
+            }
+            "llama" => LlamaConfig::from_file(path),
+            other => bail!(
+                "{}: model_type '{other}' is not supported (gpt2 and llama are)",
+                path.display()
+            ),
+        }
+    }
+}
