@@ -280,28 +280,19 @@ pub fn fma_ceiling(ctx: &GpuContext, kern: &Kernels) -> Result<f64> {
 
 /// The linear layers of one forward pass at `rows` rows: (name, m, n, k, b_t).
 pub fn matmul_shapes(model: &Model, rows: usize) -> Vec<(String, usize, usize, usize, bool)> {
-    let c = &model.cfg;
-    let b_t = c.arch == crate::config::Arch::Llama;
-    let (d, inner) = (c.n_embd, c.n_inner());
-    let up = if b_t { 2 * inner } else { inner };
-    vec![
-        ("qkv".into(), rows, c.qkv_dim(), d, b_t),
-        ("attn out".into(), rows, d, d, b_t),
-        (
-            if b_t { "gate|up" } else { "mlp up" }.into(),
-            rows,
-            up,
-            d,
-            b_t,
-        ),
-        ("mlp down".into(), rows, d, inner, b_t),
-        // The LM head as the engine runs it: one vocabulary chunk per storage binding.
-        (
-            "lm head chunk".into(),
-            rows,
-            model.vocab_chunk_rows(),
-            d,
-            true,
-        ),
-    ]
+    let mut v: Vec<_> = model
+        .block_matmuls()
+        .into_iter()
+        .map(|(name, n, k, b_t)| (name.to_string(), rows, n, k, b_t))
+        .collect();
+    // The LM head as the engine runs it: one vocabulary chunk per storage binding.
+    let d = model.cfg.n_embd;
+    v.push((
+        "lm head chunk".into(),
+        rows,
+        model.vocab_chunk_rows(),
+        d,
+        true,
+    ));
+    v
 }

@@ -8,6 +8,29 @@ use serde::Deserialize;
 
 use super::*;
 
+/// GPT-2's facts (see [`ArchSpec`]).
+pub(super) const SPEC: ArchSpec = ArchSpec {
+    arch: Arch::Gpt2,
+    name: "GPT-2",
+    model_type: "gpt2",
+    hook_layout: HookLayout {
+        pos_embed: true,
+        rotary: false,
+        gated_mlp: false,
+    },
+    weight_names: WeightNames {
+        embedding: "wte.weight",
+        prefixes: &["", "transformer.", "model.transformer."],
+    },
+    layer_tensor: |l| format!("h.{l}.ln_1.weight"),
+    from_config_json: |path| {
+        let cfg: ModelConfig = Gpt2Config::from_file(path)?.into();
+        cfg.validate()
+            .with_context(|| format!("invalid config {}", path.display()))?;
+        Ok(cfg)
+    },
+};
+
 /// The fields of a GPT-2 `config.json` that the forward pass needs.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Gpt2Config {

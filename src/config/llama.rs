@@ -8,6 +8,24 @@ use serde::Deserialize;
 
 use super::*;
 
+/// Llama's facts (see [`ArchSpec`]).
+pub(super) const SPEC: ArchSpec = ArchSpec {
+    arch: Arch::Llama,
+    name: "Llama",
+    model_type: "llama",
+    hook_layout: HookLayout {
+        pos_embed: false,
+        rotary: true,
+        gated_mlp: true,
+    },
+    weight_names: WeightNames {
+        embedding: "embed_tokens.weight",
+        prefixes: &["model.", ""],
+    },
+    layer_tensor: |l| format!("layers.{l}.input_layernorm.weight"),
+    from_config_json: LlamaConfig::from_file,
+};
+
 /// The fields of a Hugging Face Llama `config.json` that the forward pass needs.
 #[derive(Clone, Debug, Deserialize)]
 pub struct LlamaConfig {

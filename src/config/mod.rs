@@ -163,54 +163,53 @@ pub struct WeightNames {
     pub prefixes: &'static [&'static str],
 }
 
+/// An architecture's facts that need no GPU; its loader and forward pass are `model/<arch>.rs`.
+pub struct ArchSpec {
+    pub arch: Arch,
+    /// The name messages use ("GPT-2", "Llama").
+    pub name: &'static str,
+    /// config.json's `model_type`.
+    pub model_type: &'static str,
+    /// Its optional hook points.
+    pub hook_layout: HookLayout,
+    /// Its tensor names in safetensors checkpoints.
+    pub weight_names: WeightNames,
+    /// A tensor of layer `l` every checkpoint of this family has (finds extra layers).
+    pub layer_tensor: fn(usize) -> String,
+    /// Parse and validate a `config.json` of this family.
+    pub from_config_json: fn(&Path) -> Result<ModelConfig>,
+}
+
 impl Arch {
     /// Every architecture the engine runs.
     pub const ALL: [Arch; 2] = [Arch::Gpt2, Arch::Llama];
 
+    /// The registry, GPU-free half: one line per architecture.
+    pub fn spec(self) -> &'static ArchSpec {
+        match self {
+            Arch::Gpt2 => &gpt2::SPEC,
+            Arch::Llama => &llama::SPEC,
+        }
+    }
+
     /// The name messages use ("GPT-2", "Llama").
     pub fn name(self) -> &'static str {
-        match self {
-            Arch::Gpt2 => "GPT-2",
-            Arch::Llama => "Llama",
-        }
+        self.spec().name
     }
 
     /// Its optional hook points.
     pub fn hook_layout(self) -> HookLayout {
-        match self {
-            Arch::Gpt2 => HookLayout {
-                pos_embed: true,
-                rotary: false,
-                gated_mlp: false,
-            },
-            Arch::Llama => HookLayout {
-                pos_embed: false,
-                rotary: true,
-                gated_mlp: true,
-            },
-        }
+        self.spec().hook_layout
     }
 
     /// Its tensor names in safetensors checkpoints.
     pub fn weight_names(self) -> WeightNames {
-        match self {
-            Arch::Gpt2 => WeightNames {
-                embedding: "wte.weight",
-                prefixes: &["", "transformer.", "model.transformer."],
-            },
-            Arch::Llama => WeightNames {
-                embedding: "embed_tokens.weight",
-                prefixes: &["model.", ""],
-            },
-        }
+        self.spec().weight_names
     }
 
     /// A tensor of layer `l` every checkpoint of this family has (finds extra layers).
     pub fn layer_tensor(self, l: usize) -> String {
-        match self {
-            Arch::Gpt2 => format!("h.{l}.ln_1.weight"),
-            Arch::Llama => format!("layers.{l}.input_layernorm.weight"),
-        }
+        (self.spec().layer_tensor)(l)
     }
 }
 
@@ -350,22 +349,20 @@ impl ModelConfig {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let v: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        match v
+        let model_type = v
             .get("model_type")
             .and_then(|m| m.as_str())
-            .unwrap_or("gpt2")
-        {
-            "gpt2" => {
-                let cfg: Self = Gpt2Config::from_file(path)?.into();
-                cfg.validate()
-                    .with_context(|| format!("invalid config {}", path.display()))?;
-                Ok(cfg)
+            .unwrap_or("gpt2");
+        match Arch::ALL.iter().find(|a| a.spec().model_type == model_type) {
+            Some(a) => (a.spec().from_config_json)(path),
+            None => {
+                let known: Vec<&str> = Arch::ALL.iter().map(|a| a.spec().model_type).collect();
+                bail!(
+                    "{}: model_type '{model_type}' is not supported ({} are)",
+                    path.display(),
+                    known.join(" and ")
+                )
             }
-            "llama" => LlamaConfig::from_file(path),
-            other => bail!(
-                "{}: model_type '{other}' is not supported (gpt2 and llama are)",
-                path.display()
-            ),
         }
     }
 }

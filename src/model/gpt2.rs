@@ -141,4 +141,18 @@ impl Architecture for Gpt2 {
         }
         out
     }
+
+    fn block_matmuls(&self) -> Vec<(&'static str, usize, usize, bool)> {
+        let Some(w) = self.blocks.first() else {
+            return Vec::new();
+        };
+        [
+            ("qkv", &w.c_attn),
+            ("attn out", &w.c_proj),
+            ("mlp up", &w.c_fc),
+            ("mlp down", &w.mlp_c_proj),
+        ]
+        .map(|(s, l)| (s, l.n, l.k, l.b_t))
+        .to_vec()
+    }
 }

@@ -148,4 +148,18 @@ impl Architecture for Llama {
         }
         out
     }
+
+    fn block_matmuls(&self) -> Vec<(&'static str, usize, usize, bool)> {
+        let Some(w) = self.blocks.first() else {
+            return Vec::new();
+        };
+        [
+            ("qkv", &w.qkv_proj),
+            ("attn out", &w.o_proj),
+            ("gate|up", &w.gate_up_proj),
+            ("mlp down", &w.down_proj),
+        ]
+        .map(|(s, l)| (s, l.n, l.k, l.b_t))
+        .to_vec()
+    }
 }

@@ -47,6 +47,8 @@ pub(crate) trait Architecture: Send + Sync {
     fn final_norm(&self, p: &mut Pass, a: &Acts) -> Result<()>;
     /// Every linear layer's weight inside the blocks, one entry per Hugging Face tensor.
     fn linear_weights(&self) -> Vec<LinearWeight>;
+    /// The matmuls of one block as the pass runs them (stacked matrices as one): (label, n, k, b_t).
+    fn block_matmuls(&self) -> Vec<(&'static str, usize, usize, bool)>;
 }
 
 /// A GPT-2 or Llama model loaded onto one GPU.
@@ -238,6 +240,12 @@ impl Model {
     /// biases), one entry per Hugging Face tensor, in layer order.
     pub fn linear_weights(&self) -> Vec<LinearWeight> {
         self.arch.linear_weights()
+    }
+
+    /// The matmuls of one block as the forward pass runs them (stacked matrices as one):
+    /// (label, n, k, b_t) for out `[rows, n]` = x `[rows, k]` · W, W stored `[n, k]` when `b_t`.
+    pub fn block_matmuls(&self) -> Vec<(&'static str, usize, usize, bool)> {
+        self.arch.block_matmuls()
     }
 
     /// Number of vocabulary chunks the embedding is split into (1 unless the binding limit forces more).
