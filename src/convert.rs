@@ -8,8 +8,8 @@
 //! | `transformer.h.{l}.attn.c_attn.weight` [3D, D] | `h.{l}.attn.c_attn.weight` [D, 3D] (transposed; likewise c_proj, mlp.c_fc, mlp.c_proj) |
 //! | biases absent (`bias=False`) | zero biases |
 //! | `attn.k_bias`, `attn.v_bias` [1, H, 1, Dh] | `attn.k_prime`, `attn.v_prime` [H, Dh] |
-//! | `attn.v_bias` [D] (value-bias code) | `attn.v_prime` [D] (h·Dh + d) |
-//! | `attn.context_scale.0.weight` [H, D], `.0.bias` [H] | `attn.context_scale.weight`, `.bias` |
+//! | `attn.v_bias` `[D]` (value-bias code) | `attn.v_prime` `[D]` (h·Dh + d) |
+//! | `attn.context_scale.0.weight` `[H, D]`, `.0.bias` `[H]` | `attn.context_scale.weight`, `.bias` |
 //! | `attn.bias` (the causal-mask buffer) | dropped |
 //! | `lm_head.weight` (tied) | dropped when equal to `wte` |
 //!

@@ -20,11 +20,11 @@ pub use llama::LlamaConfig;
 /// | `value_bias` (b) | softmax(s) V + v′ | `h.{l}.attn.v_prime` [H, Dh] |
 /// | `context_bias` (c) | softmax(s) V + p′ v′ | `h.{l}.attn.k_prime`, `v_prime` [H, Dh] |
 /// | `attn_bias` (d) | softmax(Q[K; k′]ᵀ)[V; v′] | `k_prime`, `v_prime` |
-/// | `context_scale` (e) | 2σ(W x + b) · softmax(s) V, x = ln_1 output | `h.{l}.attn.context_scale.weight` [H, D], `.bias` [H] |
+/// | `context_scale` (e) | 2σ(W x + b) · softmax(s) V, x = ln_1 output | `h.{l}.attn.context_scale.weight` `[H, D]`, `.bias` `[H]` |
 /// | `sigmoid` (f) | σ(s − log T) V, T = sequence length | — (config `sigmoid_fixed_t`) |
 /// | `softmax1` | Σ e^s v / (1 + Σ e^s) | — |
 /// | `clipped` | clip((η − γ) softmax(s) + γ, 0, 1) V | — (config `clip_gamma`, `clip_eta`) |
-/// | `gated` | σ(G x + c) · softmax(s) V | `h.{l}.attn.gate.weight` [H, D], `.bias` [H] |
+/// | `gated` | σ(G x + c) · softmax(s) V | `h.{l}.attn.gate.weight` `[H, D]`, `.bias` `[H]` |
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub enum AttnVariant {
     Default,

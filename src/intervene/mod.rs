@@ -96,7 +96,7 @@ impl Knockout {
         v
     }
 
-    /// The attention kernel's key masks ([cap] u32, 1 = removed; keys ≥ cap are left out): the
+    /// The attention kernel's key masks (`[cap]` u32, 1 = removed; keys ≥ cap are left out): the
     /// distinct masks, and for each of `n_layer` layers the index of its mask (`None`: no knockout
     /// in that layer).
     pub fn layer_masks(&self, n_layer: usize, cap: usize) -> (Vec<Vec<u32>>, Vec<Option<usize>>) {

@@ -154,7 +154,7 @@ impl Model {
     }
 
     /// A model from a parsed config and a weight source: the architecture's loader
-    /// ([`registry::loader`]) uploads its tensors.
+    /// (`registry::loader`) uploads its tensors.
     ///
     /// # Errors
     /// More layers in the file than the config says, a tokenizer larger than the vocabulary, a
