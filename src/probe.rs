@@ -5,59 +5,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::analysis::{Accumulator, ModuleKind, ModuleWeight, Thresholds};
-use crate::config::Arch;
+use crate::analysis::{Accumulator, ModuleWeight, Thresholds};
 use crate::hooks::HookFilter;
 use crate::model::Model;
 use crate::report::{ModelInfo, PlotInputs, Report};
 use crate::tensor::Tensor;
 
 /// Hand every projection weight of the model to `f`, one layer at a time, as [in, out] tensors
-/// (Llama's nn.Linear [out, in] matrices are transposed; GPT-2's c_attn is split into q | k | v).
-/// The weights are read again from the model's file, so nothing stays in host memory.
-pub fn for_each_module_weight(model: &Model, mut f: impl FnMut(&ModuleWeight)) -> Result<()> {
-    let source = crate::model_files::weight_source(&model.source, model.cfg.arch)?;
-    for l in 0..model.cfg.n_layer {
-        match model.cfg.arch {
-            Arch::Gpt2 => {
-                for mw in
-                    crate::analysis::weights::gpt2_layer_weights(l, |n| source.tensor(n).ok())?
-                {
-                    f(&mw);
-                }
-            }
-            Arch::Llama => {
-                for (name, kind) in [
-                    ("self_attn.q_proj", ModuleKind::Q),
-                    ("self_attn.k_proj", ModuleKind::K),
-                    ("self_attn.v_proj", ModuleKind::V),
-                    ("self_attn.o_proj", ModuleKind::O),
-                    ("mlp.gate_proj", ModuleKind::Gate),
-                    ("mlp.up_proj", ModuleKind::Up),
-                    ("mlp.down_proj", ModuleKind::Down),
-                ] {
-                    let w = source.tensor(&format!("layers.{l}.{name}.weight"))?;
-                    f(&ModuleWeight {
-                        layer: l,
-                        kind,
-                        weight: transpose(&w),
-                    });
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn transpose(w: &Tensor) -> Tensor {
-    let (r, c) = (w.shape[0], w.shape[1]);
-    let mut out = vec![0f32; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            out[j * r + i] = w.data[i * c + j];
-        }
-    }
-    Tensor::new(vec![c, r], out)
+/// (see [`Model::for_each_module_weight`]).
+pub fn for_each_module_weight(model: &Model, f: impl FnMut(&ModuleWeight)) -> Result<()> {
+    model.for_each_module_weight(f)
 }
 
 pub fn model_info(model: &Model) -> ModelInfo {

@@ -9,8 +9,10 @@ use super::attention::AttnExtras;
 use super::pass::Pass;
 use super::upload::{InputWidth, Linear, Uploader};
 use super::{Architecture, LinearWeight};
+use crate::analysis::ModuleWeight;
 use crate::config::ModelConfig;
 use crate::hooks::Src;
+use crate::weights::WeightSource;
 
 /// LayerNorm weight and bias, `[D]` each.
 type Norm = (wgpu::Buffer, wgpu::Buffer);
@@ -154,5 +156,9 @@ impl Architecture for Gpt2 {
         ]
         .map(|(s, l)| (s, l.n, l.k, l.b_t))
         .to_vec()
+    }
+
+    fn module_weights(&self, wf: &dyn WeightSource, l: usize) -> Result<Vec<ModuleWeight>> {
+        crate::analysis::weights::gpt2_layer_weights(l, |n| wf.tensor(n).ok())
     }
 }

@@ -8,9 +8,12 @@ use super::acts::Acts;
 use super::pass::Pass;
 use super::upload::{InputWidth, Linear, Uploader};
 use super::{Architecture, LinearWeight};
+use crate::analysis::{ModuleKind, ModuleWeight};
 use crate::config::ModelConfig;
 use crate::hooks::Src;
 use crate::rope::rope_tables;
+use crate::tensor::Tensor;
+use crate::weights::WeightSource;
 
 /// One Llama decoder layer. nn.Linear matrices are stored `[out, in]`.
 struct Block {
@@ -162,4 +165,38 @@ impl Architecture for Llama {
         .map(|(s, l)| (s, l.n, l.k, l.b_t))
         .to_vec()
     }
+
+    fn module_weights(&self, wf: &dyn WeightSource, l: usize) -> Result<Vec<ModuleWeight>> {
+        let mut out = Vec::new();
+        for (name, kind) in [
+            ("self_attn.q_proj", ModuleKind::Q),
+            ("self_attn.k_proj", ModuleKind::K),
+            ("self_attn.v_proj", ModuleKind::V),
+            ("self_attn.o_proj", ModuleKind::O),
+            ("mlp.gate_proj", ModuleKind::Gate),
+            ("mlp.up_proj", ModuleKind::Up),
+            ("mlp.down_proj", ModuleKind::Down),
+        ] {
+            // nn.Linear stores [out, in]: transposed to [in, out].
+            let w = wf.tensor(&format!("layers.{l}.{name}.weight"))?;
+            out.push(ModuleWeight {
+                layer: l,
+                kind,
+                weight: transpose(&w),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A `[r, c]` matrix as `[c, r]`.
+fn transpose(w: &Tensor) -> Tensor {
+    let (r, c) = (w.shape[0], w.shape[1]);
+    let mut out = vec![0f32; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = w.data[i * c + j];
+        }
+    }
+    Tensor::new(vec![c, r], out)
 }

@@ -25,6 +25,7 @@ pub use crate::rope::rope_tables;
 pub use session::Session;
 pub use upload::{pack_f16, InputWidth};
 
+use crate::analysis::ModuleWeight;
 use crate::config::ModelConfig;
 use crate::gpu::GpuContext;
 use crate::hooks::HookSpace;
@@ -49,6 +50,9 @@ pub(crate) trait Architecture: Send + Sync {
     fn linear_weights(&self) -> Vec<LinearWeight>;
     /// The matmuls of one block as the pass runs them (stacked matrices as one): (label, n, k, b_t).
     fn block_matmuls(&self) -> Vec<(&'static str, usize, usize, bool)>;
+    /// Layer `l`'s projection weights as `[in, out]` tensors with their roles, read from `wf`
+    /// into host memory (the weight-outlier analysis).
+    fn module_weights(&self, wf: &dyn WeightSource, l: usize) -> Result<Vec<ModuleWeight>>;
 }
 
 /// A GPT-2 or Llama model loaded onto one GPU.
@@ -240,6 +244,22 @@ impl Model {
     /// biases), one entry per Hugging Face tensor, in layer order.
     pub fn linear_weights(&self) -> Vec<LinearWeight> {
         self.arch.linear_weights()
+    }
+
+    /// Hand every projection weight of the model to `f`, one layer at a time, as `[in, out]`
+    /// tensors with their roles. The weights are read again from the model's file (`source`),
+    /// so nothing stays in host memory.
+    ///
+    /// # Errors
+    /// The file no longer opens, or a tensor is missing.
+    pub fn for_each_module_weight(&self, mut f: impl FnMut(&ModuleWeight)) -> Result<()> {
+        let source = crate::model_files::weight_source(&self.source, self.cfg.arch)?;
+        for l in 0..self.cfg.n_layer {
+            for mw in self.arch.module_weights(&*source, l)? {
+                f(&mw);
+            }
+        }
+        Ok(())
     }
 
     /// The matmuls of one block as the forward pass runs them (stacked matrices as one):
