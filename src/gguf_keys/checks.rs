@@ -103,9 +103,9 @@ fn restricted_ok(g: &GgufFile, cfg: &ModelConfig, key: &str, v: &GgufValue) -> b
     }
 }
 
-/// Check every metadata key of `g` against [`KEYS`]: unknown keys, `Refused` keys and
-/// `Restricted` keys with another value are errors, all listed in one message naming each key,
-/// its value, the reason and the file.
+/// Check every metadata key of `g` against [`KEYS`](super::KEYS): unknown keys, `Refused` keys
+/// and `Restricted` keys with another value are errors, all listed in one message naming each
+/// key, its value, the reason and the file.
 pub fn check_metadata(g: &GgufFile, cfg: &ModelConfig) -> Result<()> {
     let mut bad = Vec::new();
     for (key, v) in g.metadata() {
