@@ -3,12 +3,35 @@
 //! base): applied, accepted only with the value that leaves the computation as the engine does it
 //! (`Restricted`), or ignored because it cannot change the logits — with the reason. A field in
 //! no list is refused by name, never skipped. docs/gguf-keys.md lists them too.
+//! Data only (also the rule types the GGUF key audit uses): never GGUF, wgpu or models.
 
 use anyhow::{bail, Result};
 use serde_json::Value;
 
-use crate::gguf_keys::Handling::{self, Applied, Ignored, Refused, Restricted};
-use crate::gguf_keys::KeyRule;
+use Handling::{Applied, Ignored, Refused, Restricted};
+
+/// What the engine does with one metadata key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Handling {
+    /// Read and used exactly (by `gguf_config::llama_from_gguf`, the GGUF reader or the GGUF
+    /// tokenizer); bad values are errors there.
+    Applied,
+    /// Accepted only with the value(s) named in the reason, which leave llama's computation as
+    /// the engine does it; any other value is refused.
+    Restricted,
+    /// Cannot change the logits or the tokens; ignored.
+    Ignored,
+    /// Refused whenever present.
+    Refused,
+}
+
+/// One row of the audit: a key (a `*` matches any run of characters), what is done, and why.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct KeyRule {
+    pub key: &'static str,
+    pub handling: Handling,
+    pub reason: &'static str,
+}
 
 const fn r(key: &'static str, handling: Handling, reason: &'static str) -> KeyRule {
     KeyRule {

@@ -1,15 +1,7 @@
 //! The key table of the GGUF audit: one [`KeyRule`] per metadata key llama.cpp reads for `llama`.
-//! Data only: depends on nothing but [`Handling`]; never on wgpu, models or config.
+//! Data only: depends on nothing but [`Handling`] and [`KeyRule`] (`config_fields`); never on wgpu, models or config.
 
-use super::Handling;
-
-/// One row of the audit: a key (a `*` matches any run of characters), what is done, and why.
-#[derive(Clone, Copy, Debug, serde::Serialize)]
-pub struct KeyRule {
-    pub key: &'static str,
-    pub handling: Handling,
-    pub reason: &'static str,
-}
+use super::{Handling, KeyRule};
 
 const fn r(key: &'static str, handling: Handling, reason: &'static str) -> KeyRule {
     KeyRule {

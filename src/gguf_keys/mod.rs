@@ -21,24 +21,10 @@ mod checks;
 mod keys;
 mod tensors;
 
+pub use crate::config_fields::{Handling, KeyRule};
 pub use checks::{check_metadata, check_tensors, llama_tensors, render, uniform_per_layer};
-pub use keys::{KeyRule, KEYS};
+pub use keys::KEYS;
 pub use tensors::{TensorRule, TENSORS};
-
-/// What the engine does with one metadata key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum Handling {
-    /// Read and used exactly (by [`crate::gguf_config::llama_from_gguf`], the GGUF reader or the GGUF
-    /// tokenizer); bad values are errors there.
-    Applied,
-    /// Accepted only with the value(s) named in the reason, which leave llama's computation as
-    /// the engine does it; any other value is refused.
-    Restricted,
-    /// Cannot change the logits or the tokens; ignored.
-    Ignored,
-    /// Refused whenever present.
-    Refused,
-}
 
 /// `pattern` with `*` matching any run of characters (possibly empty).
 fn glob(pattern: &str, s: &str) -> bool {
