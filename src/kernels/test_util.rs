@@ -19,7 +19,8 @@ use super::Kernels;
 use crate::gpu::{GpuContext, GpuOptions, Graph};
 use crate::tensor::Tensor;
 
-/// Attention, layernorm, GELU (measured worst 5.5e-6, attention z over 271 keys).
+/// Attention, layernorm, GELU (measured worst 5.5e-6, attention z over 271 keys); also
+/// rmsnorm, swiglu, rope and head scale (measured worst 1.9e-7).
 pub const TOL: f64 = 1e-5;
 /// Matmul, matvec, their epilogues, f16 weights, fma_peak (measured worst 9.7e-7).
 pub const TOL_MATMUL: f64 = 5e-6;

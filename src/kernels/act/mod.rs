@@ -108,11 +108,26 @@ pub(crate) fn gelu_erf_ref(a: f64) -> f64 {
     0.5 * a * (1.0 + libm::erf(a / std::f64::consts::SQRT_2))
 }
 
+/// CPU reference of `swiglu` in f64: post `[rows, inner]` = silu(gate)·up from gu
+/// `[rows, 2·inner]` (gate | up side by side).
+pub fn swiglu_ref(rows: usize, inner: usize, gu: &[f32]) -> Vec<f64> {
+    let mut post = Vec::with_capacity(rows * inner);
+    for r in 0..rows {
+        for c in 0..inner {
+            let g = gu[r * 2 * inner + c] as f64;
+            let u = gu[r * 2 * inner + inner + c] as f64;
+            post.push(g / (1.0 + (-g).exp()) * u);
+        }
+    }
+    post
+}
+
 #[cfg(test)]
 mod tests {
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
+    use super::swiglu_ref;
     use super::{gelu_erf_ref, gelu_tanh_ref};
     use crate::gpu::Graph;
     use crate::kernels::test_util::*;
@@ -180,5 +195,25 @@ mod tests {
             worst = worst.max((*b as f64 - want).abs() / want.abs().max(1.0));
         }
         assert!(worst < 5e-6, "exact GELU: error {worst:.2e}");
+    }
+
+    /// swiglu.wgsl over a size that is not a multiple of its 256-wide workgroups, gates up to
+    /// |x| ≈ 15.
+    #[test]
+    fn swiglu_matches_cpu() {
+        let (ctx, kern) = setup();
+        let mut rng = StdRng::seed_from_u64(81);
+        let (rows, inner) = (7, 333);
+        let gu = randn(&mut rng, rows * 2 * inner, 4.0);
+        let (gb, post) = (upload(&ctx, &gu), zeros(&ctx, rows * inner));
+        let mut g = Graph::default();
+        kern.swiglu(&mut g, rows, inner, &gb, &post);
+        run(&ctx, g);
+        check(
+            "swiglu",
+            &read(&ctx, &post, rows * inner),
+            &swiglu_ref(rows, inner, &gu),
+            TOL,
+        );
     }
 }

@@ -76,3 +76,40 @@ pub fn kv_store_ref(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    use super::kv_store_ref;
+    use crate::gpu::Graph;
+    use crate::kernels::test_util::*;
+
+    /// kv_store.wgsl with grouped-query rows (`[q (30) | k (10) | v (10)]`): each valid row's k
+    /// and v land at (seq, pos) of the caches, padding rows write nothing; the caches start
+    /// random so a stray write would show.
+    #[test]
+    fn kv_store_gqa_matches_cpu() {
+        let (ctx, kern) = setup();
+        let mut rng = StdRng::seed_from_u64(85);
+        let (q_dim, kv_dim, cap, seqs) = (30, 10, 8, 2);
+        let info: Vec<[u32; 4]> = vec![[0, 0, 1, 0], [1, 7, 1, 0], [0, 3, 0, 0], [1, 2, 1, 0]];
+        let rows = info.len();
+        let qkv = randn(&mut rng, rows * (q_dim + 2 * kv_dim), 1.0);
+        let mut kc = randn(&mut rng, seqs * cap * kv_dim, 1.0);
+        let mut vc = randn(&mut rng, seqs * cap * kv_dim, 1.0);
+        let (qb, ib, kb, vb) = (
+            upload(&ctx, &qkv),
+            upload(&ctx, &info),
+            upload(&ctx, &kc),
+            upload(&ctx, &vc),
+        );
+        let mut g = Graph::default();
+        kern.kv_store_gqa(&mut g, rows, q_dim, kv_dim, cap, &qb, &ib, &kb, &vb);
+        run(&ctx, g);
+        kv_store_ref(q_dim, kv_dim, cap, &qkv, &info, &mut kc, &mut vc);
+        assert_eq!(read(&ctx, &kb, kc.len()), kc, "K cache");
+        assert_eq!(read(&ctx, &vb, vc.len()), vc, "V cache");
+    }
+}

@@ -92,12 +92,27 @@ pub fn layernorm_ref(rows: usize, d: usize, eps: f64, x: &[f32], g: &[f32], b: &
     y
 }
 
+/// CPU reference of `rmsnorm` in f64: x `[rows, d]`, weight `[d]`.
+pub fn rmsnorm_ref(rows: usize, d: usize, eps: f64, x: &[f32], w: &[f32]) -> Vec<f64> {
+    let mut y = vec![0f64; rows * d];
+    for r in 0..rows {
+        let row = &x[r * d..(r + 1) * d];
+        let ms = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / d as f64;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for c in 0..d {
+            y[r * d + c] = w[c] as f64 * (row[c] as f64 * inv);
+        }
+    }
+    y
+}
+
 #[cfg(test)]
 mod tests {
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
     use super::layernorm_ref;
+    use super::rmsnorm_ref;
     use crate::gpu::Graph;
     use crate::kernels::test_util::*;
 
@@ -129,6 +144,33 @@ mod tests {
                 &format!("layernorm rows={rows} d={d}"),
                 &read(&ctx, &y, rows * d),
                 &want,
+                TOL,
+            );
+        }
+    }
+
+    /// rmsnorm.wgsl: rows wider than its 128 threads, a row with a large mean and one with an
+    /// outlier channel, and d = 1.
+    #[test]
+    fn rmsnorm_matches_cpu() {
+        let (ctx, kern) = setup();
+        let mut rng = StdRng::seed_from_u64(80);
+        let rows = 5;
+        for d in [333, 1] {
+            let mut x = randn(&mut rng, rows * d, 1.0);
+            if d > 1 {
+                x[3 * d..4 * d].iter_mut().for_each(|v| *v += 20.0);
+                x[4 * d + 7] = 300.0;
+            }
+            let w: Vec<f32> = randn(&mut rng, d, 0.5).iter().map(|v| v + 1.0).collect();
+            let (xb, wb, y) = (upload(&ctx, &x), upload(&ctx, &w), zeros(&ctx, rows * d));
+            let mut g = Graph::default();
+            kern.rmsnorm(&mut g, rows, d, 1e-5, &xb, &wb, &y);
+            run(&ctx, g);
+            check(
+                &format!("rmsnorm rows={rows} d={d}"),
+                &read(&ctx, &y, rows * d),
+                &rmsnorm_ref(rows, d, 1e-5, &x, &w),
                 TOL,
             );
         }
