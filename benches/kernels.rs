@@ -8,8 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use outlier_probe::bench::rand_f32;
 use outlier_probe::gpu::{GpuContext, GpuOptions};
-use outlier_probe::kernels::{Epilogue, Graph, Kernels, MatmulKernel};
-use outlier_probe::model::pack_f16;
+use outlier_probe::kernels::{pack_f16, Epilogue, Graph, Kernels, MatmulKernel};
 
 fn matmuls(c: &mut Criterion) {
     let ctx = GpuContext::new(&GpuOptions::from_env()).expect("a GPU adapter (or lavapipe)");

@@ -10,9 +10,9 @@ use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Sample};
 use crate::hooks::HookFilter;
-use crate::kernels::{Epilogue, Graph, Kernels, MatmulKernel, Sample};
+use crate::kernels::{Epilogue, Graph, Kernels, MatmulKernel};
 use crate::model::{ForwardOptions, LogitsMode, Model};
 
 fn median(mut v: Vec<f64>) -> f64 {

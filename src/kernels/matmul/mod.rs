@@ -1,0 +1,235 @@
+//! Matrix products: 64×64 tiles (matmul.wgsl), few-row matvec (matvec.wgsl), both with the fused
+//! epilogue (epilogue.wgsl) and f16-weight variants, and the naive baseline; wrappers, CPU
+//! reference. Depends on gpu and the kernels registry only.
+
+use super::{Kernels, Overrides, Shader, Variant, P4};
+use crate::gpu::{Bind, Graph};
+
+/// The override that makes matmul.wgsl and matvec.wgsl read B as packed f16 pairs.
+const W_F16: Overrides = &[("W_F16", 1.0)];
+const F16_WEIGHTS: &[Variant] = &[Variant {
+    label: "f16 weights",
+    overrides: W_F16,
+}];
+
+const MATMUL: Shader = Shader {
+    variants: F16_WEIGHTS,
+    ..Shader::main(
+        "matmul.wgsl",
+        concat!(
+            include_str!("matmul.wgsl"),
+            include_str!("epilogue.wgsl"),
+            include_str!("../common/gelu_fn.wgsl")
+        ),
+    )
+};
+const MATVEC: Shader = Shader {
+    variants: F16_WEIGHTS,
+    ..Shader::main(
+        "matvec.wgsl",
+        concat!(
+            include_str!("matvec.wgsl"),
+            include_str!("epilogue.wgsl"),
+            include_str!("../common/gelu_fn.wgsl")
+        ),
+    )
+};
+const NAIVE: Shader = Shader::main("matmul_naive.wgsl", include_str!("matmul_naive.wgsl"));
+
+/// The shaders of this op, for `kernels::REGISTRY`.
+pub const SHADERS: &[Shader] = &[MATMUL, MATVEC, NAIVE];
+
+/// Up to this many rows a matmul runs as matvec.wgsl (8 rows per block) instead of 64×64 tiles.
+pub const MATVEC_MAX_ROWS: usize = 32;
+
+/// The three matmul kernels: 64×64 register-blocked tiles, few-row matvec, and the naive
+/// one-output-per-invocation baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// matmul.wgsl: 64×64 output tiles, register-blocked.
+    Tiled,
+    /// matvec.wgsl: 8 rows per block, for few rows.
+    Matvec,
+    /// matmul_naive.wgsl: one output per invocation (benchmark baseline).
+    Naive,
+}
+
+impl MatmulKernel {
+    /// What the engine runs for `m` rows: matvec up to `MATVEC_MAX_ROWS`, tiles beyond.
+    pub fn for_rows(m: usize) -> Self {
+        if m <= MATVEC_MAX_ROWS {
+            MatmulKernel::Matvec
+        } else {
+            MatmulKernel::Tiled
+        }
+    }
+}
+
+/// `flags` bits of matmul.wgsl.
+pub const MATMUL_BIAS: u32 = 1;
+/// B is `[n, k]` (transposed).
+pub const MATMUL_B_T: u32 = 2;
+/// GELU, tanh form, after the bias.
+pub const MATMUL_GELU_TANH: u32 = 4;
+/// GELU, erf form, after the bias.
+pub const MATMUL_GELU_ERF: u32 = 8;
+/// Add the residual binding to the output.
+pub const MATMUL_RESID: u32 = 16;
+
+/// What a matmul does to each output after the dot product (epilogue.wgsl): GELU (tanh or erf
+/// form) after the bias, then add a residual `[m, n]`.
+/// Also carries how B is stored: `b_f16` reads it as f16 pairs packed in u32 words
+/// (`pack_f16`), with f32 arithmetic.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// GELU after the bias: `Some(false)` tanh form, `Some(true)` erf form.
+    pub gelu: Option<bool>,
+    /// Residual `[m, n]` added last.
+    pub resid: Option<&'a wgpu::Buffer>,
+    /// B holds f16 pairs packed in u32 words.
+    pub b_f16: bool,
+}
+
+impl Kernels {
+    /// `c[m, n] = a[m, k] · b[k, n] (+ bias[n])`; with `b_t`, b is `[n, k]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(
+        &self,
+        g: &mut Graph,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Bind,
+        b: Bind,
+        bias: Option<&wgpu::Buffer>,
+        c: Bind,
+        b_t: bool,
+    ) {
+        self.matmul_epi(g, m, n, k, a, b, bias, c, b_t, Epilogue::default());
+    }
+
+    /// `matmul` with an epilogue fused in, on the kernel the row count calls for.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_epi(
+        &self,
+        g: &mut Graph,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Bind,
+        b: Bind,
+        bias: Option<&wgpu::Buffer>,
+        c: Bind,
+        b_t: bool,
+        epi: Epilogue,
+    ) {
+        let kind = MatmulKernel::for_rows(m);
+        self.matmul_fused(g, kind, m, n, k, a, b, bias, c, b_t, epi);
+    }
+
+    /// A matmul on a named kernel (the benchmarks compare all three) with an epilogue (GELU,
+    /// residual add) fused into the output write. The naive kernel has no epilogue.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_fused(
+        &self,
+        g: &mut Graph,
+        kind: MatmulKernel,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Bind,
+        b: Bind,
+        bias: Option<&wgpu::Buffer>,
+        c: Bind,
+        b_t: bool,
+        epi: Epilogue,
+    ) {
+        assert!(
+            kind != MatmulKernel::Naive
+                || (epi.gelu.is_none() && epi.resid.is_none() && !epi.b_f16),
+            "the naive matmul has no epilogue and reads f32 only"
+        );
+        let flags = if bias.is_some() { MATMUL_BIAS } else { 0 }
+            | if b_t { MATMUL_B_T } else { 0 }
+            | match epi.gelu {
+                Some(false) => MATMUL_GELU_TANH,
+                Some(true) => MATMUL_GELU_ERF,
+                None => 0,
+            }
+            | if epi.resid.is_some() { MATMUL_RESID } else { 0 };
+        let params = P4 {
+            a: m as u32,
+            b: n as u32,
+            c: k as u32,
+            d: flags,
+        };
+        let mut binds = vec![a, b, bias.unwrap_or(&self.dummy).into(), c];
+        if kind != MatmulKernel::Naive {
+            binds.push(epi.resid.unwrap_or(&self.dummy2).into());
+        }
+        let (label, pipeline, groups) = match (kind, epi.b_f16) {
+            (MatmulKernel::Matvec, false) => ("matvec", self.main_pipeline(&MATVEC), [64, 8]),
+            (MatmulKernel::Matvec, true) => {
+                ("matvec f16", self.pipeline(&MATVEC, "main", W_F16), [64, 8])
+            }
+            (MatmulKernel::Tiled, false) => ("matmul", self.main_pipeline(&MATMUL), [64, 64]),
+            (MatmulKernel::Tiled, true) => (
+                "matmul f16",
+                self.pipeline(&MATMUL, "main", W_F16),
+                [64, 64],
+            ),
+            (MatmulKernel::Naive, _) => ("matmul_naive", self.main_pipeline(&NAIVE), [16, 16]),
+        };
+        let grid = [
+            n.div_ceil(groups[0]) as u32,
+            m.div_ceil(groups[1]) as u32,
+            1,
+        ];
+        g.dispatch(label, pipeline, &params, binds, grid);
+        let wb = if epi.b_f16 { 2.0 } else { 4.0 };
+        let (m, n, k) = (m as f64, n as f64, k as f64);
+        g.cost(2.0 * m * n * k, 4.0 * (m * k + m * n) + wb * k * n);
+    }
+}
+
+/// Weights as the f16 kernels read them: pairs of f16 (round to nearest) packed into u32
+/// words, the first of each pair in the low half; an odd count pads the last word with 0.
+pub fn pack_f16(data: &[f32]) -> Vec<u32> {
+    data.chunks(2)
+        .map(|p| {
+            let lo = half::f16::from_f32(p[0]).to_bits() as u32;
+            let hi = p
+                .get(1)
+                .map_or(0, |&v| half::f16::from_f32(v).to_bits() as u32);
+            lo | (hi << 16)
+        })
+        .collect()
+}
+
+/// CPU reference of `matmul` in f64: c = a · b (+ bias); a is `[m, k]`, b is `[k, n]`, or
+/// `[n, k]` with `b_t`; returns c `[m, n]`.
+pub fn matmul_ref(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    b: &[f32],
+    bias: Option<&[f32]>,
+    b_t: bool,
+) -> Vec<f64> {
+    let mut c = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = bias.map_or(0.0, |bs| bs[j] as f64);
+            for t in 0..k {
+                let bv = if b_t { b[j * k + t] } else { b[t * n + j] };
+                s += a[i * k + t] as f64 * bv as f64;
+            }
+            c[i * n + j] = s;
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests;
