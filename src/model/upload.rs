@@ -4,20 +4,8 @@
 use anyhow::{Context, Result};
 
 use crate::gpu::GpuContext;
+pub use crate::kernels::pack_f16;
 use crate::weights::WeightSource;
-
-/// f32 values as f16 pairs in u32 words, element 2i in the low half (WGSL unpack2x16float's x).
-pub fn pack_f16(data: &[f32]) -> Vec<u32> {
-    data.chunks(2)
-        .map(|p| {
-            let lo = half::f16::from_f32(p[0]).to_bits() as u32;
-            let hi = p
-                .get(1)
-                .map_or(0, |&v| half::f16::from_f32(v).to_bits() as u32);
-            lo | (hi << 16)
-        })
-        .collect()
-}
 
 pub(crate) fn bytes_f32(v: &[f32]) -> &[u8] {
     bytemuck::cast_slice(v)
