@@ -13,28 +13,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::causal_uniform_colsum;
 use crate::analysis::consistency::{Fraction, Lifecycle};
-use crate::analysis::corpus::CorpusSummary;
+use crate::analysis::corpus::{CorpusAnalysis, CorpusSummary};
 use crate::analysis::tokens::{normalize_token, TokenClass};
 use crate::analysis::weights::{ModuleKind, WeightAnalysis};
 use crate::analysis::{SequenceAnalysis, Thresholds};
 
+/// What model was probed (defined with the analyses' input; part of the report as `model`).
+pub use crate::analysis::ModelInfo;
 pub use plots::PlotInputs;
 
 /// Version of the `report.json` layout; bump on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// What model was probed.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// Name or path of the checkpoint.
-    pub name: String,
-    pub n_layer: usize,
-    pub n_embd: usize,
-    pub n_head: usize,
-    pub vocab_size: usize,
-    /// MLP width I (GPT-2: 4 × n_embd).
-    pub n_inner: Option<usize>,
-}
 
 /// What was fed to the model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -187,16 +176,18 @@ impl Report {
     }
 }
 
-/// Assemble a report (called by [`crate::analysis::Accumulator::finish`]).
-pub fn build(
-    model: ModelInfo,
-    source: String,
-    tokens_per_sequence: Vec<usize>,
-    thresholds: Thresholds,
-    sequences: Vec<SequenceAnalysis>,
-    corpus: CorpusSummary,
-    weights: Option<WeightAnalysis>,
-) -> Report {
+/// Assemble the report of a finished analysis ([`crate::analysis::Accumulator::finish`],
+/// [`crate::analysis::analyze`]): its findings as they are, plus the [`Summary`].
+pub fn build(analysis: CorpusAnalysis) -> Report {
+    let CorpusAnalysis {
+        model,
+        source,
+        tokens_per_sequence,
+        thresholds,
+        sequences,
+        corpus,
+        weights,
+    } = analysis;
     let summary = summarize(sequences.first(), weights.as_ref());
     Report {
         schema_version: SCHEMA_VERSION,

@@ -15,7 +15,10 @@ use crate::analysis::tokens::{normalize_token, TokenClass};
 use crate::analysis::{hook, SequenceAnalysis};
 use crate::tensor::Tensor;
 
-const FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const FONT_BYTES: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../assets/fonts/DejaVuSans.ttf"
+));
 const FONT: &str = "sans-serif";
 const SIZE: (u32, u32) = (960, 560);
 
@@ -884,10 +887,13 @@ fn grouped_log_bars<DB: DrawingBackend>(
 
 /// Bar charts of the compression study: per model, perplexity × fp32 of each scheme, plain
 /// and with the outlier channels protected; for several models, one chart comparing them.
-pub fn compress_bars(studies: &[crate::compress::ModelStudy], dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn compress_bars(
+    studies: &[crate::study_types::ModelStudy],
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
     ensure_font();
     let mut files = Vec::new();
-    let names = crate::compress::labels(studies);
+    let names = crate::study_types::labels(studies);
     for (st, label) in studies.iter().zip(&names) {
         let name = label.replace('/', "_");
         let groups: Vec<String> = st.results.iter().map(|r| r.scheme.name.clone()).collect();
