@@ -1,5 +1,6 @@
 //! Applying a scheme to a loaded model (pruning and weight quantization on the GPU, activation
 //! quantization for later passes) and finding the outlier input channels to protect.
+//! Depends on the model, kernels and hooks (GPU); the report never depends on it.
 
 use anyhow::{bail, Result};
 

@@ -12,8 +12,8 @@ pub fn fake_quant(x: f32, s: f32, qmax: f32) -> f32 {
     }
 }
 
-/// Index of element (input channel `kin`, output channel `col`) of a [k, n] matrix, or of an
-/// [n, k] one with `b_t`.
+/// Index of element (input channel `kin`, output channel `col`) of a `[k, n]` matrix, or of an
+/// `[n, k]` one with `b_t`.
 fn at(kin: usize, col: usize, k: usize, n: usize, b_t: bool) -> usize {
     if b_t {
         col * k + kin
@@ -58,7 +58,7 @@ pub fn quant_weight_cpu(
     }
 }
 
-/// CPU version of quant_acts.wgsl for one sequence's rows x [rows, k].
+/// CPU version of quant_acts.wgsl for one sequence's rows x `[rows, k]`.
 pub fn quant_act_cpu(x: &mut [f32], k: usize, bits: u32, protect: &[bool]) {
     let q = qmax(bits);
     let mut m = 0f32;
@@ -75,7 +75,7 @@ pub fn quant_act_cpu(x: &mut [f32], k: usize, bits: u32, protect: &[bool]) {
     }
 }
 
-/// Zero exactly ⌊share·n⌋ of the n unprotected weights of a [k, n] (or [n, k] with `b_t`)
+/// Zero exactly ⌊share·n⌋ of the n unprotected weights of a `[k, n]` (or `[n, k]` with `b_t`)
 /// matrix: the smallest |w|, ties broken by storage order. Returns how many were zeroed.
 pub fn prune_cpu(
     w: &mut [f32],

@@ -1,5 +1,5 @@
 //! The study's outputs: `compress.md` tables, `compress.json` and the bar charts (drawn by the report).
-//! Plain text over [`ModelStudy`]; no GPU.
+//! Plain text over [`ModelStudy`]; depends on the study types and the report's charts, not on the GPU.
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! The study loop: per model, the uncompressed perplexity, the protected channels and every
 //! scheme's perplexity, plain and protected, each run on freshly loaded weights.
+//! Depends on the model, the GPU context and ppl; the report never depends on it.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -45,15 +45,15 @@ use crate::tensor::Tensor;
 
 /// Hook names the analyses read.
 pub mod hook {
-    /// `blocks.{l}.hook_resid_post` [T, D]: block output ("layer feat").
+    /// `blocks.{l}.hook_resid_post` `[T, D]`: block output ("layer feat").
     pub fn resid_post(l: usize) -> String {
         format!("blocks.{l}.hook_resid_post")
     }
-    /// `blocks.{l}.mlp.hook_post` [T, I]: MLP intermediate after the activation (down-proj input).
+    /// `blocks.{l}.mlp.hook_post` `[T, I]`: MLP intermediate after the activation (down-proj input).
     pub fn mlp_post(l: usize) -> String {
         format!("blocks.{l}.mlp.hook_post")
     }
-    /// `blocks.{l}.attn.hook_pattern` [H, T, K]: post-softmax attention probabilities.
+    /// `blocks.{l}.attn.hook_pattern` `[H, T, K]`: post-softmax attention probabilities.
     pub fn pattern(l: usize) -> String {
         format!("blocks.{l}.attn.hook_pattern")
     }

@@ -1,4 +1,5 @@
 //! The analyses end to end on a planted model (the report's summary of it: report/tests).
+//! Test-only; depends on the analyses and their test data, never on the report or wgpu.
 
 use super::testutil::*;
 use super::*;

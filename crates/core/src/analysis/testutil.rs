@@ -1,4 +1,5 @@
 //! Seeded synthetic data for the tests: N(0,1) tensors, causal attention patterns, a planted model.
+//! Test-only; depends on tensor and the analyses' input types, never on the report or wgpu.
 
 use std::collections::BTreeMap;
 
@@ -40,7 +41,7 @@ pub fn normal_tensor(shape: &[usize], seed: u64) -> Tensor {
     Tensor::new(shape.to_vec(), (0..n).map(|_| rng.normal()).collect())
 }
 
-/// A causal [H, T, T] pattern: row i of head h gives the masses `plant(h, i)` to the listed keys
+/// A causal `[H, T, T]` pattern: row i of head h gives the masses `plant(h, i)` to the listed keys
 /// (those ≤ i) and spreads the rest over the other keys ≤ i with random positive weights.
 pub fn causal_pattern(
     h: usize,
@@ -140,7 +141,7 @@ pub fn planted_sequence(seed: u64) -> Planted {
     }
 }
 
-/// Planted down projections [I, D]: small noise, and in layers 2..=4 row 97 writes 2.0 into column 7.
+/// Planted down projections `[I, D]`: small noise, and in layers 2..=4 row 97 writes 2.0 into column 7.
 pub fn planted_down_proj(layer: usize, i: usize, d: usize) -> Tensor {
     let mut w = normal_tensor(&[i, d], 500 + layer as u64);
     w.data.iter_mut().for_each(|x| *x *= 0.02);

@@ -1,4 +1,5 @@
 //! End-to-end: a planted model → report.json, report.md and every picture.
+//! Test-only; uses the analyses' test data (`analysis::testutil`), never wgpu or models.
 
 use std::path::PathBuf;
 

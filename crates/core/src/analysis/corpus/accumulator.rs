@@ -145,7 +145,7 @@ impl Accumulator {
         }
     }
 
-    /// Analyse one projection weight ([in, out]); the tensor is not kept.
+    /// Analyse one projection weight (`[in, out]`); the tensor is not kept.
     pub fn add_weight(&mut self, w: &ModuleWeight) {
         self.weights
             .add(w, self.th.weight_top_rows, self.th.weight_top_columns);

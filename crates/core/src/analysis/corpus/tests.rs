@@ -1,4 +1,5 @@
 //! The corpus accumulator on three planted sequences, added one at a time.
+//! Test-only; depends on the analyses and their test data, never on the report or wgpu.
 
 use super::*;
 use crate::analysis::testutil::*;

@@ -180,7 +180,7 @@ pub(super) fn format_sci(y: f32) -> String {
     }
 }
 
-/// Sequential colour map (dark purple → orange → light yellow) for t in [0, 1].
+/// Sequential colour map (dark purple → orange → light yellow) for t in `[0, 1]`.
 pub(super) fn heat(t: f32) -> RGBColor {
     const STOPS: [(f32, [f32; 3]); 5] = [
         (0.0, [0.0015, 0.0005, 0.0139]),

@@ -10,7 +10,7 @@ use super::{AttentionMap, MagnitudeMap};
 use crate::analysis::activation::{activation_stats, ActivationRule};
 use crate::analysis::tokens::normalize_token;
 
-/// Max-pool a [R, C] matrix of non-negative values into at most `max_r × max_c` cells.
+/// Max-pool a `[R, C]` matrix of non-negative values into at most `max_r × max_c` cells.
 /// Returns (cells, rows per cell, cols per cell, cell rows, cell cols).
 pub(super) fn pool(
     values: &[f32],

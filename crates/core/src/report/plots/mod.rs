@@ -47,7 +47,7 @@ pub use compress::compress_bars;
 /// Full tensors the pictures need beyond the report (the report keeps statistics only).
 #[derive(Clone, Debug, Default)]
 pub struct PlotInputs {
-    /// |h| map of one layer: (layer, hook name, [T, C] tensor, token strings).
+    /// |h| map of one layer: (layer, hook name, `[T, C]` tensor, token strings).
     pub magnitude: Option<MagnitudeMap>,
     /// Head-averaged attention of one layer.
     pub attention: Option<AttentionMap>,
@@ -57,7 +57,7 @@ pub struct PlotInputs {
 pub struct MagnitudeMap {
     pub layer: usize,
     pub hook: String,
-    /// [T, C].
+    /// `[T, C]`.
     pub tensor: Tensor,
     pub tokens: Vec<String>,
 }
@@ -65,7 +65,7 @@ pub struct MagnitudeMap {
 #[derive(Clone, Debug)]
 pub struct AttentionMap {
     pub layer: usize,
-    /// Head-averaged probabilities [T, K].
+    /// Head-averaged probabilities `[T, K]`.
     pub probs: Tensor,
     pub tokens: Vec<String>,
 }
