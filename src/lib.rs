@@ -28,7 +28,10 @@
 //! [`kernels`] (one folder per op) ← [`model`] (one file per architecture) ← studies (probe, ppl,
 //! compress, generate, bench) ← frontends (the CLI, examples, bindings).
 
-pub mod analysis;
+// Host-side tensors, analyses and report live in the `outlier-probe-core` crate (no wgpu there);
+// re-exported so that `outlier_probe::tensor::Tensor`, `outlier_probe::report::…` keep their paths.
+pub use outlier_probe_core::{analysis, report, tensor};
+
 pub mod bench;
 pub mod capture_file;
 pub mod compress;
@@ -53,9 +56,7 @@ pub mod model;
 pub mod model_files;
 pub mod ppl;
 pub mod probe;
-pub mod report;
 pub mod rope;
 pub mod select;
-pub mod tensor;
 pub mod tokenizer;
 pub mod weights;

@@ -72,7 +72,7 @@ pub fn run(
             p.inc(1);
         }
     }
-    let report = acc.finish();
+    let report = crate::report::build(acc.finish());
     let plots = match &first {
         Some((caps, strs)) => {
             PlotInputs::from_captures(caps, strs, PlotInputs::choose_layer(&report))

@@ -155,7 +155,7 @@ pub fn fake_quant(x: f32, s: f32, qmax: f32) -> f32 {
 
 /// Index of element (input channel `kin`, output channel `col`) of a `[k, n]` matrix, or of an
 /// `[n, k]` one with `b_t`.
-fn at(kin: usize, col: usize, k: usize, n: usize, b_t: bool) -> usize {
+pub(crate) fn matrix_index(kin: usize, col: usize, k: usize, n: usize, b_t: bool) -> usize {
     if b_t {
         col * k + kin
     } else {
@@ -177,7 +177,7 @@ pub fn quant_weight_ref(
         for col in cols {
             for (kin, &p) in protect.iter().enumerate().take(k) {
                 if !p {
-                    m = m.max(w[at(kin, col, k, n, b_t)].abs());
+                    m = m.max(w[matrix_index(kin, col, k, n, b_t)].abs());
                 }
             }
         }
@@ -192,7 +192,7 @@ pub fn quant_weight_ref(
         let s = amax / q;
         for (kin, &p) in protect.iter().enumerate().take(k) {
             if !p {
-                let i = at(kin, col, k, n, b_t);
+                let i = matrix_index(kin, col, k, n, b_t);
                 w[i] = fake_quant(w[i], s, q);
             }
         }

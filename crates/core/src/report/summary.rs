@@ -1,52 +1,15 @@
-//! The report of a probe run: one serialisable [`Report`] (`report.json`, schema in
-//! `docs/report-schema.md`), a readable `report.md` and pictures (PNG + SVG, drawn with plotters and a
-//! bundled font, so no system font or fontconfig is needed).
-
-pub mod markdown;
-pub mod plots;
+//! The report's headline numbers ([`Summary`]): massive channels, outlier tokens, the strongest
+//! sink, the largest weight ratios. Depends on the analysis types only; never on wgpu or models.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::causal_uniform_colsum;
 use crate::analysis::consistency::{Fraction, Lifecycle};
-use crate::analysis::corpus::CorpusSummary;
 use crate::analysis::tokens::{normalize_token, TokenClass};
 use crate::analysis::weights::{ModuleKind, WeightAnalysis};
-use crate::analysis::{SequenceAnalysis, Thresholds};
-
-pub use plots::PlotInputs;
-
-/// Version of the `report.json` layout; bump on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// What model was probed.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// Name or path of the checkpoint.
-    pub name: String,
-    pub n_layer: usize,
-    pub n_embd: usize,
-    pub n_head: usize,
-    pub vocab_size: usize,
-    /// MLP width I (GPT-2: 4 × n_embd).
-    pub n_inner: Option<usize>,
-}
-
-/// What was fed to the model.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct InputInfo {
-    /// The probe prompt, or a description of the corpus.
-    pub source: String,
-    pub n_sequences: usize,
-    /// Token count of every sequence.
-    pub tokens_per_sequence: Vec<usize>,
-    /// How many sequences keep their full analysis in `sequences`.
-    pub n_detailed: usize,
-}
+use crate::analysis::SequenceAnalysis;
 
 /// A channel with the layers where it holds an outlier entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -99,7 +62,7 @@ pub struct TopSink {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DownProjMax {
     pub layer: usize,
-    /// Intermediate channel (row of the [I, D] weight).
+    /// Intermediate channel (row of the `[I, D]` weight).
     pub channel: usize,
     pub ratio: f32,
     /// Median row ratio of that layer.
@@ -148,73 +111,6 @@ pub struct Summary {
     pub token_key_share: Option<f32>,
 }
 
-/// Everything a probe run found. Serialised as `report.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// [`SCHEMA_VERSION`].
-    pub schema_version: u32,
-    pub model: ModelInfo,
-    pub input: InputInfo,
-    pub thresholds: Thresholds,
-    pub summary: Summary,
-    /// Full analyses of the first `input.n_detailed` sequences.
-    pub sequences: Vec<SequenceAnalysis>,
-    pub corpus: CorpusSummary,
-    /// Weight outliers (absent when no weights were given).
-    pub weights: Option<WeightAnalysis>,
-}
-
-impl Report {
-    /// Write pretty JSON.
-    pub fn write_json(&self, path: &Path) -> Result<()> {
-        let s = serde_json::to_string_pretty(self)?;
-        std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
-    }
-
-    /// Read a report written by [`Report::write_json`].
-    pub fn read_json(path: &Path) -> Result<Self> {
-        let s =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let r: Report =
-            serde_json::from_str(&s).with_context(|| format!("parsing {}", path.display()))?;
-        anyhow::ensure!(
-            r.schema_version == SCHEMA_VERSION,
-            "{}: schema_version {} (this build reads {SCHEMA_VERSION})",
-            path.display(),
-            r.schema_version
-        );
-        Ok(r)
-    }
-}
-
-/// Assemble a report (called by [`crate::analysis::Accumulator::finish`]).
-pub fn build(
-    model: ModelInfo,
-    source: String,
-    tokens_per_sequence: Vec<usize>,
-    thresholds: Thresholds,
-    sequences: Vec<SequenceAnalysis>,
-    corpus: CorpusSummary,
-    weights: Option<WeightAnalysis>,
-) -> Report {
-    let summary = summarize(sequences.first(), weights.as_ref());
-    Report {
-        schema_version: SCHEMA_VERSION,
-        model,
-        input: InputInfo {
-            source,
-            n_sequences: tokens_per_sequence.len(),
-            tokens_per_sequence,
-            n_detailed: sequences.len(),
-        },
-        thresholds,
-        summary,
-        sequences,
-        corpus,
-        weights,
-    }
-}
-
 fn channel_layers<'a>(
     it: impl Iterator<Item = (usize, &'a crate::analysis::ActivationStats)>,
 ) -> Vec<ChannelLayers> {
@@ -257,7 +153,10 @@ fn channel_layers<'a>(
     v
 }
 
-fn summarize(seq: Option<&SequenceAnalysis>, weights: Option<&WeightAnalysis>) -> Summary {
+pub(super) fn summarize(
+    seq: Option<&SequenceAnalysis>,
+    weights: Option<&WeightAnalysis>,
+) -> Summary {
     let mut s = Summary::default();
     if let Some(w) = weights {
         if let Some(d) = w
@@ -380,27 +279,3 @@ fn summarize(seq: Option<&SequenceAnalysis>, weights: Option<&WeightAnalysis>) -
     s.token_key_share = seq.token_key.mean_share_of_keys;
     s
 }
-
-/// Write `report.json`, every picture (PNG + SVG) and `report.md` (which links the pictures) into
-/// `out_dir` (created if missing). Returns the files written.
-pub fn write_all(report: &Report, extras: &PlotInputs, out_dir: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let mut files = Vec::new();
-    let json = out_dir.join("report.json");
-    report.write_json(&json)?;
-    files.push(json);
-    let pictures = plots::write_plots(report, extras, out_dir)?;
-    let md = out_dir.join("report.md");
-    let rel: Vec<PathBuf> = pictures
-        .iter()
-        .filter_map(|p| p.file_name().map(PathBuf::from))
-        .collect();
-    std::fs::write(&md, markdown::render(report, &rel))
-        .with_context(|| format!("writing {}", md.display()))?;
-    files.push(md);
-    files.extend(pictures);
-    Ok(files)
-}
-
-#[cfg(test)]
-mod tests;

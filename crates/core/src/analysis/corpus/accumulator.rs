@@ -1,101 +1,32 @@
-//! Corpus aggregation: statistics accumulated over many sequences, one sequence at a time, so that a
-//! corpus run never holds more than one sequence's captures.
+//! The [`Accumulator`]: per-sequence analyses folded into corpus statistics one sequence at a
+//! time, finished into a [`CorpusAnalysis`]. Depends on tensor and the analyses; never on the report.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use serde::{Deserialize, Serialize};
 
-use super::consistency::{channel_consistency, ChannelConsistency, LayerChannels};
-use super::tokens::ClassCounts;
-use super::weights::{ModuleWeight, WeightAnalysis};
-use super::{analyze_sequence, ActivationStats, SequenceAnalysis, Thresholds};
-use crate::report::{self, ModelInfo, Report};
+use super::{AttentionLayerSeries, ChannelCount, CorpusSummary, LayerCount, LayerSeries};
+use crate::analysis::consistency::{channel_consistency, LayerChannels};
+use crate::analysis::tokens::ClassCounts;
+use crate::analysis::weights::{ModuleWeight, WeightAnalysis};
+use crate::analysis::{analyze_sequence, ActivationStats, ModelInfo, SequenceAnalysis, Thresholds};
 use crate::tensor::Tensor;
 
-/// A channel with a count.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ChannelCount {
-    pub channel: usize,
-    pub count: usize,
-}
-
-/// A layer with a count.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LayerCount {
-    pub layer: usize,
-    pub count: usize,
-}
-
-/// Per-layer activation statistics over the corpus.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LayerSeries {
-    pub layer: usize,
-    /// Sequences in which this hook was captured.
-    pub n: usize,
-    /// Mean and max over sequences of the top-1 `|h|`.
-    pub top1_mean: f32,
-    pub top1_max: f32,
-    /// Mean over sequences of the median `|h|`.
-    pub median_mean: f32,
-    /// Share of sequences in which the rule holds.
-    pub holds_fraction: f32,
-    /// The channel most often holding the largest `max_t |h|`, with the number of sequences.
-    pub top_channel: Option<ChannelCount>,
-}
-
-/// Per-layer attention statistics over the corpus.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AttentionLayerSeries {
-    pub layer: usize,
-    pub n: usize,
-    /// Mean and max over sequences of the top-1 column sum.
-    pub top1_colsum_mean: f32,
-    pub top1_colsum_max: f32,
-    /// Mean over sequences of top-1 column sum / T.
-    pub top1_share_mean: f32,
-    /// Share of sequences in which key 0 is an outlier key in this layer (paper's rule).
-    pub key0_outlier_fraction: f32,
-    /// Share of sequences in which key 0 is an attention sink (excess rule) in this layer.
-    #[serde(default)]
-    pub key0_sink_fraction: f32,
-    /// Mean over sequences of the head-mean sink ratio.
-    pub sink_ratio_mean: f32,
-}
-
-/// Statistics over all sequences of a run (a single prompt is a corpus of one).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CorpusSummary {
-    pub n_sequences: usize,
-    pub n_tokens: usize,
-    pub block_output: Vec<LayerSeries>,
-    pub mlp: Vec<LayerSeries>,
-    pub attention: Vec<AttentionLayerSeries>,
-    /// Share of sequences in which key 0 is an attention-outlier key in at least one layer.
-    pub key0_outlier_fraction: f32,
-    /// Share of sequences in which key 0 is an attention sink (excess over the causal-uniform
-    /// baseline ≥ `sink_excess_frac` × T) in at least one layer.
-    #[serde(default)]
-    pub key0_sink_fraction: f32,
-    /// Classes of block-output outlier tokens, each (sequence, position) counted once.
-    pub outlier_token_classes: ClassCounts,
-    /// Classes of attention-outlier keys, each (sequence, position) counted once.
-    pub outlier_key_classes: ClassCounts,
-    /// Block-output channels by the number of (sequence, layer) pairs in which they hold an outlier
-    /// entry, most frequent first (at most 10).
-    pub block_channels: Vec<ChannelCount>,
-    /// The same for MLP-intermediate channels.
-    pub mlp_channels: Vec<ChannelCount>,
-    /// Mean over (sequence, layer) pairs with both sets non-empty of the share of attention-outlier
-    /// keys that are outlier tokens of the layer's input.
-    pub token_key_share_mean: Option<f32>,
-    pub token_key_pairs: usize,
-    /// Number of sequences by the layer where block-output outliers first appear.
-    pub block_first_layer: Vec<LayerCount>,
-    /// Number of sequences by the layer where block-output outliers vanish.
-    pub block_vanish_layer: Vec<LayerCount>,
-    /// Channel consistency on the per-layer majority channels (when weights were given).
-    pub channel_consistency: Option<ChannelConsistency>,
+/// Everything an analysis run found: what [`Accumulator::finish`] and [`crate::analysis::analyze`]
+/// return. `crate::report::build` turns it into the report, adding the summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CorpusAnalysis {
+    pub model: ModelInfo,
+    /// Free text: the probe prompt, or the corpus and how it was cut.
+    pub source: String,
+    /// Token count of every sequence added.
+    pub tokens_per_sequence: Vec<usize>,
+    pub thresholds: Thresholds,
+    /// Full analyses of the first `thresholds.detail_sequences` sequences.
+    pub sequences: Vec<SequenceAnalysis>,
+    pub corpus: CorpusSummary,
+    /// Weight outliers (absent when no weights were given).
+    pub weights: Option<WeightAnalysis>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -214,7 +145,7 @@ impl Accumulator {
         }
     }
 
-    /// Analyse one projection weight ([in, out]); the tensor is not kept.
+    /// Analyse one projection weight (`[in, out]`); the tensor is not kept.
     pub fn add_weight(&mut self, w: &ModuleWeight) {
         self.weights
             .add(w, self.th.weight_top_rows, self.th.weight_top_columns);
@@ -338,8 +269,8 @@ impl Accumulator {
         }
     }
 
-    /// Finish: channel consistency (needs weights), summary, report.
-    pub fn finish(mut self) -> Report {
+    /// Finish: channel consistency (needs weights) on the detailed sequences and the corpus.
+    pub fn finish(mut self) -> CorpusAnalysis {
         let mut corpus = self.corpus_summary();
         if !self.weights.down_proj.is_empty() {
             for seq in &mut self.detailed {
@@ -374,15 +305,15 @@ impl Accumulator {
                 Some(channel_consistency(&per_layer, &self.weights, appearance));
         }
         let weights = (!self.weights.is_empty()).then_some(self.weights);
-        report::build(
-            self.model,
-            self.source,
-            self.tokens_per_sequence,
-            self.th,
-            self.detailed,
+        CorpusAnalysis {
+            model: self.model,
+            source: self.source,
+            tokens_per_sequence: self.tokens_per_sequence,
+            thresholds: self.th,
+            sequences: self.detailed,
             corpus,
             weights,
-        )
+        }
     }
 }
 
@@ -392,83 +323,4 @@ fn series(acc: &[SeriesAcc]) -> Vec<LayerSeries> {
         .filter(|(_, a)| a.n > 0)
         .map(|(l, a)| a.finish(l))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::testutil::*;
-    use super::super::{hook, ModuleKind};
-    use super::*;
-
-    #[test]
-    fn corpus_of_three_sequences_one_at_a_time() {
-        let model = ModelInfo {
-            name: "planted".into(),
-            n_layer: 6,
-            n_embd: 256,
-            n_head: 4,
-            vocab_size: 0,
-            n_inner: Some(1024),
-        };
-        let th = Thresholds {
-            detail_sequences: 2,
-            ..Default::default()
-        };
-        let mut acc = Accumulator::new(model, "3 planted sequences".into(), th);
-        for seed in 1..=3u64 {
-            let mut p = planted_sequence(seed);
-            if seed == 3 {
-                // No sink at all in the third sequence.
-                for l in 0..p.n_layer {
-                    let mut rng = Rng::new(l as u64);
-                    let local = causal_pattern(p.h, 16, &mut rng, |_, i| vec![(i, 0.9)]);
-                    p.captures.insert(hook::pattern(l), local);
-                }
-            }
-            acc.add_sequence(&p.tokens, &p.captures).unwrap();
-            drop(p);
-        }
-        for l in 0..6 {
-            acc.add_weight(&ModuleWeight {
-                layer: l,
-                kind: ModuleKind::Down,
-                weight: planted_down_proj(l, 1024, 256),
-            });
-        }
-        let r = acc.finish();
-        let c = &r.corpus;
-        assert_eq!(c.n_sequences, 3);
-        assert_eq!(c.n_tokens, 48);
-        assert_eq!(r.sequences.len(), 2);
-        assert!((c.key0_outlier_fraction - 2.0 / 3.0).abs() < 1e-6);
-        assert!((c.key0_sink_fraction - 2.0 / 3.0).abs() < 1e-6);
-        assert_eq!(c.attention[0].key0_sink_fraction, 0.0);
-        assert!((c.attention[1].key0_sink_fraction - 2.0 / 3.0).abs() < 1e-6);
-        assert_eq!(c.block_output[3].top1_max, 5000.0);
-        assert_eq!(c.block_output[3].holds_fraction, 1.0);
-        assert_eq!(c.block_output[0].holds_fraction, 0.0);
-        assert_eq!(
-            c.block_output[2].top_channel.unwrap().channel,
-            PLANT_CHANNEL
-        );
-        assert_eq!(
-            c.block_channels[0],
-            ChannelCount {
-                channel: PLANT_CHANNEL,
-                count: 9
-            }
-        );
-        assert_eq!(c.outlier_token_classes.initial, 3);
-        assert_eq!(c.outlier_token_classes.strong_delimiter, 3);
-        assert_eq!(c.block_first_layer, vec![LayerCount { layer: 2, count: 3 }]);
-        assert_eq!(
-            c.block_vanish_layer,
-            vec![LayerCount { layer: 5, count: 3 }]
-        );
-        assert_eq!(c.token_key_share_mean, Some(1.0));
-        let cc = c.channel_consistency.as_ref().unwrap();
-        assert_eq!((cc.rows.hits, cc.rows.of), (3, 3));
-        assert_eq!(cc.columns_at_appearance, Some(true));
-        assert!(r.sequences[1].channels.is_some());
-    }
 }

@@ -1,4 +1,5 @@
 //! Small numeric helpers shared by the analyses: median, top-k, safe ratios.
+//! Depends on std only; never on the report, wgpu or models.
 
 /// Median of the values (the mean of the two middle values for an even count, as numpy does).
 /// Non-finite values must be filtered out by the caller. Returns 0 for an empty slice.

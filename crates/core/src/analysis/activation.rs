@@ -1,4 +1,5 @@
 //! Activation outliers on one captured tensor of a layer (paper §3, "activation outliers").
+//! Depends on tensor and the analyses' helpers only; never on the report, wgpu or models.
 //!
 //! Definitions (Wang et al. 2025, code of `an-yongqi/systematic-outliers` / `massive-activations`):
 //! - layer-wise statistics: the top-1, top-2, top-3 of `|h|` over all (token, channel) entries and the
@@ -81,7 +82,7 @@ pub struct ChannelMax {
     pub token: usize,
 }
 
-/// Activation-outlier statistics of one [T, C] tensor (any tensor whose first axis is the token axis;
+/// Activation-outlier statistics of one `[T, C]` tensor (any tensor whose first axis is the token axis;
 /// the rest is flattened into C).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActivationStats {

@@ -1,8 +1,9 @@
 //! Seeded synthetic data for the tests: N(0,1) tensors, causal attention patterns, a planted model.
+//! Test-only; depends on tensor and the analyses' input types, never on the report or wgpu.
 
 use std::collections::BTreeMap;
 
-use super::hook;
+use super::{hook, ModelInfo, ModuleKind, ModuleWeight, ProbeInput};
 use crate::tensor::Tensor;
 
 /// splitmix64: small, seeded, reproducible everywhere.
@@ -40,7 +41,7 @@ pub fn normal_tensor(shape: &[usize], seed: u64) -> Tensor {
     Tensor::new(shape.to_vec(), (0..n).map(|_| rng.normal()).collect())
 }
 
-/// A causal [H, T, T] pattern: row i of head h gives the masses `plant(h, i)` to the listed keys
+/// A causal `[H, T, T]` pattern: row i of head h gives the masses `plant(h, i)` to the listed keys
 /// (those ≤ i) and spreads the rest over the other keys ≤ i with random positive weights.
 pub fn causal_pattern(
     h: usize,
@@ -140,7 +141,7 @@ pub fn planted_sequence(seed: u64) -> Planted {
     }
 }
 
-/// Planted down projections [I, D]: small noise, and in layers 2..=4 row 97 writes 2.0 into column 7.
+/// Planted down projections `[I, D]`: small noise, and in layers 2..=4 row 97 writes 2.0 into column 7.
 pub fn planted_down_proj(layer: usize, i: usize, d: usize) -> Tensor {
     let mut w = normal_tensor(&[i, d], 500 + layer as u64);
     w.data.iter_mut().for_each(|x| *x *= 0.02);
@@ -148,4 +149,59 @@ pub fn planted_down_proj(layer: usize, i: usize, d: usize) -> Tensor {
         w.data[PLANT_ROW * d + PLANT_CHANNEL] = 2.0;
     }
     w
+}
+
+/// The planted sequence (seed 1) as a whole probe input, with the planted down projections when
+/// `weights`.
+pub fn planted_probe_input(weights: bool) -> ProbeInput {
+    let p = planted_sequence(1);
+    let mut ws = Vec::new();
+    if weights {
+        for l in 0..p.n_layer {
+            ws.push(ModuleWeight {
+                layer: l,
+                kind: ModuleKind::Down,
+                weight: planted_down_proj(l, p.i, p.d),
+            });
+        }
+    }
+    ProbeInput {
+        model: ModelInfo {
+            name: "planted".into(),
+            n_layer: p.n_layer,
+            n_embd: p.d,
+            n_head: p.h,
+            vocab_size: 0,
+            n_inner: Some(p.i),
+        },
+        source: "planted test".into(),
+        tokens: vec![p.tokens.clone()],
+        captures: vec![p.captures],
+        weights: ws,
+    }
+}
+
+/// A model without outliers: N(0,1) activations and local causal attention (seed 2's tokens).
+pub fn clean_probe_input() -> ProbeInput {
+    let mut p = planted_sequence(2);
+    for l in 0..p.n_layer {
+        p.captures.insert(
+            hook::resid_post(l),
+            normal_tensor(&[16, p.d], 900 + l as u64),
+        );
+        p.captures
+            .insert(hook::mlp_post(l), normal_tensor(&[16, p.i], 950 + l as u64));
+        let mut rng = Rng::new(l as u64);
+        let local = causal_pattern(p.h, 16, &mut rng, |_, i| vec![(i, 0.9)]);
+        p.captures.insert(hook::pattern(l), local);
+    }
+    ProbeInput {
+        tokens: vec![p.tokens],
+        captures: vec![p.captures],
+        model: ModelInfo {
+            n_layer: p.n_layer,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
 }

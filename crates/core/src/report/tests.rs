@@ -1,4 +1,5 @@
 //! End-to-end: a planted model → report.json, report.md and every picture.
+//! Test-only; uses the analyses' test data (`analysis::testutil`), never wgpu or models.
 
 use std::path::PathBuf;
 
@@ -64,7 +65,7 @@ fn png_colours(path: &std::path::Path) -> usize {
 #[test]
 fn writes_report_json_markdown_and_pictures() {
     let input = planted_input();
-    let report = analyze(&input, &Thresholds::default()).unwrap();
+    let report = build(analyze(&input, &Thresholds::default()).unwrap());
     let layer = PlotInputs::choose_layer(&report);
     assert_eq!(layer, 2, "peak layer of the planted outliers");
     let extras = PlotInputs::from_captures(&input.captures[0], &input.tokens[0], layer);
@@ -145,19 +146,39 @@ fn writes_report_json_markdown_and_pictures() {
 fn report_without_weights_or_sequences_still_renders() {
     let mut input = planted_input();
     input.weights.clear();
-    let report = analyze(&input, &Thresholds::default()).unwrap();
+    let report = build(analyze(&input, &Thresholds::default()).unwrap());
     assert!(report.weights.is_none());
     assert!(report.summary.down_proj_max.is_none());
     let md = markdown::render(&report, &[]);
     assert!(md.contains("not computed (no weights)"));
-    let empty = crate::analysis::Accumulator::new(
-        ModelInfo::default(),
-        String::new(),
-        Thresholds::default(),
-    )
-    .finish();
+    let empty = build(
+        crate::analysis::Accumulator::new(
+            ModelInfo::default(),
+            String::new(),
+            Thresholds::default(),
+        )
+        .finish(),
+    );
     let dir = temp_dir("empty");
     let files = write_all(&empty, &PlotInputs::default(), &dir).unwrap();
     assert_eq!(files.len(), 2, "json + md only: {files:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The summary of the planted model (moved here from the analyses' tests, which check the rest).
+#[test]
+fn planted_summary_top_sink_and_down_proj_max() {
+    let r = build(analyze(&planted_probe_input(false), &Thresholds::default()).unwrap());
+    let top = r.summary.top_sink_excess.as_ref().unwrap();
+    assert_eq!(top.key, 0);
+    assert!(top.excess > 0.3 * 16.0 && top.baseline > 3.3 && top.baseline < 3.4);
+    let r = build(analyze(&planted_probe_input(true), &Thresholds::default()).unwrap());
+    assert_eq!(r.summary.down_proj_max.as_ref().unwrap().channel, PLANT_ROW);
+}
+
+#[test]
+fn clean_model_summary_is_empty() {
+    let r = build(analyze(&clean_probe_input(), &Thresholds::default()).unwrap());
+    assert!(r.summary.top_sink_excess.is_none() && r.summary.top_sink.is_none());
+    assert!(r.summary.massive_channels.is_empty());
 }

@@ -1,5 +1,6 @@
 //! Token classes of outlier tokens (paper §3: outlier tokens are the initial token, strong delimiters
 //! and weak-semantic words).
+//! Depends on std only; never on the report, wgpu or models.
 //!
 //! Rule, applied to a token string as the tokenizer decodes it (`" the"`, `"."`, `"\n"`); byte-level
 //! and SentencePiece markers (`Ġ` space, `Ċ` newline, `ĉ` tab, `▁` space, `<0x0A>`) are mapped to the

@@ -1,6 +1,7 @@
 //! Lifecycle of activation outliers across layers, and the paper's consistency claims:
 //! weight-outlier channels coincide with activation-outlier channels, and activation-outlier tokens
 //! coincide with attention-outlier keys. Everything is computed from the statistics; nothing is assumed.
+//! Depends on the other analyses only; never on the report, wgpu or models.
 
 use serde::{Deserialize, Serialize};
 
