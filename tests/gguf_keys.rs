@@ -1,4 +1,4 @@
-//! The GGUF key audit (src/gguf_keys.rs `KEYS`): one case per row, on tiny GGUF files written
+//! The GGUF key audit (src/gguf_keys/keys.rs `KEYS`): one case per row, on tiny GGUF files written
 //! here (tests/gguf_writer). Restricted keys accept their identity value and refuse others,
 //! refused and unknown keys are errors naming the key, its value and the file, ignored keys leave
 //! the config and the tokens unchanged; the applied keys are exercised in

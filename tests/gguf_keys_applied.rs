@@ -1,4 +1,4 @@
-//! The applied rows of the GGUF key audit (src/gguf_keys.rs): each key sets the config value it
+//! The applied rows of the GGUF key audit (src/gguf_keys/): each key sets the config value it
 //! names (geometry, per-layer arrays, RoPE, alignment, special-token ids) or changes the tokens
 //! as transformers' GGUF tokenizer does; missing required keys and other architectures are
 //! refused by name. CPU only; the logits are checked in tests/gguf_keys_forward.rs.

@@ -1,4 +1,4 @@
-//! The tensor rows of the GGUF audit (src/gguf_keys.rs `TENSORS`): every tensor the llama
+//! The tensor rows of the GGUF audit (src/gguf_keys/tensors.rs `TENSORS`): every tensor the llama
 //! forward pass does not load is an error naming it (and why, when llama.cpp knows it), every
 //! missing required tensor is named, and a stored `output.weight` unties the head. CPU only.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fixtures for the GGUF reader (src/gguf.rs) and the GGUF tokenizer (src/gguf_tokenizer.rs).
+"""Reference fixtures for the GGUF reader (src/gguf/) and the GGUF tokenizer (src/gguf_tokenizer.rs).
 
 Writes `tests/fixtures/gguf/`:
 

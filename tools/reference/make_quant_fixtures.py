@@ -9,7 +9,7 @@ prompts.json (batch 1). Writes
     tests/fixtures/quant/<model>.safetensors   "<case>.logits" [T, V] f32 per case, "fp32.logits"
     tests/fixtures/quant/cases.json            [{"name", "model", "prompt_ids", "scheme"}, ...]
 
-Scheme definitions (what the Rust engine implements, src/compress.rs):
+Scheme definitions (what the Rust engine implements, src/compress/ and crates/core/src/study_types.rs):
   * Layers: GPT-2 attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj (Conv1D, weight [in, out]);
     Llama q/k/v/o_proj, gate/up/down_proj (Linear, weight [out, in]). Never embeddings, LM head,
     biases or norms.

@@ -145,7 +145,7 @@ def layer_facts(ref: dict, L: int, tok_ids: list, tok) -> list:
 
 
 def attention_excess(P: torch.Tensor, frac: float = 0.1) -> dict:
-    """The excess rule of src/analysis/attention.rs, computed independently in float64: head-averaged
+    """The excess rule of crates/core/src/analysis/attention/, computed independently in float64: head-averaged
     column sums colsum[j] = sum_i mean_h P[h, i, j], the causal-uniform baseline
     b[j] = sum_{i >= j} 1/(i+1) (built from an explicit uniform lower-triangular matrix), the excess
     colsum - b, and the sink keys (excess >= frac * T)."""
