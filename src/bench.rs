@@ -2,6 +2,7 @@
 //! decode, with and without capture), per-kernel GPU time from timestamp queries, matmul
 //! GFLOP/s per shape against the naive kernel, and the device's measured ceilings (matmul
 //! GFLOP/s, copy bandwidth) that give each shape its floor.
+//! Study layer: uses models, kernels and gpu; never frontends.
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -1,5 +1,6 @@
 //! Captured hook tensors as one safetensors file: one f32 tensor per hook, named exactly as
 //! the hook, plus `tokens` (i64). Loadable with `safetensors.numpy.load_file(path)`.
+//! Data types: depends on tensor only; never on wgpu or models.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -15,6 +15,7 @@
 //!
 //! nanoGPT uses the exact GELU (`activation_function: "gelu"`), LayerNorm eps 1e-5, and the GPT-2
 //! BPE (vocab padded to 50304); pass the GPT-2 `tokenizer.json` to copy it alongside.
+//! File formats: depends on config and tensor; never on wgpu or models.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -148,16 +149,6 @@ fn tensor_of(v: &Value, zip: &mut zip::ZipArchive<File>, prefix: &str) -> Result
     Ok(Some(Tensor::new(shape, data)))
 }
 
-fn transpose(t: &Tensor) -> Tensor {
-    let (r, c) = (t.shape[0], t.shape[1]);
-    let mut out = vec![0f32; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            out[j * r + i] = t.data[i * c + j];
-        }
-    }
-    Tensor::new(vec![c, r], out)
-}
 
 /// Read `ckpt` and write `config.json` and `model.safetensors` (and `tokenizer.json` when given)
 /// into `out`. `variant` is required when the parameter names do not tell it (default vs sigmoid,
@@ -266,7 +257,7 @@ pub fn convert_nanogpt(
             ("mlp.c_proj", d),
         ] {
             let w = take(&p(&format!("{lin}.weight")))?;
-            out_t.push((p(&format!("{lin}.weight")), transpose(&w)));
+            out_t.push((p(&format!("{lin}.weight")), w.transposed()));
             let b = take(&p(&format!("{lin}.bias"))).unwrap_or_else(|_| zeros(n_out));
             out_t.push((p(&format!("{lin}.bias")), b));
         }

@@ -1,4 +1,5 @@
 //! Text corpora as windows of token ids.
+//! File formats: depends on tokenizer and tensor; never on wgpu or models.
 
 use std::path::Path;
 

@@ -6,6 +6,7 @@
 //! attention scores (−inf in `attn.hook_attn_scores`, also for knocked-out keys) are legitimate
 //! and not flagged. When something is found, `Model::forward` re-runs the pass capturing every
 //! hook to name the first one holding a non-finite value (see `model.rs`).
+//! Data types: depends on tensor only; never on wgpu or models.
 
 use std::fmt;
 

@@ -1,5 +1,6 @@
 //! Text generation: prefill the prompts in one pass, then decode token by token over the KV cache.
 //! Greedy, temperature, top-k and top-p sampling, seedable; stops at end-of-text or after `max_new_tokens`.
+//! Study layer: uses the model API; never kernels, gpu or frontends.
 
 use anyhow::{bail, Result};
 use rand::{rngs::StdRng, Rng, SeedableRng};

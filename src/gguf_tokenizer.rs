@@ -25,6 +25,7 @@
 //!   every USER_DEFINED (4) token in the vocabulary as a non-special added token.
 //!
 //! SentencePiece (`"llama"`) and other tokenizer models are a clear error.
+//! File formats: depends on gguf and tokenizer; never on wgpu or models.
 
 use std::collections::HashSet;
 

@@ -1,5 +1,6 @@
 //! `--model`: a local directory, or a Hugging Face repo id resolved through the local hub cache
 //! (`HF_HOME`, default `~/.cache/huggingface`) and downloaded when the network allows.
+//! File formats: never wgpu or models.
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! `outlier-probe` command line: devices, generate, capture, probe, ppl, compress.
 //! The binary's entry: parses the command line and hands each command to its module in `cli`.
+//! Frontend: uses the library's public API; nothing in the library uses it.
 
 use anyhow::Result;
 use clap::{ArgGroup, Parser, Subcommand};

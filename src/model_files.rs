@@ -1,6 +1,7 @@
 //! Opening a model's files on the host, without a GPU: the configuration, the tokenizer and a
 //! weight source, exactly as [`crate::model::Model::load`] reads them before it uploads anything.
 //! The loader fuzzer (`examples/fuzz_loaders.rs`) drives the same path.
+//! File formats: depends on config, gguf, tokenizers and weights; never on wgpu or models.
 
 use std::path::Path;
 

@@ -1,5 +1,6 @@
 //! Perplexity over corpus windows, plain or under interventions (the massive-activation
 //! ablation: outlier channels set to zero versus to their mean).
+//! Study layer: uses the model API; never kernels, gpu or frontends.
 
 use std::collections::BTreeMap;
 

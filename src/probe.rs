@@ -1,5 +1,6 @@
 //! The probe: capture what the analyses read, one sequence at a time, add the weight
 //! statistics, and write the report with its pictures.
+//! Study layer: uses the model API, analysis and report; never kernels, gpu or frontends.
 
 use std::path::{Path, PathBuf};
 

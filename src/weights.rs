@@ -1,5 +1,6 @@
 //! Memory-mapped `model.safetensors`: tensor lookup under either GPT-2 naming scheme,
 //! dtype conversion (f32, f16, bf16) to f32, and shape checks that name the tensor.
+//! File formats: depends on gguf and tensor; never on wgpu or models.
 
 use std::borrow::Cow;
 use std::fs::File;

@@ -1,5 +1,6 @@
 //! CPU references of the compression kernels: fake quantization of weights and activations, and pruning.
 //! Plain Rust over slices; the quantization references are kernels::quant's (what its WGSL is tested against).
+//! Plain Rust: never wgpu or models.
 
 /// The fake-quantization references live with their kernels (kernels::quant); the study
 /// uses them under these names.

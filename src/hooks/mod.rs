@@ -22,6 +22,7 @@
 //! the logits; it has no hook for them). Aliases from before the TransformerLens names, Llama only,
 //! select the same tensors, which are then named by their TransformerLens names:
 //! `mlp.hook_gate` = `mlp.hook_pre`, `mlp.hook_up` = `mlp.hook_pre_linear`.
+//! Data types: depends on config and tensor only; never on wgpu, models or studies.
 
 use crate::config::{Arch, ModelConfig};
 

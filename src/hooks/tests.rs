@@ -1,4 +1,5 @@
 //! Unit tests of the hook grammar: names, globs, aliases, capture cutting.
+//! Test code of hooks only.
 
 use super::*;
 

@@ -1,4 +1,5 @@
 //! Unit tests of intervention specs: parsing, masks, expansion, edits.
+//! Test code of intervene only.
 
 use super::*;
 

@@ -1,5 +1,6 @@
 //! The activation buffers of one forward pass, each named by the hook it feeds (as llm.c's
 //! `ActivationTensors`), and the pool that keeps them between passes. May use the GPU context only.
+//! Never names an architecture.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -12,7 +12,6 @@ use crate::analysis::{ModuleKind, ModuleWeight};
 use crate::config::ModelConfig;
 use crate::hooks::Src;
 use crate::rope::rope_tables;
-use crate::tensor::Tensor;
 use crate::weights::WeightSource;
 
 /// One Llama decoder layer. nn.Linear matrices are stored `[out, in]`.
@@ -182,21 +181,10 @@ impl Architecture for Llama {
             out.push(ModuleWeight {
                 layer: l,
                 kind,
-                weight: transpose(&w),
+                weight: w.transposed(),
             });
         }
         Ok(out)
     }
 }
 
-/// A `[r, c]` matrix as `[c, r]`.
-fn transpose(w: &Tensor) -> Tensor {
-    let (r, c) = (w.shape[0], w.shape[1]);
-    let mut out = vec![0f32; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            out[j * r + i] = w.data[i * c + j];
-        }
-    }
-    Tensor::new(vec![c, r], out)
-}

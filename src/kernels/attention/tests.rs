@@ -1,5 +1,6 @@
 //! kv_store then attention against the CPU: prefill across the 256-key chunk with padding rows
 //! and shuffled rows, then a decode step; capture on and off. Test builds only.
+//! Test code of the attention kernel only.
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The fake-quantization kernels against their CPU references, and the planted-outlier check
 //! of LLM.int8()'s observation. Test builds only.
+//! Test code of the quantization kernels only.
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;

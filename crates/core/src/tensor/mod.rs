@@ -36,6 +36,23 @@ impl Tensor {
         &self.data[i * w..(i + 1) * w]
     }
 
+    /// A 2-D tensor `[r, c]` as `[c, r]` (e.g. an nn.Linear weight `[out, in]` as `[in, out]`).
+    ///
+    /// # Panics
+    /// When the tensor is not 2-D.
+    pub fn transposed(&self) -> Tensor {
+        let [r, c] = self.shape[..] else {
+            panic!("transposed: shape {:?} is not 2-D", self.shape)
+        };
+        let mut out = vec![0f32; r * c];
+        for i in 0..r {
+            for j in 0..c {
+                out[j * r + i] = self.data[i * c + j];
+            }
+        }
+        Tensor::new(vec![c, r], out)
+    }
+
     /// max |a - b| / max |b| over the finite entries of `reference`: a coarse size of a
     /// difference (e.g. "did this edit change the logits at all"), not a correctness check —
     /// use [`Tensor::allclose`] for that. Infinite when `self` is NaN or infinite where the
