@@ -227,7 +227,7 @@ pub struct ModelConfig {
     pub n_kv_head: usize,
     pub n_inner: usize,
     pub norm_eps: f32,
-    /// RoPE base (Llama only).
+    /// RoPE base (architectures with `hook_layout().rotary`).
     pub rope_theta: f32,
     /// RoPE frequency divisors, one per rotary pair (`head_dim / 2` of them): pair `i` turns at
     /// `rope_theta^(−2i/head_dim) / rope_freq_factors[i]` radians per position. Empty = all 1.
@@ -323,7 +323,8 @@ impl ModelConfig {
                 self.head_dim()
             );
         }
-        if self.arch == Arch::Llama && self.head_dim() % 2 != 0 {
+        let rotary = self.arch.hook_layout().rotary;
+        if rotary && self.head_dim() % 2 != 0 {
             bail!("RoPE needs an even head dimension, got {}", self.head_dim());
         }
         if !self.norm_eps.is_finite() || self.norm_eps <= 0.0 {
@@ -332,7 +333,7 @@ impl ModelConfig {
                 self.norm_eps
             );
         }
-        if self.arch == Arch::Llama && (!self.rope_theta.is_finite() || self.rope_theta <= 0.0) {
+        if rotary && (!self.rope_theta.is_finite() || self.rope_theta <= 0.0) {
             bail!(
                 "the RoPE base (rope_theta) is {}; it must be finite and > 0",
                 self.rope_theta
