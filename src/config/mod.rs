@@ -1,9 +1,10 @@
 //! What a model is, whatever its file: `ModelConfig` (the normalized hyper-parameters), `Arch`
 //! (the architectures and their GPU-free facts), `AttnVariant`, and parsing `config.json`
-//! (`gpt2.rs`, `llama.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
+//! (`gpt2.rs`, `llama.rs`, `qwen2.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
 
 mod gpt2;
 mod llama;
+mod qwen2;
 
 use std::path::Path;
 
@@ -141,6 +142,8 @@ pub enum Arch {
     Gpt2,
     /// RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, nn.Linear `[out, in]` weights.
     Llama,
+    /// Llama with biases on q_proj, k_proj and v_proj.
+    Qwen2,
 }
 
 /// Which optional hook points an architecture's blocks have (see `hooks`).
@@ -182,13 +185,14 @@ pub struct ArchSpec {
 
 impl Arch {
     /// Every architecture the engine runs.
-    pub const ALL: [Arch; 2] = [Arch::Gpt2, Arch::Llama];
+    pub const ALL: [Arch; 3] = [Arch::Gpt2, Arch::Llama, Arch::Qwen2];
 
     /// The registry, GPU-free half: one line per architecture.
     pub fn spec(self) -> &'static ArchSpec {
         match self {
             Arch::Gpt2 => &gpt2::SPEC,
             Arch::Llama => &llama::SPEC,
+            Arch::Qwen2 => &qwen2::SPEC,
         }
     }
 
@@ -361,7 +365,7 @@ impl ModelConfig {
                 bail!(
                     "{}: model_type '{model_type}' is not supported ({} are)",
                     path.display(),
-                    known.join(" and ")
+                    known.join(", ")
                 )
             }
         }

@@ -1,6 +1,7 @@
 //! A transformer on one GPU: weights in storage buffers, KV-cache sessions, and forward passes
-//! with hook-point capture and edits. One file per architecture (`gpt2`, `llama`), registered in
-//! `registry`; the op vocabulary they call is `pass` (+ `attention`), hook points are `hook_point`.
+//! with hook-point capture and edits. One file per architecture (`gpt2`, `llama`, `qwen2`),
+//! registered in `registry`; the op vocabulary they call is `pass` (+ `attention`), hook points
+//! are `hook_point`.
 //! Depends on gpu, kernels and the data types below; never on studies, analysis, report or frontends.
 
 mod acts;
@@ -10,6 +11,7 @@ mod head;
 mod hook_point;
 pub(crate) mod llama;
 mod pass;
+mod qwen2;
 pub mod registry;
 mod run;
 mod session;
