@@ -57,7 +57,7 @@ pub(crate) trait Architecture: Send + Sync {
     fn module_weights(&self, wf: &dyn WeightSource, l: usize) -> Result<Vec<ModuleWeight>>;
 }
 
-/// A GPT-2 or Llama model loaded onto one GPU.
+/// A GPT-2, Llama or Qwen2 model loaded onto one GPU.
 pub struct Model {
     pub cfg: ModelConfig,
     pub tokenizer: Option<Tokenizer>,
@@ -130,7 +130,7 @@ impl LinearWeight {
 }
 
 impl Model {
-    /// Load a model: a Hugging Face directory (`config.json` with model_type gpt2 or llama,
+    /// Load a model: a Hugging Face directory (`config.json` with model_type gpt2, llama or qwen2,
     /// `model.safetensors`, `tokenizer.json`) or a `.gguf` file (Llama). The family comes from the file.
     ///
     /// # Errors
