@@ -1,8 +1,8 @@
-//! What outlier-probe does with every field a transformers `config.json` can carry for the two
-//! families it loads (transformers 5.24 `GPT2Config`, `LlamaConfig` and the `PreTrainedConfig`
-//! base): applied, accepted only with the value that leaves the computation as the engine does it
-//! (`Restricted`), or ignored because it cannot change the logits — with the reason. A field in
-//! no list is refused by name, never skipped. docs/gguf-keys.md lists them too.
+//! What outlier-probe does with every field a transformers `config.json` can carry for the
+//! families it loads (transformers 5.24 `GPT2Config`, `LlamaConfig`, `Qwen2Config` and the
+//! `PreTrainedConfig` base): applied, accepted only with the value that leaves the computation
+//! as the engine does it (`Restricted`), or ignored because it cannot change the logits — with
+//! the reason. A field in no list is refused by name, never skipped. docs/gguf-keys.md lists them too.
 //! Data only (also the rule types the GGUF key audit uses): never GGUF, wgpu or models.
 
 use anyhow::{bail, Result};
@@ -45,9 +45,9 @@ const DROPOUT: &str = "dropout, inactive at inference";
 const GENERATION: &str = "a generation default; `generate` takes its settings from the caller";
 const OUTPUT: &str = "an output/runtime option of transformers; no effect on the values";
 
-/// `PreTrainedConfig` fields, for both families.
+/// `PreTrainedConfig` fields, for every family.
 pub const COMMON: &[KeyRule] = &[
-    r("model_type", Applied, "selects the family (gpt2 or llama)"),
+    r("model_type", Applied, "selects the family (gpt2, llama or qwen2)"),
     r("bos_token_id", Applied, "BOS token"),
     r("eos_token_id", Applied, "EOS token (the first one when a list): where `generate` stops"),
     r("tie_word_embeddings", Applied, "true: the LM head is the embedding matrix (a separately stored head is then refused); false: `lm_head.weight` is required"),
@@ -173,6 +173,30 @@ pub const LLAMA: &[KeyRule] = &[
     r("is_llama_config", Ignored, "a marker in SmolLM2/nanotron configs"),
 ];
 
+/// `Qwen2Config` fields: Llama's (parsed the same way) without `attention_bias`/`mlp_bias` (Qwen2's
+/// q/k/v biases are always there, o_proj and the MLP never have one), plus the sliding window.
+pub const QWEN2: &[KeyRule] = &[
+    r("vocab_size", Applied, "vocabulary size"),
+    r("hidden_size", Applied, "model width"),
+    r("intermediate_size", Applied, "SwiGLU width"),
+    r("num_hidden_layers", Applied, "number of blocks"),
+    r("num_attention_heads", Applied, "query heads"),
+    r("num_key_value_heads", Applied, "key/value heads (grouped-query attention; null = num_attention_heads)"),
+    r("max_position_embeddings", Applied, "longest sequence (RoPE table length)"),
+    r("rms_norm_eps", Applied, "RMSNorm epsilon"),
+    r("rope_theta", Applied, "RoPE base (legacy top-level field; rope_parameters.rope_theta wins)"),
+    r("rope_parameters", Applied, "rope_type default, linear (factor) and llama3 are applied (rope::from_llama_config); dynamic, yarn, longrope and partial rotary are refused"),
+    r("rope_scaling", Applied, "legacy name of rope_parameters; same handling"),
+    r("hidden_act", Restricted, "silu only (SwiGLU)"),
+    r("head_dim", Restricted, "must equal hidden_size / num_attention_heads (or be null)"),
+    r("partial_rotary_factor", Restricted, "1 only: partial rotary embeddings are not supported"),
+    r("use_sliding_window", Restricted, "false only: sliding-window attention is not implemented"),
+    r("layer_types", Restricted, "full_attention for every layer only (or null): sliding-window layers are not implemented"),
+    r("sliding_window", Ignored, "the window of sliding layers; there are none (use_sliding_window false, layer_types all full_attention), and transformers sets it to null without use_sliding_window"),
+    r("max_window_layers", Ignored, "only chooses which layers slide when use_sliding_window is true (it must be false)"),
+    r("attention_dropout", Ignored, DROPOUT),
+];
+
 fn restricted_ok(key: &str, v: &Value, all: &Value) -> bool {
     let falsy = matches!(v, Value::Bool(false) | Value::Null);
     match key {
@@ -181,7 +205,13 @@ fn restricted_ok(key: &str, v: &Value, all: &Value) -> bool {
         | "scale_attn_by_inverse_layer_idx"
         | "attention_bias"
         | "mlp_bias"
-        | "rope_interleaved" => falsy,
+        | "rope_interleaved"
+        | "use_sliding_window" => falsy,
+        "layer_types" => match v {
+            Value::Null => true,
+            Value::Array(a) => a.iter().all(|t| t.as_str() == Some("full_attention")),
+            _ => false,
+        },
         "pruned_heads" => match v {
             Value::Null => true,
             Value::Object(m) => m.is_empty(),

@@ -233,7 +233,7 @@ fn check_config(c: &ModelConfig) {
     let floats = [c.norm_eps, c.attn_scale(), c.clip_gamma, c.clip_eta];
     assert!(floats.iter().all(|x| x.is_finite()), "floats {floats:?}");
     assert!(c.norm_eps > 0.0);
-    if c.arch == outlier_probe::config::Arch::Llama {
+    if c.arch.hook_layout().rotary {
         assert!(
             c.rope_theta.is_finite() && c.rope_theta > 0.0,
             "rope_theta {}",

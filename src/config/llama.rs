@@ -70,15 +70,24 @@ fn default_silu() -> String {
 
 impl LlamaConfig {
     pub fn from_file(path: &Path) -> Result<ModelConfig> {
+        Self::from_file_as(path, Arch::Llama, crate::config_fields::LLAMA)
+    }
+
+    /// A `config.json` of a Llama-shaped family `arch` (Llama, Qwen2), its fields audited
+    /// against `rules`: the fields they share mean the same in both.
+    pub(super) fn from_file_as(
+        path: &Path,
+        arch: Arch,
+        rules: &[crate::config_fields::KeyRule],
+    ) -> Result<ModelConfig> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("parsing {} as JSON", path.display()))?;
         let bad = |m: String| anyhow::anyhow!("{}: {m}", path.display());
-        crate::config_fields::check(&json, crate::config_fields::LLAMA)
-            .map_err(|e| bad(format!("{e:#}")))?;
+        crate::config_fields::check(&json, rules).map_err(|e| bad(format!("{e:#}")))?;
         let c: Self = serde_json::from_value(json.clone())
-            .with_context(|| format!("parsing {} as a Llama config", path.display()))?;
+            .with_context(|| format!("parsing {} as a {} config", path.display(), arch.name()))?;
         // Fields checked by config_fields: attention_bias, mlp_bias, hidden_act, head_dim.
         if c.num_attention_heads == 0 {
             return Err(bad("num_attention_heads is 0".into()));
@@ -99,7 +108,7 @@ impl LlamaConfig {
             })
             .transpose()?;
         let cfg = ModelConfig {
-            arch: Arch::Llama,
+            arch,
             vocab_size: c.vocab_size,
             n_positions: c.max_position_embeddings,
             n_embd: c.hidden_size,

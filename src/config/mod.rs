@@ -1,9 +1,10 @@
 //! What a model is, whatever its file: `ModelConfig` (the normalized hyper-parameters), `Arch`
 //! (the architectures and their GPU-free facts), `AttnVariant`, and parsing `config.json`
-//! (`gpt2.rs`, `llama.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
+//! (`gpt2.rs`, `llama.rs`, `qwen2.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
 
 mod gpt2;
 mod llama;
+mod qwen2;
 
 use std::path::Path;
 
@@ -141,6 +142,8 @@ pub enum Arch {
     Gpt2,
     /// RMSNorm, RoPE, grouped-query attention, SwiGLU MLP, nn.Linear `[out, in]` weights.
     Llama,
+    /// Llama with biases on q_proj, k_proj and v_proj.
+    Qwen2,
 }
 
 /// Which optional hook points an architecture's blocks have (see `hooks`).
@@ -182,13 +185,14 @@ pub struct ArchSpec {
 
 impl Arch {
     /// Every architecture the engine runs.
-    pub const ALL: [Arch; 2] = [Arch::Gpt2, Arch::Llama];
+    pub const ALL: [Arch; 3] = [Arch::Gpt2, Arch::Llama, Arch::Qwen2];
 
     /// The registry, GPU-free half: one line per architecture.
     pub fn spec(self) -> &'static ArchSpec {
         match self {
             Arch::Gpt2 => &gpt2::SPEC,
             Arch::Llama => &llama::SPEC,
+            Arch::Qwen2 => &qwen2::SPEC,
         }
     }
 
@@ -227,7 +231,7 @@ pub struct ModelConfig {
     pub n_kv_head: usize,
     pub n_inner: usize,
     pub norm_eps: f32,
-    /// RoPE base (Llama only).
+    /// RoPE base (architectures with `hook_layout().rotary`).
     pub rope_theta: f32,
     /// RoPE frequency divisors, one per rotary pair (`head_dim / 2` of them): pair `i` turns at
     /// `rope_theta^(−2i/head_dim) / rope_freq_factors[i]` radians per position. Empty = all 1.
@@ -323,7 +327,8 @@ impl ModelConfig {
                 self.head_dim()
             );
         }
-        if self.arch == Arch::Llama && self.head_dim() % 2 != 0 {
+        let rotary = self.arch.hook_layout().rotary;
+        if rotary && self.head_dim() % 2 != 0 {
             bail!("RoPE needs an even head dimension, got {}", self.head_dim());
         }
         if !self.norm_eps.is_finite() || self.norm_eps <= 0.0 {
@@ -332,7 +337,7 @@ impl ModelConfig {
                 self.norm_eps
             );
         }
-        if self.arch == Arch::Llama && (!self.rope_theta.is_finite() || self.rope_theta <= 0.0) {
+        if rotary && (!self.rope_theta.is_finite() || self.rope_theta <= 0.0) {
             bail!(
                 "the RoPE base (rope_theta) is {}; it must be finite and > 0",
                 self.rope_theta
@@ -360,7 +365,7 @@ impl ModelConfig {
                 bail!(
                     "{}: model_type '{model_type}' is not supported ({} are)",
                     path.display(),
-                    known.join(" and ")
+                    known.join(", ")
                 )
             }
         }

@@ -34,7 +34,7 @@ pub enum Src {
     ResidPre(usize),
     Ln1(usize),
     Qkv(usize),
-    /// q and k after RoPE (Llama).
+    /// q and k after RoPE (Llama, Qwen2).
     RotQk(usize),
     Scores(usize),
     Pattern(usize),

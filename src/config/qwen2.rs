@@ -1,0 +1,34 @@
+//! Qwen2's `config.json` (transformers `Qwen2Config`): the fields it shares with Llama are
+//! parsed by [`LlamaConfig`], its own (sliding windows) are audited by `config_fields::QWEN2`.
+//! Plain data and serde: never wgpu, GGUF or models.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::*;
+
+/// Qwen2's facts (see [`ArchSpec`]): Llama's hook points and tensor names (plus the q/k/v
+/// biases its loader reads).
+pub(super) const SPEC: ArchSpec = ArchSpec {
+    arch: Arch::Qwen2,
+    name: "Qwen2",
+    model_type: "qwen2",
+    hook_layout: HookLayout {
+        pos_embed: false,
+        rotary: true,
+        gated_mlp: true,
+    },
+    weight_names: WeightNames {
+        embedding: "embed_tokens.weight",
+        prefixes: &["model.", ""],
+    },
+    layer_tensor: |l| format!("layers.{l}.input_layernorm.weight"),
+    from_config_json: from_file,
+};
+
+/// A Qwen2 `config.json` as a [`ModelConfig`]; every field is applied or refused by
+/// `config_fields::QWEN2` (sliding-window attention is refused).
+fn from_file(path: &Path) -> Result<ModelConfig> {
+    LlamaConfig::from_file_as(path, Arch::Qwen2, crate::config_fields::QWEN2)
+}

@@ -1,0 +1,209 @@
+//! Qwen2 models (Qwen2, Qwen2.5): a Llama block with biases on q_proj, k_proj and v_proj,
+//! added in the fused q|k|v matmul's epilogue. Weight names, RoPE tables, and the forward pass
+//! as a flat list of ops per block in the order of the model's figure. Uses the op vocabulary
+//! of `pass`; never kernels or wgpu calls directly.
+
+use anyhow::Result;
+
+use super::acts::Acts;
+use super::pass::Pass;
+use super::upload::{InputWidth, Linear, Uploader};
+use super::{Architecture, LinearWeight};
+use crate::analysis::{ModuleKind, ModuleWeight};
+use crate::config::ModelConfig;
+use crate::hooks::Src;
+use crate::rope::rope_tables;
+use crate::tensor::Tensor;
+use crate::weights::WeightSource;
+
+/// One Qwen2 decoder layer. nn.Linear matrices are stored `[out, in]`.
+struct Block {
+    /// input_layernorm `[D]`.
+    input_layernorm: wgpu::Buffer,
+    /// q_proj `[D, D]`, k_proj and v_proj `[Dkv, D]`, stacked: `[D + 2 Dkv, D]`; their biases
+    /// stacked the same way: `[D + 2 Dkv]`.
+    qkv_proj: Linear,
+    /// o_proj `[D, D]`, no bias.
+    o_proj: Linear,
+    /// post_attention_layernorm `[D]`.
+    post_attention_layernorm: wgpu::Buffer,
+    /// gate_proj and up_proj `[I, D]`, stacked: `[2I, D]`.
+    gate_up_proj: Linear,
+    /// down_proj `[D, I]`.
+    down_proj: Linear,
+}
+
+pub(crate) struct Qwen2 {
+    cfg: ModelConfig,
+    /// RoPE cos and sin tables `[n_positions, Dh/2]`.
+    rope: (wgpu::Buffer, wgpu::Buffer),
+    blocks: Vec<Block>,
+    norm: wgpu::Buffer,
+}
+
+/// Upload a Qwen2 checkpoint (`layers.{l}.…`, `embed_tokens`, `norm`; the `model.` prefix
+/// already resolved by the weight source) for `cfg`.
+pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Architecture>> {
+    let (d, inner, kvd) = (cfg.n_embd, cfg.n_inner(), cfg.kv_dim());
+    let mut blocks = Vec::with_capacity(cfg.n_layer);
+    for l in 0..cfg.n_layer {
+        let n = |s: &str| format!("layers.{l}.{s}.weight");
+        let proj = |s: &str, what: &str| format!("layers.{l}.self_attn.{s}_proj.{what}");
+        let (q, k, v) = (
+            proj("q", "weight"),
+            proj("k", "weight"),
+            proj("v", "weight"),
+        );
+        let mut qkv_proj = up.stacked(&[(&q, d), (&k, kvd), (&v, kvd)], d, InputWidth::D)?;
+        // The three biases, stacked as the rows are: added in the matmul's epilogue.
+        let mut bias = Vec::with_capacity(cfg.qkv_dim());
+        for (s, rows) in [("q", d), ("k", kvd), ("v", kvd)] {
+            bias.extend_from_slice(&up.wf.load(&proj(s, "bias"), &[rows])?);
+        }
+        qkv_proj.b = Some(up.f32_buffer(&proj("qkv", "bias"), &bias)?);
+        blocks.push(Block {
+            input_layernorm: up.vector(&n("input_layernorm"), &[d])?,
+            qkv_proj,
+            o_proj: up.linear(&n("self_attn.o_proj"), None, (d, d), true, InputWidth::D)?,
+            post_attention_layernorm: up.vector(&n("post_attention_layernorm"), &[d])?,
+            gate_up_proj: up.stacked(
+                &[(&n("mlp.gate_proj"), inner), (&n("mlp.up_proj"), inner)],
+                d,
+                InputWidth::D,
+            )?,
+            down_proj: up.linear(
+                &n("mlp.down_proj"),
+                None,
+                (inner, d),
+                true,
+                InputWidth::Inner,
+            )?,
+        });
+    }
+    let (c, s) = rope_tables(
+        cfg.n_positions,
+        cfg.head_dim(),
+        cfg.rope_theta,
+        &cfg.rope_freq_factors,
+    );
+    let rope = (
+        up.ctx.storage_init("rope cos", bytemuck::cast_slice(&c))?,
+        up.ctx.storage_init("rope sin", bytemuck::cast_slice(&s))?,
+    );
+    Ok(Box::new(Qwen2 {
+        cfg: cfg.clone(),
+        rope,
+        blocks,
+        norm: up.vector("norm.weight", &[d])?,
+    }))
+}
+
+impl Architecture for Qwen2 {
+    fn embed(&self, p: &mut Pass, a: &Acts) -> Result<()> {
+        p.embed(a, None);
+        p.hook_point(Src::Embed, &a.tok_emb)
+    }
+
+    fn block(&self, p: &mut Pass, a: &Acts, l: usize) -> Result<()> {
+        let w = &self.blocks[l];
+        p.hook_point(Src::ResidPre(l), &a.resid)?;
+        p.rmsnorm(&a.resid, &w.input_layernorm, &a.ln1);
+        p.hook_point(Src::Ln1(l), &a.ln1)?;
+        p.linear(&a.ln1, &w.qkv_proj, &a.qkv); // x·Wᵀ + b
+        p.hook_point(Src::Qkv(l), &a.qkv)?;
+        p.rope(&a.qkv, &self.rope);
+        p.hook_point(Src::RotQk(l), &a.qkv)?;
+        p.attention(l, &a.ln1, a, &Default::default())?;
+        p.hook_point(Src::Z(l), &a.z)?;
+        p.residual_linear(
+            Src::AttnOut(l),
+            &a.z,
+            &w.o_proj,
+            (&a.resid, &a.attn_out, &a.resid_mid),
+        )?;
+        p.hook_point(Src::ResidMid(l), &a.resid_mid)?;
+        p.rmsnorm(&a.resid_mid, &w.post_attention_layernorm, &a.ln2);
+        p.hook_point(Src::Ln2(l), &a.ln2)?;
+        p.linear(&a.ln2, &w.gate_up_proj, &a.mlp_pre);
+        p.hook_point(Src::GateUp(l), &a.mlp_pre)?;
+        p.swiglu(&a.mlp_pre, &a.mlp_post);
+        p.hook_point(Src::MlpPost(l), &a.mlp_post)?;
+        p.residual_linear(
+            Src::MlpOut(l),
+            &a.mlp_post,
+            &w.down_proj,
+            (&a.resid_mid, &a.mlp_out, &a.resid_next),
+        )?;
+        p.hook_point(Src::ResidPost(l), &a.resid_next)
+    }
+
+    fn final_norm(&self, p: &mut Pass, a: &Acts) -> Result<()> {
+        p.rmsnorm(&a.resid, &self.norm, &a.ln_final);
+        p.hook_point(Src::LnFinal, &a.ln_final)
+    }
+
+    fn linear_weights(&self) -> Vec<LinearWeight> {
+        let (d, kvd, inner) = (self.cfg.n_embd, self.cfg.kv_dim(), self.cfg.n_inner());
+        let mut out = Vec::new();
+        for (l, w) in self.blocks.iter().enumerate() {
+            let n = |s: &str| format!("model.layers.{l}.{s}.weight");
+            let part = LinearWeight::part;
+            out.push(part(n("self_attn.q_proj"), &w.qkv_proj, 0, d));
+            out.push(part(n("self_attn.k_proj"), &w.qkv_proj, d * d, kvd));
+            out.push(part(n("self_attn.v_proj"), &w.qkv_proj, (d + kvd) * d, kvd));
+            out.push(LinearWeight::whole(n("self_attn.o_proj"), &w.o_proj));
+            out.push(part(n("mlp.gate_proj"), &w.gate_up_proj, 0, inner));
+            out.push(part(n("mlp.up_proj"), &w.gate_up_proj, inner * d, inner));
+            out.push(LinearWeight::whole(n("mlp.down_proj"), &w.down_proj));
+        }
+        out
+    }
+
+    fn block_matmuls(&self) -> Vec<(&'static str, usize, usize, bool)> {
+        let Some(w) = self.blocks.first() else {
+            return Vec::new();
+        };
+        [
+            ("qkv", &w.qkv_proj),
+            ("attn out", &w.o_proj),
+            ("gate|up", &w.gate_up_proj),
+            ("mlp down", &w.down_proj),
+        ]
+        .map(|(s, l)| (s, l.n, l.k, l.b_t))
+        .to_vec()
+    }
+
+    fn module_weights(&self, wf: &dyn WeightSource, l: usize) -> Result<Vec<ModuleWeight>> {
+        let mut out = Vec::new();
+        for (name, kind) in [
+            ("self_attn.q_proj", ModuleKind::Q),
+            ("self_attn.k_proj", ModuleKind::K),
+            ("self_attn.v_proj", ModuleKind::V),
+            ("self_attn.o_proj", ModuleKind::O),
+            ("mlp.gate_proj", ModuleKind::Gate),
+            ("mlp.up_proj", ModuleKind::Up),
+            ("mlp.down_proj", ModuleKind::Down),
+        ] {
+            // nn.Linear stores [out, in]: transposed to [in, out].
+            let w = wf.tensor(&format!("layers.{l}.{name}.weight"))?;
+            out.push(ModuleWeight {
+                layer: l,
+                kind,
+                weight: transpose(&w),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A `[r, c]` matrix as `[c, r]`.
+fn transpose(w: &Tensor) -> Tensor {
+    let (r, c) = (w.shape[0], w.shape[1]);
+    let mut out = vec![0f32; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = w.data[i * c + j];
+        }
+    }
+    Tensor::new(vec![c, r], out)
+}
