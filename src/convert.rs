@@ -149,7 +149,6 @@ fn tensor_of(v: &Value, zip: &mut zip::ZipArchive<File>, prefix: &str) -> Result
     Ok(Some(Tensor::new(shape, data)))
 }
 
-
 /// Read `ckpt` and write `config.json` and `model.safetensors` (and `tokenizer.json` when given)
 /// into `out`. `variant` is required when the parameter names do not tell it (default vs sigmoid,
 /// context_bias vs attn_bias).

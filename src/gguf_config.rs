@@ -45,6 +45,7 @@ pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
         n_head,
         n_kv_head: per_layer("llama.attention.head_count_kv")?.unwrap_or(n_head),
         n_inner: required("llama.feed_forward_length")?,
+        qkv_bias: false,
         norm_eps: g.get_f32("llama.attention.layer_norm_rms_epsilon")?,
         rope_theta: theta,
         rope_freq_factors: Vec::new(),

@@ -215,6 +215,7 @@ impl From<Gpt2Config> for ModelConfig {
             n_head: c.n_head,
             n_kv_head: c.n_head,
             n_inner: c.n_inner(),
+            qkv_bias: false,
             norm_eps: c.layer_norm_epsilon,
             rope_theta: 0.0,
             rope_freq_factors: Vec::new(),

@@ -116,6 +116,7 @@ impl LlamaConfig {
             n_head: c.num_attention_heads,
             n_kv_head: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
             n_inner: c.intermediate_size,
+            qkv_bias: false,
             norm_eps: c.rms_norm_eps,
             rope_theta,
             rope_freq_factors,

@@ -1,5 +1,6 @@
 //! Qwen2's `config.json` (transformers `Qwen2Config`): the fields it shares with Llama are
-//! parsed by [`LlamaConfig`], its own (sliding windows) are audited by `config_fields::QWEN2`.
+//! parsed by [`LlamaConfig`], its own (sliding windows) are audited by `config_fields::QWEN2`;
+//! q_proj, k_proj and v_proj have biases (`qkv_bias`), so `model/llama.rs` runs it.
 //! Plain data and serde: never wgpu, GGUF or models.
 
 use std::path::Path;
@@ -30,5 +31,7 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
 /// A Qwen2 `config.json` as a [`ModelConfig`]; every field is applied or refused by
 /// `config_fields::QWEN2` (sliding-window attention is refused).
 fn from_file(path: &Path) -> Result<ModelConfig> {
-    LlamaConfig::from_file_as(path, Arch::Qwen2, crate::config_fields::QWEN2)
+    let mut cfg = LlamaConfig::from_file_as(path, Arch::Qwen2, crate::config_fields::QWEN2)?;
+    cfg.qkv_bias = true;
+    Ok(cfg)
 }

@@ -1,4 +1,4 @@
-//! Llama-family models (SmolLM2, TinyLlama, …): weight names, RoPE tables, and the forward pass
+//! Llama-family models (SmolLM2, TinyLlama, …; Qwen2 is this block with q/k/v biases, `qkv_bias`): weight names, RoPE tables, and the forward pass
 //! as a flat list of ops per block in the order of the model's figure. Uses the op vocabulary of
 //! `pass`; never kernels or wgpu calls directly.
 
@@ -53,6 +53,7 @@ pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Archi
                     (&n("self_attn.k_proj"), kvd),
                     (&n("self_attn.v_proj"), kvd),
                 ],
+                cfg.qkv_bias,
                 d,
                 InputWidth::D,
             )?,
@@ -60,6 +61,7 @@ pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Archi
             post_attention_layernorm: up.vector(&n("post_attention_layernorm"), &[d])?,
             gate_up_proj: up.stacked(
                 &[(&n("mlp.gate_proj"), inner), (&n("mlp.up_proj"), inner)],
+                false,
                 d,
                 InputWidth::D,
             )?,
@@ -187,4 +189,3 @@ impl Architecture for Llama {
         Ok(out)
     }
 }
-

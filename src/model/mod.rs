@@ -1,5 +1,5 @@
 //! A transformer on one GPU: weights in storage buffers, KV-cache sessions, and forward passes
-//! with hook-point capture and edits. One file per architecture (`gpt2`, `llama`, `qwen2`),
+//! with hook-point capture and edits. One file per architecture (`gpt2`, `llama`; Qwen2 runs llama.rs with q/k/v biases),
 //! registered in `registry`; the op vocabulary they call is `pass` (+ `attention`), hook points
 //! are `hook_point`.
 //! Depends on gpu, kernels and the data types below; never on studies, analysis, report or frontends.
@@ -11,7 +11,6 @@ mod head;
 mod hook_point;
 pub(crate) mod llama;
 mod pass;
-mod qwen2;
 pub mod registry;
 mod run;
 mod session;

@@ -16,7 +16,7 @@ pub(crate) fn loader(arch: Arch) -> Loader {
     match arch {
         Arch::Gpt2 => super::gpt2::load,
         Arch::Llama => super::llama::load,
-        Arch::Qwen2 => super::qwen2::load,
+        Arch::Qwen2 => super::llama::load, // a Llama block with q/k/v biases (`qkv_bias`)
     }
 }
 

@@ -116,10 +116,12 @@ impl Uploader<'_> {
     }
 
     /// nn.Linear matrices `[rows_i, k]` stacked along their first axis into one layer of
-    /// width Σ rows_i (Llama's q|k|v, gate|up), without bias.
+    /// width Σ rows_i (Llama's q|k|v, gate|up); with `bias`, their biases `[rows_i]` (named
+    /// `{weight name without .weight}.bias`) stacked the same way (Qwen2's q|k|v).
     pub fn stacked(
         &mut self,
         names: &[(&str, usize)],
+        bias: bool,
         k: usize,
         input: InputWidth,
     ) -> Result<Linear> {
@@ -128,9 +130,20 @@ impl Uploader<'_> {
             all.extend_from_slice(&self.load_matrix(name, &[*rows, k])?);
         }
         let w = self.put_matrix(names[0].0, &all)?;
+        let b = if bias {
+            let mut b = Vec::new();
+            for (name, rows) in names {
+                let bn = format!("{}.bias", name.trim_end_matches(".weight"));
+                b.extend_from_slice(&self.wf.load(&bn, &[*rows])?);
+            }
+            let label = format!("{}.bias", names[0].0.trim_end_matches(".weight"));
+            Some(self.f32_buffer(&label, &b)?)
+        } else {
+            None
+        };
         Ok(Linear {
             w,
-            b: None,
+            b,
             k,
             n: names.iter().map(|n| n.1).sum(),
             b_t: true,

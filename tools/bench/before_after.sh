@@ -27,6 +27,7 @@ done
 for round in $(seq "${ROUNDS:-2}"); do
   for sha in "${bins[@]}"; do
     echo "### $sha, round $round"
-    "$work/bench-$sha" --model "$model" "$@" | sed -n '/^### Forward pass/,/^$/p'
+    "$work/bench-$sha" --model "$model" "$@" |
+      awk '/^## Forward pass/ { on = 1 } /^## / && !/^## Forward pass/ { on = 0 } on'
   done
 done
