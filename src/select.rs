@@ -11,6 +11,7 @@
 //!   in *every* window (below the shortest window's length), and a knocked-out key must have a
 //!   later query in every window (below the shortest length − 1), so that an intervention acts
 //!   the same way on each window and none of it is a no-op.
+//!
 //! Data types: depends on hooks, intervene and forward; never on wgpu or models.
 
 use anyhow::{bail, Result};
