@@ -187,16 +187,18 @@ def reload_and_check(outdir: Path, spec, ref_by_k):
 # --------------------------------------------------------------------------- reference capture
 
 class AttnSpy:
-    """Wraps modeling_llama.apply_rotary_pos_emb / eager_attention_forward (both are looked up in
-    the module's globals at call time by LlamaAttention.forward) to record their tensors."""
+    """Wraps `modeling.apply_rotary_pos_emb` / `eager_attention_forward` (both are looked up in
+    the module's globals at call time by its Attention.forward; modeling_llama, or modeling_qwen2
+    for make_qwen2_fixtures.py) to record their tensors. No sliding window may be in play."""
 
-    def __init__(self):
+    def __init__(self, modeling=modeling_llama):
+        self.modeling = modeling
         self.rot = []
         self.attn = []
 
     def __enter__(self):
-        self._orig_rope = modeling_llama.apply_rotary_pos_emb
-        self._orig_eager = modeling_llama.eager_attention_forward
+        self._orig_rope = self.modeling.apply_rotary_pos_emb
+        self._orig_eager = self.modeling.eager_attention_forward
         spy = self
 
         def rope(q, k, cos, sin, *a, **kw):
@@ -206,6 +208,7 @@ class AttnSpy:
             return qe, ke
 
         def eager(module, query, key, value, attention_mask, scaling, *a, **kw):
+            assert kw.get("sliding_window") is None, kw.get("sliding_window")
             out, w = spy._orig_eager(module, query, key, value, attention_mask, scaling, *a, **kw)
             spy.attn.append(dict(layer=module.layer_idx, query=query.detach().clone(), key=key.detach().clone(),
                                  value=value.detach().clone(), scaling=scaling,
@@ -213,20 +216,22 @@ class AttnSpy:
                                  out=out.detach().clone(), weights=w.detach().clone()))
             return out, w
 
-        modeling_llama.apply_rotary_pos_emb = rope
-        modeling_llama.eager_attention_forward = eager
+        self.modeling.apply_rotary_pos_emb = rope
+        self.modeling.eager_attention_forward = eager
         return self
 
     def __exit__(self, *exc):
-        modeling_llama.apply_rotary_pos_emb = self._orig_rope
-        modeling_llama.eager_attention_forward = self._orig_eager
+        self.modeling.apply_rotary_pos_emb = self._orig_rope
+        self.modeling.eager_attention_forward = self._orig_eager
         return False
 
 
-def run_reference(model: LlamaForCausalLM, ids: list, n_positions: int):
+def run_reference(model, ids: list, n_positions: int, modeling=modeling_llama):
+    """Every hook of one prompt through a Llama-shaped model (LlamaForCausalLM, or Qwen2ForCausalLM
+    with `modeling_qwen2`: its q/k/v biases are checked to be applied and to matter)."""
     cfg = model.config
-    D, H, Hkv, Dh, I = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, \
-        cfg.intermediate_size
+    D, H, Hkv, I = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.intermediate_size
+    Dh = getattr(cfg, "head_dim", None) or D // H
     G = H // Hkv
     L = cfg.num_hidden_layers
     T = len(ids)
@@ -274,7 +279,7 @@ def run_reference(model: LlamaForCausalLM, ids: list, n_positions: int):
     handles.append(lm.norm.register_forward_hook(out_hook("ln_final.hook_normalized")))
 
     input_ids = torch.tensor([ids], dtype=torch.long)
-    with torch.no_grad(), AttnSpy() as spy:
+    with torch.no_grad(), AttnSpy(modeling) as spy:
         out = model(input_ids, output_hidden_states=True, output_attentions=True, use_cache=False)
     for h in handles:
         h.remove()
@@ -361,6 +366,7 @@ def run_reference(model: LlamaForCausalLM, ids: list, n_positions: int):
         assert torch.allclose(z_re, z, atol=1e-6, rtol=1e-5), (z_re - z).abs().max()
         ref[p + "hook_attn_out"] = sq(cap[p + "hook_attn_out"])
         with torch.no_grad():
+            assert at.o_proj.bias is None
             assert torch.equal(at.o_proj(z.reshape(T, H * Dh)), ref[p + "hook_attn_out"])
         ref[p + "hook_resid_mid"] = sq(cap[p + "hook_resid_mid"])
         assert torch.equal(ref[p + "hook_resid_mid"], ref[p + "hook_resid_pre"] + ref[p + "hook_attn_out"])
@@ -387,8 +393,13 @@ def run_reference(model: LlamaForCausalLM, ids: list, n_positions: int):
         assert torch.allclose(silu_up, ref[p + "mlp.hook_post"], atol=1e-6, rtol=1e-5)
         with torch.no_grad():
             ln1 = ref[p + "ln1.hook_normalized"]
-            assert torch.allclose(ln1 @ at.q_proj.weight.T, q.reshape(T, -1), atol=1e-5, rtol=1e-5)
-            assert torch.allclose(ln1 @ at.k_proj.weight.T, k.reshape(T, -1), atol=1e-5, rtol=1e-5)
+            for proj, got in [(at.q_proj, q), (at.k_proj, k), (at.v_proj, v)]:
+                lin = ln1 @ proj.weight.T
+                if proj.bias is not None:
+                    # the biases are there and matter: x·Wᵀ + b, and far from x·Wᵀ alone
+                    assert (lin - got.reshape(T, -1)).abs().max() > 0.1
+                    lin = lin + proj.bias
+                assert torch.allclose(lin, got.reshape(T, -1), atol=1e-5, rtol=1e-5)
             # non-HF RoPE: interleave-free complex rotation of pairs (i, i + Dh/2) in float64
             qd = q.double()
             c, s = ang.cos()[:, None, :], ang.sin()[:, None, :]
