@@ -13,7 +13,7 @@ use Handling::{Applied, Ignored, Refused, Restricted};
 /// What the engine does with one metadata key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum Handling {
-    /// Read and used exactly (by `gguf_config::llama_from_gguf`, the GGUF reader or the GGUF
+    /// Read and used exactly (by `gguf_config::from_gguf`, the GGUF reader or the GGUF
     /// tokenizer); bad values are errors there.
     Applied,
     /// Accepted only with the value(s) named in the reason, which leave llama's computation as

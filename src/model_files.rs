@@ -31,12 +31,12 @@ impl ModelFiles {
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_file() {
             let file = crate::gguf::GgufFile::open(path)?;
-            let cfg = crate::gguf_config::llama_from_gguf(&file)?;
+            let cfg = crate::gguf_config::from_gguf(&file)?;
             let tokenizer = crate::gguf_tokenizer::load(&file)?;
             return Ok(Self {
                 cfg,
                 tokenizer: Some(tokenizer),
-                weights: Box::new(GgufWeights::new(file)),
+                weights: Box::new(GgufWeights::new(file)?),
             });
         }
         if !path.is_dir() {
@@ -67,7 +67,7 @@ pub fn weight_source(path: &Path, arch: Arch) -> Result<Box<dyn WeightSource>> {
     if path.is_file() {
         return Ok(Box::new(GgufWeights::new(crate::gguf::GgufFile::open(
             path,
-        )?)));
+        )?)?));
     }
     let st = path.join("model.safetensors");
     let names = arch.weight_names();

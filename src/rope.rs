@@ -13,7 +13,7 @@
 //!
 //! llama.cpp's GGUF equivalent is `rope_freqs.weight` (its `freq_factors`, written by
 //! `convert_hf_to_gguf.py` from the same llama3 formula) times `rope.scaling.factor` for linear
-//! scaling; see [`crate::gguf_config::llama_from_gguf`].
+//! scaling; see [`crate::gguf_config::from_gguf`].
 //! Data types: plain math and serde; never wgpu, GGUF or models.
 
 use anyhow::{anyhow, bail, Result};

@@ -199,26 +199,35 @@ impl WeightSource for WeightFile {
     }
 }
 
-/// A GGUF file seen through Hugging Face Llama names (`layers.0.self_attn.q_proj.weight`),
-/// dequantized at load, with Q and K un-permuted as transformers' GGUF loader does.
+/// A GGUF file seen through Hugging Face names (`layers.0.self_attn.q_proj.weight`), dequantized
+/// at load, in the layout transformers' GGUF loader gives (Q and K un-permuted for `llama`, …):
+/// both per the file's [`GgufArch`](crate::gguf_config::GgufArch).
 pub struct GgufWeights {
     pub file: crate::gguf::GgufFile,
+    arch: &'static crate::gguf_config::GgufArch,
     /// Canonical (prefix-less) HF name -> GGUF tensor name.
     names: std::collections::HashMap<String, String>,
 }
 
 impl GgufWeights {
-    pub fn new(file: crate::gguf::GgufFile) -> Self {
+    /// # Errors
+    /// An unsupported `general.architecture` (named, with the file).
+    pub fn new(file: crate::gguf::GgufFile) -> Result<Self> {
+        let arch = crate::gguf_config::arch_of(&file)?;
         let names = file
             .tensors()
             .iter()
             .filter_map(|t| {
-                let hf = crate::gguf::hf_name(&t.name)?;
+                let hf = (arch.hf_name)(&t.name)?;
                 let canon = hf.strip_prefix("model.").map(str::to_string).unwrap_or(hf);
                 Some((canon, t.name.clone()))
             })
             .collect();
-        Self { file, names }
+        Ok(Self { file, arch, names })
+    }
+
+    fn hf(&self, gguf_name: &str) -> Result<(Vec<f32>, Vec<usize>)> {
+        (self.arch.tensor_hf)(&self.file, gguf_name)
     }
 }
 
@@ -236,7 +245,7 @@ impl WeightSource for GgufWeights {
                 self.file.path().display()
             )
         })?;
-        let (data, got) = self.file.tensor_f32_hf(g)?;
+        let (data, got) = self.hf(g)?;
         if got != shape {
             bail!(
                 "{}: tensor '{g}' ({name}) has shape {got:?} but the metadata implies {shape:?}",
@@ -258,7 +267,7 @@ impl WeightSource for GgufWeights {
                 self.file.path().display()
             )
         })?;
-        let (data, shape) = self.file.tensor_f32_hf(g)?;
+        let (data, shape) = self.hf(g)?;
         Ok(crate::tensor::Tensor::new(shape, data))
     }
     fn names(&self) -> Vec<String> {

@@ -203,7 +203,7 @@ fn gguf_config_head_count_0_and_huge_sizes() {
     let t = Tmp::new("gguf-config");
     // head_count 0 with rope.dimension_count: used to divide by zero.
     let p = t.write("h0.gguf", &gguf(&llama_kvs(0, 16, 32), &[]));
-    let e = err(outlier_probe::gguf_config::llama_from_gguf(
+    let e = err(outlier_probe::gguf_config::from_gguf(
         &GgufFile::open(&p).unwrap(),
     ));
     assert_has(
@@ -226,14 +226,14 @@ fn gguf_config_head_count_0_and_huge_sizes() {
         ),
     ] {
         let p = t.write("big.gguf", &gguf(&llama_kvs(2, ctx, d), &[]));
-        let e = err(outlier_probe::gguf_config::llama_from_gguf(
+        let e = err(outlier_probe::gguf_config::from_gguf(
             &GgufFile::open(&p).unwrap(),
         ));
         assert_has(&e, &[&p.display().to_string(), want]);
     }
     // The seed the fuzzer starts from passes.
     let g = GgufFile::open(fixtures().join("fuzz/tiny-llama.gguf")).unwrap();
-    let c = outlier_probe::gguf_config::llama_from_gguf(&g).unwrap();
+    let c = outlier_probe::gguf_config::from_gguf(&g).unwrap();
     assert_eq!(
         (c.n_embd, c.n_head, c.n_kv_head, c.n_positions),
         (32, 2, 1, 32)

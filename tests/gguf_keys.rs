@@ -337,7 +337,17 @@ fn the_doc_lists_every_row() {
             missing.push(line);
         }
     }
-    for t in TENSORS {
+    let own_keys = outlier_probe::gguf_config::ALL.iter().flat_map(|a| a.keys);
+    for r in own_keys {
+        let line = format!("| `{}` | {:?} | {} |", r.key, r.handling, r.reason);
+        if !doc.contains(&line) {
+            missing.push(line);
+        }
+    }
+    let own_tensors = outlier_probe::gguf_config::ALL
+        .iter()
+        .flat_map(|a| a.tensors);
+    for t in TENSORS.iter().chain(own_tensors) {
         let line = format!("| `{}` | {:?} | {} |", t.name, t.handling, t.reason);
         if !doc.contains(&line) {
             missing.push(line);

@@ -10,7 +10,7 @@ use common::TempDir;
 use gguf_writer::audit::*;
 use gguf_writer::*;
 use outlier_probe::gguf::{GgufFile, GgufValue as V};
-use outlier_probe::gguf_config::llama_from_gguf;
+use outlier_probe::gguf_config::from_gguf;
 use outlier_probe::gguf_tokenizer::{tokenizer_from_gguf, GgufSpecialTokens};
 
 #[test]
@@ -107,8 +107,8 @@ fn missing_required_keys_are_named() {
 }
 
 #[test]
-fn architectures_other_than_llama_are_refused() {
-    for (i, arch) in ["gpt2", "qwen2", "llama4"].into_iter().enumerate() {
+fn unsupported_architectures_are_refused() {
+    for (i, arch) in ["gpt2", "mamba", "llama4"].into_iter().enumerate() {
         let mut b = tiny();
         b.set("general.architecture", s(arch));
         refused(
@@ -117,6 +117,22 @@ fn architectures_other_than_llama_are_refused() {
             &["general.architecture", arch, "not supported"],
         );
     }
+}
+
+/// A `qwen2` file is read from `qwen2.*` keys: `llama.*` ones are not its own (the first missing
+/// one is named), and with its own prefix the same keys give the Llama configuration plus the
+/// q/k/v biases, whose tensors are then required by name.
+#[test]
+fn a_second_architecture_reads_its_own_prefix() {
+    let mut b = tiny();
+    b.set("general.architecture", s("qwen2"));
+    refused(&b, "qwen2-llama-keys", &["qwen2.block_count"]);
+    let mut q = tiny();
+    for (k, _) in q.kv.iter_mut() {
+        *k = k.replace("llama.", "qwen2.");
+    }
+    q.set("general.architecture", s("qwen2"));
+    refused(&q, "qwen2-no-bias", &["blk.0.attn_q.bias", "missing"]);
 }
 
 /// Keys to set on a builder.
@@ -265,8 +281,8 @@ fn alignment_is_applied_to_the_data_offsets() {
         );
     }
     assert_eq!(
-        json(&llama_from_gguf(&g64).unwrap()),
-        json(&llama_from_gguf(&g32).unwrap())
+        json(&from_gguf(&g64).unwrap()),
+        json(&from_gguf(&g32).unwrap())
     );
     b.set("general.alignment", V::U32(48));
     let p48 = dir.0.join("a48.gguf");
@@ -381,7 +397,7 @@ fn tokenizer_keys_are_applied() {
 fn the_real_smollm2_file_passes_the_audit() {
     let path = common::smollm2_gguf();
     let g = GgufFile::open(&path).unwrap();
-    let c = llama_from_gguf(&g).unwrap_or_else(|e| panic!("{e:#}"));
+    let c = from_gguf(&g).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(
         (c.n_layer, c.n_head, c.n_kv_head, c.head_dim()),
         (30, 9, 3, 64)

@@ -165,3 +165,26 @@ fn qwen2_without_biases_is_refused() {
     };
     assert!(e.contains("model.layers.1.self_attn.k_proj.bias"), "{e}");
 }
+
+/// The fixture as llama.cpp's own converter writes it (tests/fixtures/gguf-converted, f32):
+/// `general.architecture = "qwen2"`, the q/k/v biases as `blk.N.attn_{q,k,v}.bias`, Q/K rows as
+/// transformers has them. Every key and tensor passes the audit, every hook matches transformers
+/// as the safetensors checkpoint does, and the GGUF tokenizer encodes the prompts as
+/// tokenizer.json does.
+#[test]
+fn qwen2_gguf_from_llama_cpp_matches_transformers() {
+    let p = fixtures_dir().join("gguf-converted/qwen2-odd-a.f32.gguf");
+    let model = Gpt2::load(ctx(), &p).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(model.cfg.arch, Arch::Qwen2);
+    assert!(model.cfg.qkv_bias && model.cfg.tie_embeddings);
+    assert_all_hooks_match(&model, FX, T);
+    let prompts: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures_dir().join(FX).join("prompts.json")).unwrap(),
+    )
+    .unwrap();
+    let tok = model.tokenizer.as_ref().expect("a GGUF tokenizer");
+    for p in prompts.as_array().unwrap() {
+        let want: Vec<u32> = serde_json::from_value(p["ids"].clone()).unwrap();
+        assert_eq!(tok.encode(p["text"].as_str().unwrap()).unwrap(), want);
+    }
+}

@@ -280,7 +280,7 @@ fn run_gguf(path: &Path) -> Result<String> {
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
-    let cfg = outlier_probe::gguf_config::llama_from_gguf(&g).map(|c| check_config(&c));
+    let cfg = outlier_probe::gguf_config::from_gguf(&g).map(|c| check_config(&c));
     let files = run_files(path);
     errors.sort();
     errors.dedup();

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 
 use super::Handling::{Applied, Ignored, Refused, Restricted};
-use super::{key_rule, tensor_rule};
+use super::{key_rule_in, tensor_rule_in, KeyRule, TensorRule};
 use crate::config::ModelConfig;
 use crate::gguf::{GgufFile, GgufValue};
 
@@ -103,17 +103,23 @@ fn restricted_ok(g: &GgufFile, cfg: &ModelConfig, key: &str, v: &GgufValue) -> b
     }
 }
 
-/// Check every metadata key of `g` against [`KEYS`](super::KEYS): unknown keys, `Refused` keys
-/// and `Restricted` keys with another value are errors, all listed in one message naming each
-/// key, its value, the reason and the file.
-pub fn check_metadata(g: &GgufFile, cfg: &ModelConfig) -> Result<()> {
+/// Check every metadata key of `g` (GGUF architecture `arch`, with its own rows `own`) against
+/// the audit ([`super::key_rule_in`]): unknown keys, `Refused` keys and `Restricted` keys with
+/// another value are errors, all listed in one message naming each key, its value, the reason
+/// and the file.
+pub fn check_metadata(
+    g: &GgufFile,
+    cfg: &ModelConfig,
+    arch: &str,
+    own: &'static [KeyRule],
+) -> Result<()> {
     let mut bad = Vec::new();
     for (key, v) in g.metadata() {
-        let why = match key_rule(key) {
+        let why = match key_rule_in(arch, own, key) {
             None => "not a key outlier-probe knows; refused rather than ignored (docs/gguf-keys.md lists every known key)",
-            Some(rule) => match rule.handling {
+            Some((rule, spelled)) => match rule.handling {
                 Applied | Ignored => continue,
-                Restricted if restricted_ok(g, cfg, key, v) => continue,
+                Restricted if restricted_ok(g, cfg, &spelled, v) => continue,
                 Restricted | Refused => rule.reason,
             },
         };
@@ -155,28 +161,35 @@ pub fn llama_tensors(cfg: &ModelConfig) -> Vec<(String, bool)> {
     out
 }
 
-/// Every tensor in `g` must be one [`llama_tensors`] lists (else an error naming it and, when
-/// llama.cpp knows it, why it is not applied), and every required one must be present (else an
-/// error naming it). All problems are listed in one message.
-pub fn check_tensors(g: &GgufFile, cfg: &ModelConfig) -> Result<()> {
-    let wanted = llama_tensors(cfg);
+/// Every tensor in `g` (GGUF architecture `arch`, with its own rows `own`) must be one `wanted`
+/// lists (else an error naming it and, when llama.cpp knows it, why it is not applied), and every
+/// required one must be present (else an error naming it). All problems are listed in one message.
+pub fn check_tensors(
+    g: &GgufFile,
+    cfg: &ModelConfig,
+    arch: &str,
+    own: &'static [TensorRule],
+    wanted: &[(String, bool)],
+) -> Result<()> {
     let known: std::collections::HashSet<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
     let mut bad = Vec::new();
     for ti in g.tensors() {
         if known.contains(ti.name.as_str()) {
             continue;
         }
-        let why = match tensor_rule(&ti.name) {
+        let why = match tensor_rule_in(own, &ti.name) {
             Some(rule) if rule.handling == Refused => rule.reason.to_string(),
             Some(_) => format!(
-                "block index past block_count = {} (llama.block_count)",
+                "block index past block_count = {} ({arch}.block_count)",
                 cfg.n_layer
             ),
-            None => "not a tensor of the llama forward pass; refused rather than ignored".into(),
+            None => {
+                format!("not a tensor of the {arch} forward pass; refused rather than ignored")
+            }
         };
         bad.push(format!("tensor `{}`: {why}", ti.name));
     }
-    for (name, required) in &wanted {
+    for (name, required) in wanted {
         if *required && g.tensor_info(name).is_err() {
             bad.push(format!("required tensor `{name}` is missing"));
         }

@@ -24,7 +24,7 @@ pub(super) const SPM_ONLY: &str = "must be false: it applies to SentencePiece/Un
 /// The audit table. `{arch}` keys are spelled with `llama.`, the only architecture accepted.
 pub const KEYS: &[KeyRule] = &[
     // ------------------------------------------------------------------ general.*
-    r("general.architecture", Applied, "selects the model family; only `llama` is accepted (`gpt2` and every other architecture are refused by name)"),
+    r("general.architecture", Applied, "selects the model family: one of `gguf_config::ALL` (`llama`, `qwen2`, …); `gpt2` and every other architecture are refused by name"),
     r("general.type", Restricted, "`model` only; `adapter` (LoRA), `mmproj`, `imatrix` files are not language models"),
     r("general.alignment", Applied, "tensor data offsets are multiples of it and the data section starts at the next multiple (GGUF reader); must be a power of two"),
     r("general.quantization_version", Restricted, "2 only: the Q4_0/Q4_1/Q8_0 block layouts the dequantizer implements are those of ggml quantization version 2"),

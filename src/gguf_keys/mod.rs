@@ -10,8 +10,10 @@
 //! refused by name, never skipped. Every tensor in the file must be one the forward pass loads;
 //! any other is an error naming it, and a missing required tensor is named too.
 //!
-//! `general.architecture` other than `llama` (GPT-2 GGUF included) is refused before this audit
-//! (see [`crate::gguf_config::llama_from_gguf`]).
+//! The tables are spelled for `llama`; another GGUF architecture (`crate::gguf_config::ALL`)
+//! reads their `llama.*` rows as its own prefix's and adds or overrides rows of its own
+//! ([`key_rule_in`], [`tensor_rule_in`]). An unsupported `general.architecture` (GPT-2 GGUF
+//! included) is refused before this audit (see [`crate::gguf_config::from_gguf`]).
 //!
 //! Depends on the GGUF reader and, in `checks` only, on `crate::config::ModelConfig`; never on
 //! wgpu or models. The parts: `keys` (the key table), `tensors` (the tensor table), `checks` (the
@@ -49,25 +51,59 @@ fn glob(pattern: &str, s: &str) -> bool {
     true
 }
 
-/// The audit row for `key` (exact rows win over patterns).
+/// The audit row for `key` in the shared table [`KEYS`] (exact rows win over patterns).
 pub fn key_rule(key: &str) -> Option<&'static KeyRule> {
-    KEYS.iter().find(|k| k.key == key).or_else(|| {
-        KEYS.iter()
+    find_key(KEYS, key)
+}
+
+fn find_key<'a>(rows: &'a [KeyRule], key: &str) -> Option<&'a KeyRule> {
+    rows.iter().find(|k| k.key == key).or_else(|| {
+        rows.iter()
             .find(|k| k.key.contains('*') && glob(k.key, key))
     })
 }
 
-/// The tensor row for a GGUF tensor name (`blk.7.attn_q.bias` matches `blk.N.attn_q.bias`).
+/// The audit row for `key` in a file of GGUF architecture `arch` whose own rows are `own`: `own`
+/// first, then [`KEYS`] with an `{arch}.` prefix read as `llama.` (the shared rows are spelled for
+/// `llama`). Returns the row and the key as the row's table spells it.
+pub fn key_rule_in(
+    arch: &str,
+    own: &'static [KeyRule],
+    key: &str,
+) -> Option<(&'static KeyRule, String)> {
+    if let Some(r) = find_key(own, key) {
+        return Some((r, key.to_string()));
+    }
+    let shared = match key.strip_prefix(arch).and_then(|r| r.strip_prefix('.')) {
+        Some(rest) if arch != "llama" => format!("llama.{rest}"),
+        _ => key.to_string(),
+    };
+    // Another architecture's prefix never reads as this one's.
+    if arch != "llama" && key.starts_with("llama.") {
+        return None;
+    }
+    key_rule(&shared).map(|r| (r, shared))
+}
+
+/// The tensor row for a GGUF tensor name (`blk.7.attn_q.bias` matches `blk.N.attn_q.bias`) in
+/// the shared table [`TENSORS`].
 pub fn tensor_rule(name: &str) -> Option<&'static TensorRule> {
+    tensor_rule_in(&[], name)
+}
+
+/// The tensor row for a GGUF tensor name in an architecture's own rows `own`, then in [`TENSORS`].
+pub fn tensor_rule_in(own: &'static [TensorRule], name: &str) -> Option<&'static TensorRule> {
     let generic = match name.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
         Some((n, leaf)) if n.parse::<usize>().is_ok() => format!("blk.N.{leaf}"),
         _ => name.to_string(),
     };
-    TENSORS.iter().find(|t| t.name == generic).or_else(|| {
-        TENSORS
-            .iter()
-            .find(|t| t.name.contains('*') && glob(t.name, name))
-    })
+    let find = |rows: &'static [TensorRule]| {
+        rows.iter().find(|t| t.name == generic).or_else(|| {
+            rows.iter()
+                .find(|t| t.name.contains('*') && glob(t.name, name))
+        })
+    };
+    find(own).or_else(|| find(TENSORS))
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
-//! Shared by the GGUF audit tests: load a builder's file through `llama_from_gguf` and check
+//! Shared by the GGUF audit tests: load a builder's file through `from_gguf` and check
 //! that errors name the key/tensor, its value and the file.
 
 use outlier_probe::config::ModelConfig;
 use outlier_probe::gguf::{GgufFile, GgufValue as V};
-use outlier_probe::gguf_config::llama_from_gguf;
+use outlier_probe::gguf_config::from_gguf;
 
 use super::{tiny_llama, GgufBuilder, TINY};
 use crate::common::TempDir;
@@ -14,7 +14,7 @@ pub fn load(b: &GgufBuilder, tag: &str) -> (Result<ModelConfig, String>, String,
     let path = dir.0.join("model.gguf");
     b.write(&path);
     let r = GgufFile::open(&path)
-        .and_then(|g| llama_from_gguf(&g))
+        .and_then(|g| from_gguf(&g))
         .map_err(|e| format!("{e:#}"));
     (r, path.display().to_string(), dir)
 }
