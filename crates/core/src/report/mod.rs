@@ -3,6 +3,7 @@
 //! bundled font, so no system font or fontconfig is needed).
 //! Depends on analysis, tensor and the study's plain types; never on wgpu, models or the study's code.
 
+pub mod cross_model;
 pub mod markdown;
 pub mod plots;
 mod summary;

@@ -182,3 +182,40 @@ fn clean_model_summary_is_empty() {
     assert!(r.summary.top_sink_excess.is_none() && r.summary.top_sink.is_none());
     assert!(r.summary.massive_channels.is_empty());
 }
+
+/// The cross-model table: one row per finding, the planted model's channel, row, lifecycle and
+/// sink in its column, the clean model's "none", the paper's column as given, and the f16 row
+/// flagging only values above 65,504.
+#[test]
+fn cross_model_table_side_by_side() {
+    use super::cross_model::{cells, sink_share_table, table, F16_MAX, LLAMA2_7B, ROWS};
+    let planted = build(analyze(&planted_probe_input(true), &Thresholds::default()).unwrap());
+    let clean = build(analyze(&clean_probe_input(), &Thresholds::default()).unwrap());
+    let t = table(&[("planted", &planted), ("clean", &clean)], &[&LLAMA2_7B]);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines.len(), 2 + ROWS.len(), "{t}");
+    assert!(lines[0].contains("planted") && lines[0].contains("LLaMA-2-7B (paper)"));
+    for (row, line) in ROWS.iter().zip(&lines[2..]) {
+        assert!(line.starts_with(&format!("| {row} |")), "{line}");
+        assert_eq!(line.matches(" |").count(), 4, "{line}");
+    }
+    let p = cells(&planted);
+    assert!(p[2].starts_with(&format!("{PLANT_CHANNEL} (")), "{}", p[2]);
+    let (a, b) = (PLANT_LAYERS.start(), PLANT_LAYERS.end());
+    assert!(p[5].starts_with(&format!("{a} · ")), "{}", p[5]);
+    assert!(p[5].contains(&format!(" · {b} · ")), "{}", p[5]);
+    assert!(p[8].contains(&format!("channel {PLANT_ROW}:")), "{}", p[8]);
+    assert!(p[7].starts_with("key 0 "), "{}", p[7]);
+    let max = planted.sequences[0]
+        .layers
+        .iter()
+        .filter_map(|l| l.block_output.as_ref()?.top.first().map(|e| e.abs))
+        .fold(0f32, f32::max);
+    assert_eq!(p[6].starts_with("within"), max <= F16_MAX, "{}", p[6]);
+    let c = cells(&clean);
+    assert!(c[2].starts_with("none") && c[7] == "none", "{c:?}");
+    assert!(t.contains("1415, 2533"));
+    let s = sink_share_table(&[("planted", &planted)]);
+    assert_eq!(s.lines().count(), 2 + planted.model.n_layer, "{s}");
+    assert!(s.lines().nth(2 + a).unwrap().contains("| 0*"), "{s}");
+}
