@@ -1,25 +1,33 @@
-//! Dequantization of ggml blocks (F32, F16, BF16, Q8_0, Q4_0, Q4_1) to `f32`, bit for bit as
-//! `gguf.quants.dequantize`. File format only: no wgpu, no models.
+//! Dequantization of ggml blocks (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K,
+//! Q4_K, Q5_K, Q6_K) to `f32`, bit for bit as `gguf.quants.dequantize`. File format only: no
+//! wgpu, no models. The 5-bit and K-quant block layouts are in `dequant/kquants.rs`.
 
 use anyhow::{anyhow, bail, Result};
-use half::f16;
 
 use super::ggml_type::supported_list;
 use super::GgmlType;
 
-#[inline]
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32()
-}
+mod kquants;
+
+use kquants::f16_at;
 
 /// Dequantize `n_elements` values of type `ty` from `data` (ggml block layouts, matching
-/// `gguf.quants.dequantize` bit for bit):
+/// `gguf.quants.dequantize` bit for bit; llama.cpp's `dequantize_row_*` describe the layouts):
 ///
 /// * F32, F16, BF16: plain little-endian values.
 /// * Q8_0 (34 bytes / 32): f16 `d`, 32 × i8 `q`; `x = q·d`.
 /// * Q4_0 (18 bytes / 32): f16 `d`, 16 bytes; element `i < 16` is the low nibble of byte `i`,
 ///   element `16 + i` its high nibble; `x = (nibble − 8)·d`.
 /// * Q4_1 (20 bytes / 32): f16 `d`, f16 `m`, 16 bytes (nibbles as Q4_0); `x = nibble·d + m`.
+/// * Q5_0 (22 / 32), Q5_1 (24 / 32): as Q4_0 / Q4_1 with a fifth bit per element from a u32
+///   (`x = (q − 16)·d` and `x = q·d + m`).
+/// * Q2_K (84 / 256), Q3_K (110 / 256), Q4_K (144 / 256), Q5_K (176 / 256), Q6_K (210 / 256):
+///   super-blocks of 16 or 8 sub-blocks with their own quantized scales (and mins), see the
+///   block functions' docs.
+///
+/// # Errors
+/// A type outside [`GgmlType::SUPPORTED`] (named, with the supported list), `n_elements` not a
+/// whole number of blocks, or `data` not exactly the bytes those blocks take.
 pub fn dequantize(ty: GgmlType, data: &[u8], n_elements: usize) -> Result<Vec<f32>> {
     let (blck, type_size) = ty
         .block()
@@ -42,41 +50,61 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n_elements: usize) -> Result<Vec<f3
             data.len()
         );
     }
-    let mut out = Vec::with_capacity(n_elements);
-    match ty {
-        GgmlType::F32 => out.extend(
-            data.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap())),
-        ),
-        GgmlType::F16 => out.extend(data.chunks_exact(2).map(|c| f16_at(c, 0))),
-        GgmlType::BF16 => out.extend(
-            data.chunks_exact(2)
-                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)),
-        ),
-        GgmlType::Q8_0 => {
-            for b in data.chunks_exact(34) {
-                let d = f16_at(b, 0);
-                out.extend(b[2..].iter().map(|&q| (q as i8) as f32 * d));
-            }
+    let block_fn: fn(&[u8], &mut [f32]) = match ty {
+        GgmlType::F32 => {
+            return Ok(data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect())
         }
-        GgmlType::Q4_0 => {
-            for b in data.chunks_exact(18) {
-                let d = f16_at(b, 0);
-                let qs = &b[2..];
-                out.extend(qs.iter().map(|&q| ((q & 0x0F) as i32 - 8) as f32 * d));
-                out.extend(qs.iter().map(|&q| ((q >> 4) as i32 - 8) as f32 * d));
-            }
+        GgmlType::F16 => return Ok(data.chunks_exact(2).map(|c| f16_at(c, 0)).collect()),
+        GgmlType::BF16 => {
+            return Ok(data
+                .chunks_exact(2)
+                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                .collect())
         }
-        GgmlType::Q4_1 => {
-            for b in data.chunks_exact(20) {
-                let d = f16_at(b, 0);
-                let m = f16_at(b, 2);
-                let qs = &b[4..];
-                out.extend(qs.iter().map(|&q| (q & 0x0F) as f32 * d + m));
-                out.extend(qs.iter().map(|&q| (q >> 4) as f32 * d + m));
-            }
-        }
+        GgmlType::Q8_0 => q8_0,
+        GgmlType::Q4_0 => q4_0,
+        GgmlType::Q4_1 => q4_1,
+        GgmlType::Q5_0 => kquants::q5_0,
+        GgmlType::Q5_1 => kquants::q5_1,
+        GgmlType::Q2_K => kquants::q2_k,
+        GgmlType::Q3_K => kquants::q3_k,
+        GgmlType::Q4_K => kquants::q4_k,
+        GgmlType::Q5_K => kquants::q5_k,
+        GgmlType::Q6_K => kquants::q6_k,
         _ => unreachable!("checked by is_supported"),
+    };
+    let mut out = vec![0f32; n_elements];
+    for (b, o) in data.chunks_exact(type_size).zip(out.chunks_exact_mut(blck)) {
+        block_fn(b, o);
     }
     Ok(out)
+}
+
+fn q8_0(b: &[u8], out: &mut [f32]) {
+    let d = f16_at(b, 0);
+    for (o, &q) in out.iter_mut().zip(&b[2..34]) {
+        *o = (q as i8) as f32 * d;
+    }
+}
+
+fn q4_0(b: &[u8], out: &mut [f32]) {
+    let d = f16_at(b, 0);
+    let (lo, hi) = out.split_at_mut(16);
+    for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b[2..18]) {
+        *l = ((q & 0x0F) as i32 - 8) as f32 * d;
+        *h = ((q >> 4) as i32 - 8) as f32 * d;
+    }
+}
+
+fn q4_1(b: &[u8], out: &mut [f32]) {
+    let d = f16_at(b, 0);
+    let m = f16_at(b, 2);
+    let (lo, hi) = out.split_at_mut(16);
+    for ((l, h), &q) in lo.iter_mut().zip(hi).zip(&b[4..20]) {
+        *l = (q & 0x0F) as f32 * d + m;
+        *h = (q >> 4) as f32 * d + m;
+    }
 }
