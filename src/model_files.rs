@@ -31,6 +31,7 @@ impl ModelFiles {
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_file() {
             let file = crate::gguf::GgufFile::open(path)?;
+            file.check_types()?;
             let cfg = crate::gguf_config::llama_from_gguf(&file)?;
             let tokenizer = crate::gguf_tokenizer::load(&file)?;
             return Ok(Self {
@@ -65,9 +66,9 @@ impl ModelFiles {
 /// A file that does not open or parse; the message names it.
 pub fn weight_source(path: &Path, arch: Arch) -> Result<Box<dyn WeightSource>> {
     if path.is_file() {
-        return Ok(Box::new(GgufWeights::new(crate::gguf::GgufFile::open(
-            path,
-        )?)));
+        let file = crate::gguf::GgufFile::open(path)?;
+        file.check_types()?;
+        return Ok(Box::new(GgufWeights::new(file)));
     }
     let st = path.join("model.safetensors");
     let names = arch.weight_names();

@@ -8,8 +8,8 @@ Writes `tests/fixtures/gguf/`:
                         - random blocks of Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q5_0, Q5_1: random bytes whose f16 scales
                           (d, dmin, m) are finite random values, incl. negative, subnormal, +-0 and 65504;
                         - `gguf.quants.quantize`d random data for the types gguf-py can quantize (Q5_0, Q5_1);
-                        - real blocks (first, second, middle, last) of a Q4_K, Q6_K, Q5_0 and Q8_0 tensor of
-                          Gemma-3-270M's Q4_K_M GGUF;
+                        - real blocks (first, second, middle, last) of the first and the last Q4_K, Q6_K, Q5_0
+                          and Q8_0 tensor of Gemma-3-270M's Q4_K_M GGUF;
                         - `tiny.gguf#q2_k_mat`: the Q2_K tensor of tiny.gguf (gguf_blocks.py), whole.
 * `gemma_expected.json` facts about the real Gemma file: size, tensor count, types, and for EVERY tensor its
                         type, row-major shape and the SHA-256 of the little-endian f32 bytes gguf-py's dequantize
@@ -104,16 +104,17 @@ def random_blocks(rng):
 
 
 def real_blocks(reader):
-    tensors = {t.name: t for t in reader.tensors}
+    """Blocks 0, 1, middle and last of the first and the last tensor of each quantized type."""
     out = []
-    for name in ["blk.0.attn_output.weight", "blk.5.ffn_down.weight", "blk.3.attn_q.weight",
-                 "blk.17.ffn_up.weight", "blk.0.attn_v.weight", "token_embd.weight"]:
-        t = tensors[name]
-        raw = np.asarray(t.data).view(np.uint8).reshape(-1)
-        bs, ts = gguf.GGML_QUANT_SIZES[t.tensor_type]
-        n_blocks = raw.size // ts
-        for b in [0, 1, n_blocks // 2, n_blocks - 1]:
-            out.append(block_entry(f"gemma:{name}#block{b}", t.tensor_type, raw[b * ts:(b + 1) * ts], bs))
+    for qtype in (T.Q4_K, T.Q6_K, T.Q5_0, T.Q8_0):
+        of_type = [t for t in reader.tensors if t.tensor_type == qtype]
+        assert of_type, qtype.name
+        for t in (of_type[0], of_type[-1]):
+            raw = np.asarray(t.data).view(np.uint8).reshape(-1)
+            bs, ts = gguf.GGML_QUANT_SIZES[t.tensor_type]
+            n_blocks = raw.size // ts
+            for b in [0, 1, n_blocks // 2, n_blocks - 1]:
+                out.append(block_entry(f"gemma:{t.name}#block{b}", t.tensor_type, raw[b * ts:(b + 1) * ts], bs))
     return out
 
 

@@ -14,34 +14,31 @@ pub(super) fn f16_at(b: &[u8], i: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32()
 }
 
-/// The 5-bit quants of a Q5_0/Q5_1 block: `qh` (u32, bit `j` = high bit of element `j`) and
-/// 16 bytes `qs` (element `j < 16` low nibble of byte `j`, element `16 + j` its high nibble).
+/// The 5-bit quants of a Q5_0/Q5_1 block (`qh`: 4 bytes, `qs`: 16 bytes) to `f(j, q)` for the
+/// 32 elements: element `j < 16` is the low nibble of `qs[j]`, element `16 + j` its high nibble,
+/// and bit `j` of `qh` (a little-endian u32) is element `j`'s fifth bit.
 #[inline]
-fn q5(qh: &[u8], qs: &[u8], j: usize) -> u32 {
+fn q5(qh: &[u8], qs: &[u8], mut f: impl FnMut(usize, u32)) {
     let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
-    let lo = if j < 16 {
-        qs[j] & 0x0F
-    } else {
-        qs[j - 16] >> 4
-    };
-    lo as u32 | (((qh >> j) & 1) << 4)
+    for (j, &q) in qs.iter().enumerate() {
+        f(j, (q & 0x0F) as u32 | (((qh >> j) & 1) << 4));
+        f(16 + j, (q >> 4) as u32 | (((qh >> (16 + j)) & 1) << 4));
+    }
 }
 
 /// Q5_0 (22 bytes / 32): f16 `d`, u32 `qh`, 16 bytes `qs`; `x = d·(q − 16)`, q in 0..31.
 pub(super) fn q5_0(b: &[u8], out: &mut [f32]) {
     let d = f16_at(b, 0);
-    for (j, o) in out.iter_mut().enumerate() {
-        *o = d * (q5(&b[2..6], &b[6..22], j) as i32 - 16) as f32;
-    }
+    q5(&b[2..6], &b[6..22], |j, q| {
+        out[j] = d * (q as i32 - 16) as f32
+    });
 }
 
 /// Q5_1 (24 bytes / 32): f16 `d`, f16 `m`, u32 `qh`, 16 bytes `qs`; `x = (d·q) + m`.
 pub(super) fn q5_1(b: &[u8], out: &mut [f32]) {
     let d = f16_at(b, 0);
     let m = f16_at(b, 2);
-    for (j, o) in out.iter_mut().enumerate() {
-        *o = d * q5(&b[4..8], &b[8..24], j) as f32 + m;
-    }
+    q5(&b[4..8], &b[8..24], |j, q| out[j] = d * q as f32 + m);
 }
 
 /// Q2_K (84 bytes / 256): 16 bytes `scales` (low nibble: scale, high nibble: min of sub-block
