@@ -50,37 +50,44 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n_elements: usize) -> Result<Vec<f3
             data.len()
         );
     }
-    let block_fn: fn(&[u8], &mut [f32]) = match ty {
-        GgmlType::F32 => {
-            return Ok(data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect())
-        }
-        GgmlType::F16 => return Ok(data.chunks_exact(2).map(|c| f16_at(c, 0)).collect()),
-        GgmlType::BF16 => {
-            return Ok(data
-                .chunks_exact(2)
-                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
-                .collect())
-        }
-        GgmlType::Q8_0 => q8_0,
-        GgmlType::Q4_0 => q4_0,
-        GgmlType::Q4_1 => q4_1,
-        GgmlType::Q5_0 => kquants::q5_0,
-        GgmlType::Q5_1 => kquants::q5_1,
-        GgmlType::Q2_K => kquants::q2_k,
-        GgmlType::Q3_K => kquants::q3_k,
-        GgmlType::Q4_K => kquants::q4_k,
-        GgmlType::Q5_K => kquants::q5_k,
-        GgmlType::Q6_K => kquants::q6_k,
-        _ => unreachable!("checked by is_supported"),
-    };
     let mut out = vec![0f32; n_elements];
-    for (b, o) in data.chunks_exact(type_size).zip(out.chunks_exact_mut(blck)) {
-        block_fn(b, o);
+    let o = &mut out[..];
+    match ty {
+        GgmlType::F32 => blocks(data, o, 4, 1, |b, o| {
+            o[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        }),
+        GgmlType::F16 => blocks(data, o, 2, 1, |b, o| o[0] = f16_at(b, 0)),
+        GgmlType::BF16 => blocks(data, o, 2, 1, |b, o| {
+            o[0] = f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)
+        }),
+        GgmlType::Q8_0 => blocks(data, o, type_size, blck, q8_0),
+        GgmlType::Q4_0 => blocks(data, o, type_size, blck, q4_0),
+        GgmlType::Q4_1 => blocks(data, o, type_size, blck, q4_1),
+        GgmlType::Q5_0 => blocks(data, o, type_size, blck, kquants::q5_0),
+        GgmlType::Q5_1 => blocks(data, o, type_size, blck, kquants::q5_1),
+        GgmlType::Q2_K => blocks(data, o, type_size, blck, kquants::q2_k),
+        GgmlType::Q3_K => blocks(data, o, type_size, blck, kquants::q3_k),
+        GgmlType::Q4_K => blocks(data, o, type_size, blck, kquants::q4_k),
+        GgmlType::Q5_K => blocks(data, o, type_size, blck, kquants::q5_k),
+        GgmlType::Q6_K => blocks(data, o, type_size, blck, kquants::q6_k),
+        _ => unreachable!("checked by is_supported"),
     }
     Ok(out)
+}
+
+/// Run `f` on each block of `data` (`type_size` bytes) and its `blck` outputs (generic, so
+/// each block function is inlined into its own loop).
+#[inline(always)]
+fn blocks(
+    data: &[u8],
+    out: &mut [f32],
+    type_size: usize,
+    blck: usize,
+    f: impl Fn(&[u8], &mut [f32]),
+) {
+    for (b, o) in data.chunks_exact(type_size).zip(out.chunks_exact_mut(blck)) {
+        f(b, o);
+    }
 }
 
 fn q8_0(b: &[u8], out: &mut [f32]) {
