@@ -9,21 +9,23 @@ use anyhow::{bail, Result};
 
 use crate::config::{Arch, ModelConfig};
 use crate::tokenizer::Tokenizer;
-use crate::weights::{GgufWeights, WeightFile, WeightSource};
+use crate::weights::{refuse_pickled, GgufWeights, ShardedWeights, WeightFile, WeightSource};
 
 /// A model's files, parsed and validated, with the weights still in the (mapped) file.
 pub struct ModelFiles {
     pub cfg: ModelConfig,
     /// From `tokenizer.json` (absent file: `None`) or from the GGUF metadata.
     pub tokenizer: Option<Tokenizer>,
-    /// `model.safetensors` or the GGUF file; tensors are read (and dequantized) on request.
+    /// `model.safetensors` (or its shards) or the GGUF file; tensors are read (and dequantized)
+    /// on request.
     pub weights: Box<dyn WeightSource>,
 }
 
 impl ModelFiles {
     /// Open `path`: a `.gguf` file (Llama: config from the metadata, tokenizer from
-    /// `tokenizer.ggml.*`) or a Hugging Face directory (`config.json` with model_type gpt2 or
-    /// llama, `model.safetensors`, optional `tokenizer.json`).
+    /// `tokenizer.ggml.*`) or a Hugging Face directory (`config.json`, `model.safetensors` or
+    /// the shards of `model.safetensors.index.json`, optional `tokenizer.json`; see
+    /// [`weight_source`]).
     ///
     /// # Errors
     /// A missing path, or any file that does not parse or validate; the message names the file
@@ -31,6 +33,7 @@ impl ModelFiles {
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_file() {
             let file = crate::gguf::GgufFile::open(path)?;
+            file.check_types()?;
             let cfg = crate::gguf_config::from_gguf(&file)?;
             let tokenizer = crate::gguf_tokenizer::load(&file)?;
             return Ok(Self {
@@ -58,19 +61,33 @@ impl ModelFiles {
     }
 }
 
-/// The weights of the model at `path` (a `.gguf` file, or a directory's `model.safetensors`
-/// with the tensor-name prefixes of `arch`), read on request.
+/// The weights of the model at `path`, read on request: a `.gguf` file, or a directory's
+/// `model.safetensors`, else its sharded `model.safetensors.index.json` (tensor-name prefixes of
+/// `arch`).
 ///
 /// # Errors
-/// A file that does not open or parse; the message names it.
+/// A file that does not open or parse (the message names it); a GGUF tensor of a type that
+/// cannot be dequantized (named with its tensor); a directory with only a pickled PyTorch
+/// checkpoint (the message gives the command that converts it to safetensors).
 pub fn weight_source(path: &Path, arch: Arch) -> Result<Box<dyn WeightSource>> {
     if path.is_file() {
-        return Ok(Box::new(GgufWeights::new(crate::gguf::GgufFile::open(
-            path,
-        )?)?));
+        let file = crate::gguf::GgufFile::open(path)?;
+        file.check_types()?;
+        return Ok(Box::new(GgufWeights::new(file)?));
     }
     let st = path.join("model.safetensors");
+    let index = path.join("model.safetensors.index.json");
     let names = arch.weight_names();
+    if !st.exists() && index.exists() {
+        return Ok(Box::new(ShardedWeights::open(
+            &index,
+            names.embedding,
+            names.prefixes,
+        )?));
+    }
+    if !st.exists() {
+        refuse_pickled(path)?;
+    }
     Ok(Box::new(WeightFile::open(
         &st,
         names.embedding,

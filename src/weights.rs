@@ -1,5 +1,7 @@
 //! Memory-mapped `model.safetensors`: tensor lookup under either GPT-2 naming scheme,
-//! dtype conversion (f32, f16, bf16) to f32, and shape checks that name the tensor.
+//! dtype conversion (f32, f16, bf16) to f32, and shape checks that name the tensor; the
+//! [`WeightSource`] trait over it and GGUF files. Sharded checkpoints
+//! (`model.safetensors.index.json`) and the refusal of pickled ones are in `weights/sharded.rs`.
 //! File formats: depends on gguf and tensor; never on wgpu or models.
 
 use std::borrow::Cow;
@@ -10,6 +12,10 @@ use anyhow::{bail, Context, Result};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use safetensors::SafeTensors;
+
+mod sharded;
+
+pub use sharded::{refuse_pickled, ShardedWeights};
 
 /// A safetensors file, mapped, with its header parsed once.
 pub struct WeightFile {
@@ -25,6 +31,27 @@ impl WeightFile {
     /// Map `path` and validate its header. `probe` is a canonical name (e.g. `wte.weight`)
     /// used to detect the naming scheme among `prefixes`.
     pub fn open(path: &Path, probe: &str, prefixes: &[&str]) -> Result<Self> {
+        let mut wf = Self::open_unprobed(path)?;
+        match prefixes
+            .iter()
+            .find(|p| wf.meta.info(&format!("{p}{probe}")).is_some())
+        {
+            Some(p) => wf.prefix = p.to_string(),
+            None => {
+                let mut names: Vec<_> = wf.meta.tensors().into_keys().collect();
+                names.sort();
+                names.truncate(8);
+                bail!(
+                    "{}: missing tensor '{probe}' (looked for it under the prefixes {prefixes:?}); the file holds e.g. {names:?}",
+                    path.display()
+                );
+            }
+        }
+        Ok(wf)
+    }
+
+    /// Map `path` and validate its header, with the prefix left empty (a shard's caller sets it).
+    fn open_unprobed(path: &Path) -> Result<Self> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: the file is opened read-only; outlier-probe never writes to it while mapped.
         let mmap =
@@ -43,29 +70,13 @@ impl WeightFile {
                 }
             )
         })?;
-        let mut wf = Self {
+        Ok(Self {
             path: path.to_path_buf(),
             mmap,
             data_start: 8 + n,
             meta,
             prefix: String::new(),
-        };
-        match prefixes
-            .iter()
-            .find(|p| wf.meta.info(&format!("{p}{probe}")).is_some())
-        {
-            Some(p) => wf.prefix = p.to_string(),
-            None => {
-                let mut names: Vec<_> = wf.meta.tensors().into_keys().collect();
-                names.sort();
-                names.truncate(8);
-                bail!(
-                    "{}: missing tensor '{probe}' (looked for it under the prefixes {prefixes:?}); the file holds e.g. {names:?}",
-                    path.display()
-                );
-            }
-        }
-        Ok(wf)
+        })
     }
 
     pub fn path(&self) -> &Path {

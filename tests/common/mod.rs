@@ -8,7 +8,7 @@ mod fetch;
 #[allow(unused_imports)] // used by the CLI test binaries only
 pub use cli::{bin, run};
 #[allow(unused_imports)] // used by the real-model test binaries only
-pub use fetch::smollm2_gguf;
+pub use fetch::{gemma3_gguf, smollm2_gguf};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

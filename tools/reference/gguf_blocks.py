@@ -7,7 +7,7 @@ Writes `tests/fixtures/gguf/`:
                      real blocks copied out of SmolLM2-135M-Instruct.Q4_1.gguf (Q4_1, Q8_0, F32) and
                      random ones of F16, BF16, Q8_0, Q4_0, Q4_1 (crafted bytes and `gguf.quants.quantize`d data).
 * `tiny.gguf`        a synthetic GGUF v3 (written by `gguf.GGUFWriter`): tensors of F32, F16, BF16, Q8_0, Q4_0,
-                     Q4_1 (2-D and 3-D) and one Q2_K (unsupported by the Rust reader), metadata of every value
+                     Q4_1 (2-D and 3-D) and one Q2_K (its bits are recorded by gguf_kquant_blocks.py), metadata of every value
                      type (incl. nested arrays and arrays of strings) and a tiny byte-level BPE tokenizer.
 * `tiny_align64.gguf` the same content with `general.alignment` = 64.
 * `tiny_expected.json` what a reader must find in those two: metadata, tensors (row-major shape, f32 bits),
