@@ -49,6 +49,8 @@ pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
         norm_eps: g.get_f32("llama.attention.layer_norm_rms_epsilon")?,
         rope_theta: theta,
         rope_freq_factors: Vec::new(),
+        rotary_dims: None,
+        parallel_residual: false,
         tie_embeddings: g.tensor_info("output.weight").is_err(),
         bos_token_id: optional_id("tokenizer.ggml.bos_token_id")?,
         eos_token_id: optional_id("tokenizer.ggml.eos_token_id")?,
