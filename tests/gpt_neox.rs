@@ -467,3 +467,65 @@ fn every_cli_command_runs_on_gpt_neox() {
         assert!(r["ppl_protected"].as_f64().unwrap().is_finite(), "{st}");
     }
 }
+
+/// Every row of `config_fields::GPT_NEOX` has a case: an applied field changes the config, an
+/// ignored one changes nothing.
+#[test]
+fn every_gpt_neox_field_row_has_a_case() {
+    use outlier_probe::config_fields::GPT_NEOX;
+    use outlier_probe::gguf_keys::Handling;
+    let js = |c: &ModelConfig| serde_json::to_string(c).unwrap();
+    let base = js(&config(A, |_| {}, "rows-base").unwrap());
+    let no_legacy = |c: &mut Value| {
+        let o = c.as_object_mut().unwrap();
+        o.remove("rotary_pct");
+        o.remove("rotary_emb_base");
+    };
+    let rope = json!({"rope_type": "default", "rope_theta": 500.0, "partial_rotary_factor": 0.5});
+    let applied: Vec<(&str, Value)> = vec![
+        ("vocab_size", json!(1030)),
+        ("hidden_size", json!(54)),
+        ("num_hidden_layers", json!(2)),
+        ("num_attention_heads", json!(1)),
+        ("intermediate_size", json!(98)),
+        ("hidden_act", json!("gelu_new")),
+        ("max_position_embeddings", json!(30)),
+        ("layer_norm_eps", json!(1e-3)),
+        ("use_parallel_residual", json!(false)),
+        ("attention_bias", json!(false)),
+        ("rope_parameters", rope.clone()),
+        ("rope_scaling", rope),
+        ("rotary_pct", json!(0.5)),
+        ("rotary_emb_base", json!(100)),
+    ];
+    for row in GPT_NEOX {
+        let tag = format!("row-{}", row.key);
+        match row.handling {
+            Handling::Applied => {
+                let (_, v) = applied
+                    .iter()
+                    .find(|(k, _)| *k == row.key)
+                    .unwrap_or_else(|| panic!("no case for {}", row.key));
+                let got = config(
+                    A,
+                    |c| {
+                        if row.key.starts_with("rope_") {
+                            no_legacy(c);
+                        }
+                        c[row.key] = v.clone();
+                    },
+                    &tag,
+                )
+                .unwrap_or_else(|e| panic!("{tag}: {e}"));
+                assert_ne!(js(&got), base, "{} changed nothing", row.key);
+            }
+            Handling::Ignored => {
+                for v in [json!(0.5), json!("x")] {
+                    let got = config(A, |c| c[row.key] = v.clone(), &tag).unwrap();
+                    assert_eq!(js(&got), base, "{}", row.key);
+                }
+            }
+            h => panic!("{}: {h:?} rows need a case here", row.key),
+        }
+    }
+}
