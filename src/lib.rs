@@ -46,6 +46,7 @@ pub mod generate;
 pub mod gguf;
 pub mod gguf_config;
 pub mod gguf_keys;
+pub mod gguf_neox;
 pub mod gguf_tokenizer;
 pub mod gpu;
 pub mod hooks;

@@ -1,7 +1,7 @@
 //! Opening a model's files on the host, without a GPU: the configuration, the tokenizer and a
 //! weight source, exactly as [`crate::model::Model::load`] reads them before it uploads anything.
 //! The loader fuzzer (`examples/fuzz_loaders.rs`) drives the same path.
-//! File formats: depends on config, gguf, tokenizers and weights; never on wgpu or models.
+//! File formats: depends on config, gguf (and gguf_neox for `gptneox` files), tokenizers and weights; never on wgpu or models.
 
 use std::path::Path;
 
@@ -31,6 +31,15 @@ impl ModelFiles {
     pub fn open(path: &Path) -> Result<Self> {
         if path.is_file() {
             let file = crate::gguf::GgufFile::open(path)?;
+            if file.architecture()? == "gptneox" {
+                let cfg = crate::gguf_neox::gptneox_from_gguf(&file)?;
+                let tokenizer = crate::gguf_tokenizer::load(&file)?;
+                return Ok(Self {
+                    cfg,
+                    tokenizer: Some(tokenizer),
+                    weights: Box::new(crate::gguf_neox::NeoxGgufWeights::new(file)?),
+                });
+            }
             let cfg = crate::gguf_config::llama_from_gguf(&file)?;
             let tokenizer = crate::gguf_tokenizer::load(&file)?;
             return Ok(Self {
@@ -65,9 +74,11 @@ impl ModelFiles {
 /// A file that does not open or parse; the message names it.
 pub fn weight_source(path: &Path, arch: Arch) -> Result<Box<dyn WeightSource>> {
     if path.is_file() {
-        return Ok(Box::new(GgufWeights::new(crate::gguf::GgufFile::open(
-            path,
-        )?)));
+        let file = crate::gguf::GgufFile::open(path)?;
+        if file.architecture()? == "gptneox" {
+            return Ok(Box::new(crate::gguf_neox::NeoxGgufWeights::new(file)?));
+        }
+        return Ok(Box::new(GgufWeights::new(file)));
     }
     let st = path.join("model.safetensors");
     let names = arch.weight_names();

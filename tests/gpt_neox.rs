@@ -529,3 +529,38 @@ fn every_gpt_neox_field_row_has_a_case() {
         }
     }
 }
+
+/// gpt-neox-odd-a converted by llama.cpp's own `convert_hf_to_gguf.py` (q|k|v reordered, keys
+/// `gptneox.*`, tokenizer in the metadata; tools/reference/llama_cpp_convert.py): every hook,
+/// the greedy continuations and the tokenizer match transformers' on the safetensors model.
+#[test]
+fn gpt_neox_gguf_from_llama_cpp_matches_transformers() {
+    let path = fixtures_dir().join(A).join("model-f32.gguf");
+    let model = Gpt2::load(ctx(), &path).unwrap_or_else(|e| panic!("{e:#}"));
+    let hf = load(A);
+    assert_eq!(
+        serde_json::to_string(&model.cfg).unwrap(),
+        serde_json::to_string(&hf.cfg).unwrap()
+    );
+    assert_all_hooks_match(&model, A, T);
+    let tok = model.tokenizer().unwrap();
+    for k in 0..3 {
+        let r = reference(A, k);
+        let text = hf.tokenizer().unwrap().decode(&r.tokens).unwrap();
+        assert_eq!(tok.encode(&text).unwrap(), r.tokens, "ref-{k} tokens");
+        let s = Sampling {
+            max_new_tokens: r.generated.len(),
+            ..Default::default()
+        };
+        let out = generate(&model, std::slice::from_ref(&r.tokens), &s, |_, _| {}).unwrap();
+        assert_eq!(out[0], r.generated, "GGUF ref-{k}: greedy continuation");
+    }
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    model.for_each_module_weight(|m| a.push(m.clone())).unwrap();
+    hf.for_each_module_weight(|m| b.push(m.clone())).unwrap();
+    assert!(
+        a == b,
+        "module weights differ between the GGUF and the safetensors file"
+    );
+}

@@ -33,6 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "gguf",
             "gguf_keys",
             "gguf_config",
+            "gguf_neox",
             "gguf_tokenizer",
             "tokenizer",
             "weights",

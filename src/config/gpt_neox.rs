@@ -145,6 +145,20 @@ pub fn neox_rope(v: &Value) -> Result<(f64, f64)> {
     Ok((theta, pct))
 }
 
+/// The stored row of query_key_value behind each row of the engine's q | k | v layout:
+/// `query_key_value.view(T, H, 3·Dh)` holds head h's q, k, v at rows `h·3Dh + {0, Dh, 2Dh} + j`
+/// (transformers' `GPTNeoXAttention.forward`), so part `p` (q, k, v) of head h, dimension j is
+/// stored row `h·3Dh + p·Dh + j`.
+pub fn neox_qkv_rows(n_head: usize, head_dim: usize) -> Vec<usize> {
+    let mut rows = Vec::with_capacity(3 * n_head * head_dim);
+    for part in 0..3 {
+        for h in 0..n_head {
+            rows.extend((0..head_dim).map(|j| h * 3 * head_dim + part * head_dim + j));
+        }
+    }
+    rows
+}
+
 impl GptNeoxConfig {
     /// A GPT-NeoX `config.json` as a [`ModelConfig`]: audited by `config_fields::GPT_NEOX`, then
     /// parsed and validated; errors name the file and the field.

@@ -12,6 +12,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 pub use gpt2::Gpt2Config;
+pub use gpt_neox::{neox_qkv_rows, GptNeoxConfig};
 pub use llama::LlamaConfig;
 
 /// Attention variants of Wang et al. 2025 (Table 2) and related ones, as `attn_variant` in config.json.

@@ -103,21 +103,34 @@ fn restricted_ok(g: &GgufFile, cfg: &ModelConfig, key: &str, v: &GgufValue) -> b
     }
 }
 
+/// Why the metadata key `key` = `v` of `g` cannot be applied under [`KEYS`](super::KEYS)
+/// (unknown, `Refused`, or `Restricted` with another value); `None` when it can. Other
+/// architectures' audits (`gguf_neox`) use it for the `general.*` and `tokenizer.*` keys.
+pub fn key_problem(
+    g: &GgufFile,
+    cfg: &ModelConfig,
+    key: &str,
+    v: &GgufValue,
+) -> Option<&'static str> {
+    match key_rule(key) {
+        None => Some("not a key outlier-probe knows; refused rather than ignored (docs/gguf-keys.md lists every known key)"),
+        Some(rule) => match rule.handling {
+            Applied | Ignored => None,
+            Restricted if restricted_ok(g, cfg, key, v) => None,
+            Restricted | Refused => Some(rule.reason),
+        },
+    }
+}
+
 /// Check every metadata key of `g` against [`KEYS`](super::KEYS): unknown keys, `Refused` keys
 /// and `Restricted` keys with another value are errors, all listed in one message naming each
 /// key, its value, the reason and the file.
 pub fn check_metadata(g: &GgufFile, cfg: &ModelConfig) -> Result<()> {
     let mut bad = Vec::new();
     for (key, v) in g.metadata() {
-        let why = match key_rule(key) {
-            None => "not a key outlier-probe knows; refused rather than ignored (docs/gguf-keys.md lists every known key)",
-            Some(rule) => match rule.handling {
-                Applied | Ignored => continue,
-                Restricted if restricted_ok(g, cfg, key, v) => continue,
-                Restricted | Refused => rule.reason,
-            },
-        };
-        bad.push(format!("`{key}` = {}: {why}", render(v)));
+        if let Some(why) = key_problem(g, cfg, key, v) {
+            bad.push(format!("`{key}` = {}: {why}", render(v)));
+        }
     }
     if !bad.is_empty() {
         bail!(

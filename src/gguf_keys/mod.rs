@@ -22,7 +22,9 @@ mod keys;
 mod tensors;
 
 pub use crate::config_fields::{Handling, KeyRule};
-pub use checks::{check_metadata, check_tensors, llama_tensors, render, uniform_per_layer};
+pub use checks::{
+    check_metadata, check_tensors, key_problem, llama_tensors, render, uniform_per_layer,
+};
 pub use keys::KEYS;
 pub use tensors::{TensorRule, TENSORS};
 

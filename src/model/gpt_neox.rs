@@ -10,7 +10,7 @@ use super::pass::Pass;
 use super::upload::{InputWidth, Linear, Uploader};
 use super::{Architecture, LinearWeight};
 use crate::analysis::{ModuleKind, ModuleWeight};
-use crate::config::ModelConfig;
+use crate::config::{neox_qkv_rows, ModelConfig};
 use crate::hooks::Src;
 use crate::rope::rope_tables;
 use crate::tensor::Tensor;
@@ -23,7 +23,7 @@ type Norm = (wgpu::Buffer, wgpu::Buffer);
 struct Block {
     input_layernorm: Norm,
     /// attention.query_key_value `[3D, D]` (+ bias), its rows reordered from per head
-    /// (`[h0: q k v, h1: q k v, …]`) to q | k | v (see [`qkv_rows`]).
+    /// (`[h0: q k v, h1: q k v, …]`) to q | k | v (see [`neox_qkv_rows`]).
     query_key_value: Linear,
     /// attention.dense `[D, D]` (+ bias).
     dense: Linear,
@@ -42,20 +42,6 @@ pub(crate) struct GptNeox {
     final_layer_norm: Norm,
 }
 
-/// The stored row of query_key_value behind each row of the engine's q | k | v layout:
-/// `query_key_value.view(T, H, 3·Dh)` holds head h's q, k, v at rows `h·3Dh + {0, Dh, 2Dh} + j`
-/// (transformers' `GPTNeoXAttention.forward`), so part `p` (q, k, v) of head h, dimension j is
-/// stored row `h·3Dh + p·Dh + j`.
-pub fn qkv_rows(n_head: usize, head_dim: usize) -> Vec<usize> {
-    let mut rows = Vec::with_capacity(3 * n_head * head_dim);
-    for part in 0..3 {
-        for h in 0..n_head {
-            rows.extend((0..head_dim).map(|j| h * 3 * head_dim + part * head_dim + j));
-        }
-    }
-    rows
-}
-
 /// Upload a GPT-NeoX checkpoint (`layers.{l}.…`, `embed_in`, `final_layer_norm`; the
 /// `gpt_neox.` prefix already resolved by the weight source) for `cfg`.
 pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Architecture>> {
@@ -67,7 +53,7 @@ pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Archi
             up.vector(&format!("{n}.bias"), &[d])?,
         ))
     };
-    let rows = qkv_rows(cfg.n_head, cfg.head_dim());
+    let rows = neox_qkv_rows(cfg.n_head, cfg.head_dim());
     let mut blocks = Vec::with_capacity(cfg.n_layer);
     for l in 0..cfg.n_layer {
         let n = |s: &str| format!("layers.{l}.{s}");
@@ -207,7 +193,7 @@ impl Architecture for GptNeox {
                 3 * d
             );
         }
-        let rows = qkv_rows(self.cfg.n_head, hd);
+        let rows = neox_qkv_rows(self.cfg.n_head, hd);
         let mw = |kind, weight: Tensor| ModuleWeight {
             layer: l,
             kind,
