@@ -13,7 +13,7 @@ pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
     let file = g.path().display().to_string();
     let arch = g.architecture()?;
     if arch != "llama" {
-        bail!("GGUF {file}: general.architecture = {arch:?} is not supported (only \"llama\" is)");
+        bail!("GGUF {file}: general.architecture = {arch:?} is not supported (only \"llama\" and \"gptneox\" are)");
     }
     let n_layer = g.get_usize("llama.block_count")?;
     let per_layer = |key: &str| -> Result<Option<usize>> { uniform_per_layer(g, key, n_layer) };

@@ -332,6 +332,7 @@ fn the_doc_lists_every_row() {
         .chain(LLAMA)
         .chain(QWEN2)
         .chain(GPT_NEOX)
+        .chain(outlier_probe::gguf_neox::GPTNEOX_KEYS)
     {
         let line = format!("| `{}` | {:?} | {} |", r.key, r.handling, r.reason);
         if !doc.contains(&line) {

@@ -564,3 +564,102 @@ fn gpt_neox_gguf_from_llama_cpp_matches_transformers() {
         "module weights differ between the GGUF and the safetensors file"
     );
 }
+
+mod gguf_writer;
+
+/// gpt-neox-odd-a's converter-made GGUF as a builder, to edit.
+fn neox_gguf() -> gguf_writer::GgufBuilder {
+    let g =
+        outlier_probe::gguf::GgufFile::open(fixtures_dir().join(A).join("model-f32.gguf")).unwrap();
+    let mut b = gguf_writer::GgufBuilder::default();
+    for (k, v) in g.metadata() {
+        b.set(k, v.clone());
+    }
+    for t in g.tensors() {
+        b.tensor(&t.name, &t.shape(), g.tensor_f32(&t.name).unwrap());
+    }
+    b
+}
+
+fn open_gguf(b: &gguf_writer::GgufBuilder, tag: &str) -> Result<ModelConfig, String> {
+    let d = TempDir::new(&format!("neox-gguf-{tag}"));
+    let p = d.0.join("m.gguf");
+    b.write(&p);
+    outlier_probe::model_files::ModelFiles::open(&p)
+        .map(|f| f.cfg)
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// The gptneox key and tensor audit: the converter's file as written loads; unknown `gptneox.*`
+/// keys, llama keys, grouped key/value heads, odd rotary widths, foreign or missing tensors are
+/// refused by name; a file without `output.weight` is tied.
+#[test]
+fn gpt_neox_gguf_audit() {
+    use gguf_writer::GgufBuilder;
+    use outlier_probe::gguf::GgufValue as V;
+    let base = neox_gguf();
+    let js = |c: &ModelConfig| serde_json::to_string(c).unwrap();
+    let want = js(&load_cfg(A));
+    assert_eq!(js(&open_gguf(&base, "as-written").unwrap()), want);
+    let mut kv = base.clone();
+    kv.set("gptneox.attention.head_count_kv", V::U32(3));
+    assert_eq!(js(&open_gguf(&kv, "kv-equal").unwrap()), want);
+    let mut tied = base.clone();
+    tied.remove_tensor("output.weight");
+    assert!(open_gguf(&tied, "tied").unwrap().tie_embeddings);
+    type Edit = fn(&mut GgufBuilder);
+    let cases: [(&str, Edit, &str); 6] = [
+        (
+            "unknown",
+            |b| {
+                b.set("gptneox.mystery", V::U32(7));
+            },
+            "`gptneox.mystery` = 7",
+        ),
+        (
+            "llama-key",
+            |b| {
+                b.set("llama.block_count", V::U32(3));
+            },
+            "`llama.block_count`",
+        ),
+        (
+            "gqa",
+            |b| {
+                b.set("gptneox.attention.head_count_kv", V::U32(1));
+            },
+            "`gptneox.attention.head_count_kv` = 1",
+        ),
+        (
+            "odd-rope",
+            |b| {
+                b.set("gptneox.rope.dimension_count", V::U32(3));
+            },
+            "even number of rotated dimensions",
+        ),
+        (
+            "foreign-tensor",
+            |b| {
+                b.tensor("blk.0.attn_q.weight", &[51, 51], vec![0.0; 51 * 51]);
+            },
+            "tensor `blk.0.attn_q.weight`",
+        ),
+        (
+            "missing-bias",
+            |b| {
+                b.remove_tensor("blk.1.attn_output.bias");
+            },
+            "required tensor `blk.1.attn_output.bias` is missing",
+        ),
+    ];
+    for (tag, edit, needle) in cases {
+        let mut b = base.clone();
+        edit(&mut b);
+        let e = open_gguf(&b, tag).unwrap_err();
+        assert!(e.contains(needle), "{tag}: {e}");
+    }
+}
+
+fn load_cfg(fx: &str) -> ModelConfig {
+    ModelConfig::from_dir_config(&fixtures_dir().join(fx).join("config.json")).unwrap()
+}
