@@ -239,7 +239,8 @@ pub struct ModelConfig {
     /// Key/value heads (grouped-query attention); equal to n_head for GPT-2.
     pub n_kv_head: usize,
     pub n_inner: usize,
-    /// q_proj, k_proj and v_proj carry biases (Qwen2). GPT-2's c_attn bias is its own file's.
+    /// q_proj, k_proj and v_proj carry biases (Qwen2; GPT-NeoX `attention_bias`: query_key_value
+    /// and attention.dense). GPT-2's c_attn bias is its own file's.
     pub qkv_bias: bool,
     pub norm_eps: f32,
     /// RoPE base (architectures with `hook_layout().rotary`).

@@ -6,7 +6,7 @@
 //! | `blocks.{l}.hook_resid_pre`, `.ln1.hook_normalized`, `.hook_attn_out`, `.hook_resid_mid` (not in parallel-residual blocks), `.ln2.hook_normalized`, `.hook_mlp_out`, `.hook_resid_post` | [T, D] |
 //! | `blocks.{l}.attn.hook_q`, `hook_z` | [T, H, Dh] |
 //! | `blocks.{l}.attn.hook_k`, `hook_v` | [T, Hkv, Dh] (Hkv = H for GPT-2) |
-//! | `blocks.{l}.attn.hook_rot_q`, `hook_rot_k` (Llama) | after RoPE, [T, H, Dh] and [T, Hkv, Dh] |
+//! | `blocks.{l}.attn.hook_rot_q`, `hook_rot_k` (Llama, Qwen2, GPT-NeoX) | after RoPE (GPT-NeoX: on the first `rope_dims` of each head only), [T, H, Dh] and [T, Hkv, Dh] |
 //! | `blocks.{l}.attn.hook_attn_scores` | [H, T, K], scaled, masked entries −inf, pre-softmax |
 //! | `blocks.{l}.attn.hook_pattern` | [H, T, K], the weight each value gets (softmax probabilities; masked entries 0) |
 //! | `blocks.{l}.attn.hook_extra_prob` (variants with an extra key) | [H, T], p′ |
@@ -34,7 +34,7 @@ pub enum Src {
     ResidPre(usize),
     Ln1(usize),
     Qkv(usize),
-    /// q and k after RoPE (Llama, Qwen2).
+    /// q and k after RoPE (Llama, Qwen2, GPT-NeoX).
     RotQk(usize),
     Scores(usize),
     Pattern(usize),

@@ -57,7 +57,7 @@ pub(crate) trait Architecture: Send + Sync {
     fn module_weights(&self, wf: &dyn WeightSource, l: usize) -> Result<Vec<ModuleWeight>>;
 }
 
-/// A GPT-2, Llama or Qwen2 model loaded onto one GPU.
+/// A GPT-2, Llama, Qwen2 or GPT-NeoX model loaded onto one GPU.
 pub struct Model {
     pub cfg: ModelConfig,
     pub tokenizer: Option<Tokenizer>,
