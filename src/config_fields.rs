@@ -1,5 +1,5 @@
 //! What outlier-probe does with every field a transformers `config.json` can carry for the
-//! families it loads (transformers 5.24 `GPT2Config`, `LlamaConfig`, `Qwen2Config` and the
+//! families it loads (transformers 5.24 `GPT2Config`, `LlamaConfig`, `Qwen2Config`, `GPTNeoXConfig` and the
 //! `PreTrainedConfig` base): applied, accepted only with the value that leaves the computation
 //! as the engine does it (`Restricted`), or ignored because it cannot change the logits — with
 //! the reason. A field in no list is refused by name, never skipped. docs/gguf-keys.md lists them too.
@@ -195,6 +195,28 @@ pub const QWEN2: &[KeyRule] = &[
     r("sliding_window", Ignored, "the window of sliding layers; there are none (use_sliding_window false, layer_types all full_attention), and transformers sets it to null without use_sliding_window"),
     r("max_window_layers", Ignored, "only chooses which layers slide when use_sliding_window is true (it must be false)"),
     r("attention_dropout", Ignored, DROPOUT),
+];
+
+/// `GPTNeoXConfig` fields (Pythia), including the legacy rope fields transformers 4 wrote
+/// (`rotary_pct`, `rotary_emb_base`), which `GPTNeoXConfig` still reads.
+pub const GPT_NEOX: &[KeyRule] = &[
+    r("vocab_size", Applied, "vocabulary size"),
+    r("hidden_size", Applied, "model width"),
+    r("num_hidden_layers", Applied, "number of blocks"),
+    r("num_attention_heads", Applied, "attention heads (head dimension = hidden_size / num_attention_heads)"),
+    r("intermediate_size", Applied, "MLP width (dense_h_to_4h)"),
+    r("hidden_act", Applied, "gelu / gelu_python (erf form) or gelu_new / gelu_pytorch_tanh / gelu_fast (tanh form); others are refused by name"),
+    r("max_position_embeddings", Applied, "longest sequence (RoPE table length)"),
+    r("layer_norm_eps", Applied, "LayerNorm epsilon (all norms)"),
+    r("use_parallel_residual", Applied, "true: x + attn(ln1(x)) + mlp(ln2(x)), no hook_resid_mid; false: sequential as GPT-2"),
+    r("attention_bias", Applied, "query_key_value and attention.dense carry biases (true) or not"),
+    r("rope_parameters", Applied, "rope_type default with rope_theta and partial_rotary_factor (the rotated fraction of each head: int(head_dim · factor) dims); other rope types are refused"),
+    r("rope_scaling", Applied, "legacy name of rope_parameters; wins when non-null, as in transformers; same handling"),
+    r("rotary_pct", Applied, "legacy rotated fraction (default 0.25) when rope_parameters has no partial_rotary_factor; a disagreement is refused"),
+    r("rotary_emb_base", Applied, "legacy RoPE base (default 10000) when rope_parameters has no rope_theta; a disagreement is refused"),
+    r("attention_dropout", Ignored, DROPOUT),
+    r("hidden_dropout", Ignored, DROPOUT),
+    r("classifier_dropout", Ignored, "dropout of a classification head, not the LM head"),
 ];
 
 fn restricted_ok(key: &str, v: &Value, all: &Value) -> bool {

@@ -21,6 +21,7 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     weight_names: WeightNames {
         embedding: "wte.weight",
         prefixes: &["", "transformer.", "model.transformer."],
+        lm_head: "lm_head.weight",
     },
     layer_tensor: |l| format!("h.{l}.ln_1.weight"),
     from_config_json: |path| {
@@ -219,6 +220,8 @@ impl From<Gpt2Config> for ModelConfig {
             norm_eps: c.layer_norm_epsilon,
             rope_theta: 0.0,
             rope_freq_factors: Vec::new(),
+            rotary_dims: None,
+            parallel_residual: false,
             tie_embeddings: c.tie_word_embeddings,
             bos_token_id: c.bos_token_id,
             eos_token_id: c.eos_token_id,

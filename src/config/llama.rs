@@ -21,6 +21,7 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     weight_names: WeightNames {
         embedding: "embed_tokens.weight",
         prefixes: &["model.", ""],
+        lm_head: "lm_head.weight",
     },
     layer_tensor: |l| format!("layers.{l}.input_layernorm.weight"),
     from_config_json: LlamaConfig::from_file,
@@ -120,6 +121,8 @@ impl LlamaConfig {
             norm_eps: c.rms_norm_eps,
             rope_theta,
             rope_freq_factors,
+            rotary_dims: None,
+            parallel_residual: false,
             tie_embeddings: c.tie_word_embeddings,
             bos_token_id: c.bos_token_id,
             eos_token_id: eos,

@@ -1,8 +1,9 @@
 //! What a model is, whatever its file: `ModelConfig` (the normalized hyper-parameters), `Arch`
 //! (the architectures and their GPU-free facts), `AttnVariant`, and parsing `config.json`
-//! (`gpt2.rs`, `llama.rs`, `qwen2.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
+//! (`gpt2.rs`, `llama.rs`, `qwen2.rs`, `gpt_neox.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
 
 mod gpt2;
+mod gpt_neox;
 mod llama;
 mod qwen2;
 
@@ -11,6 +12,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 pub use gpt2::Gpt2Config;
+pub use gpt_neox::{neox_qkv_rows, GptNeoxConfig};
 pub use llama::LlamaConfig;
 
 /// Attention variants of Wang et al. 2025 (Table 2) and related ones, as `attn_variant` in config.json.
@@ -144,6 +146,9 @@ pub enum Arch {
     Llama,
     /// Llama with biases on q_proj, k_proj and v_proj.
     Qwen2,
+    /// GPT-NeoX (Pythia): LayerNorm with biases, partial RoPE, fused per-head q|k|v with biases,
+    /// GELU MLP, parallel (or sequential) residual, untied `embed_out`.
+    GptNeox,
 }
 
 /// Which optional hook points an architecture's blocks have (see `hooks`).
@@ -164,6 +169,9 @@ pub struct WeightNames {
     pub embedding: &'static str,
     /// Prefixes tried in order before each tensor name.
     pub prefixes: &'static [&'static str],
+    /// The untied LM head's tensor (`lm_head.weight`; GPT-NeoX: `embed_out.weight`), looked up
+    /// under the prefixes, then without one.
+    pub lm_head: &'static str,
 }
 
 /// An architecture's facts that need no GPU; its loader and forward pass are `model/<arch>.rs`.
@@ -185,7 +193,7 @@ pub struct ArchSpec {
 
 impl Arch {
     /// Every architecture the engine runs.
-    pub const ALL: [Arch; 3] = [Arch::Gpt2, Arch::Llama, Arch::Qwen2];
+    pub const ALL: [Arch; 4] = [Arch::Gpt2, Arch::Llama, Arch::Qwen2, Arch::GptNeox];
 
     /// The registry, GPU-free half: one line per architecture.
     pub fn spec(self) -> &'static ArchSpec {
@@ -193,6 +201,7 @@ impl Arch {
             Arch::Gpt2 => &gpt2::SPEC,
             Arch::Llama => &llama::SPEC,
             Arch::Qwen2 => &qwen2::SPEC,
+            Arch::GptNeox => &gpt_neox::SPEC,
         }
     }
 
@@ -230,11 +239,19 @@ pub struct ModelConfig {
     /// Key/value heads (grouped-query attention); equal to n_head for GPT-2.
     pub n_kv_head: usize,
     pub n_inner: usize,
-    /// q_proj, k_proj and v_proj carry biases (Qwen2). GPT-2's c_attn bias is its own file's.
+    /// q_proj, k_proj and v_proj carry biases (Qwen2; GPT-NeoX `attention_bias`: query_key_value
+    /// and attention.dense). GPT-2's c_attn bias is its own file's.
     pub qkv_bias: bool,
     pub norm_eps: f32,
     /// RoPE base (architectures with `hook_layout().rotary`).
     pub rope_theta: f32,
+    /// Partial rotary embeddings (GPT-NeoX `rotary_pct` / `partial_rotary_factor`): only the
+    /// first `rotary_dims` dimensions of each q/k head are rotated (pairs i, i + rotary_dims/2),
+    /// the rest pass through. `None`: the whole head ([`ModelConfig::rope_dims`]).
+    pub rotary_dims: Option<usize>,
+    /// Parallel residual (GPT-NeoX `use_parallel_residual`): x + attn(ln1(x)) + mlp(ln2(x)),
+    /// so a block has no `hook_resid_mid`. false: x′ = x + attn(ln1(x)), x′ + mlp(ln2(x′)).
+    pub parallel_residual: bool,
     /// RoPE frequency divisors, one per rotary pair (`head_dim / 2` of them): pair `i` turns at
     /// `rope_theta^(−2i/head_dim) / rope_freq_factors[i]` radians per position. Empty = all 1.
     /// From linear or Llama 3 scaling in config.json ([`crate::rope`]) or GGUF
@@ -270,6 +287,11 @@ impl ModelConfig {
 
     pub fn n_inner(&self) -> usize {
         self.n_inner
+    }
+
+    /// Rotated dimensions of each q/k head: `rotary_dims`, else the whole head.
+    pub fn rope_dims(&self) -> usize {
+        self.rotary_dims.unwrap_or_else(|| self.head_dim())
     }
 
     pub fn attn_scale(&self) -> f32 {
@@ -330,8 +352,18 @@ impl ModelConfig {
             );
         }
         let rotary = self.arch.hook_layout().rotary;
-        if rotary && self.head_dim() % 2 != 0 {
-            bail!("RoPE needs an even head dimension, got {}", self.head_dim());
+        if rotary && self.rope_dims() % 2 != 0 {
+            bail!(
+                "RoPE needs an even number of rotated dimensions, got {}",
+                self.rope_dims()
+            );
+        }
+        if rotary && !(1..=self.head_dim()).contains(&self.rope_dims()) {
+            bail!(
+                "{} rotated dimensions per head: must lie in 2..={} (the head dimension)",
+                self.rope_dims(),
+                self.head_dim()
+            );
         }
         if !self.norm_eps.is_finite() || self.norm_eps <= 0.0 {
             bail!(

@@ -23,6 +23,7 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     weight_names: WeightNames {
         embedding: "embed_tokens.weight",
         prefixes: &["model.", ""],
+        lm_head: "lm_head.weight",
     },
     layer_tensor: |l| format!("layers.{l}.input_layernorm.weight"),
     from_config_json: from_file,

@@ -6,6 +6,7 @@
 //! every key and tensor. File-format layer: depends on config, gguf and gguf_keys; never on
 //! wgpu or models.
 
+mod gpt_neox;
 mod llama;
 mod qwen2;
 
@@ -33,6 +34,9 @@ pub struct GgufArch {
     pub keys: &'static [KeyRule],
     /// Rows for this architecture's own tensors (`blk.N.` names), searched before the shared table.
     pub tensors: &'static [TensorRule],
+    /// A Llama-shaped architecture: the shared `llama.*` key rows and the shared tensor rows
+    /// apply to it. Otherwise only its own rows speak for `{name}.*` keys and its tensors.
+    pub llama_rows: bool,
     /// The configuration from the metadata, before the audit. Errors name the key and the file.
     pub config: fn(&GgufFile, &GgufArch) -> Result<ModelConfig>,
     /// The GGUF tensors the forward pass loads for a configuration: (name, required).
@@ -45,7 +49,7 @@ pub struct GgufArch {
 }
 
 /// Every GGUF architecture the engine runs.
-pub const ALL: &[&GgufArch] = &[&llama::SPEC, &qwen2::SPEC];
+pub const ALL: &[&GgufArch] = &[&llama::SPEC, &qwen2::SPEC, &gpt_neox::SPEC];
 
 /// The [`GgufArch`] of `g` (`general.architecture`); an error naming the value, the file and the
 /// supported architectures otherwise.
@@ -73,8 +77,11 @@ pub fn from_gguf(g: &GgufFile) -> Result<ModelConfig> {
     let mut cfg = (spec.config)(g, spec)?;
     cfg.validate()
         .with_context(|| format!("invalid model metadata in {file}"))?;
-    crate::gguf_keys::check_metadata(g, &cfg, spec.name, spec.keys)?;
-    cfg.rope_freq_factors = llama::rope_factors(g, spec.name, cfg.head_dim())?;
-    crate::gguf_keys::check_tensors(g, &cfg, spec.name, spec.tensors, &(spec.wanted)(&cfg))?;
+    let (name, rows) = (spec.name, spec.llama_rows);
+    crate::gguf_keys::check_metadata(g, &cfg, (name, spec.keys, rows))?;
+    if rows {
+        cfg.rope_freq_factors = llama::rope_factors(g, name, cfg.head_dim())?;
+    }
+    crate::gguf_keys::check_tensors(g, &cfg, (name, spec.tensors, rows), &(spec.wanted)(&cfg))?;
     Ok(cfg)
 }

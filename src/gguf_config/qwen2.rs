@@ -16,6 +16,7 @@ pub(super) const SPEC: GgufArch = GgufArch {
     arch: Arch::Qwen2,
     keys: &[],
     tensors: TENSORS,
+    llama_rows: true,
     config,
     wanted,
     hf_name: crate::gguf::hf_name,

@@ -83,6 +83,7 @@ fn restricted_ok(g: &GgufFile, cfg: &ModelConfig, key: &str, v: &GgufValue) -> b
             int == Some(cfg.head_dim() as i128)
         }
         "llama.rope.dimension_count" => int == Some(cfg.head_dim() as i128),
+        "gptneox.attention.head_count_kv" => int == Some(cfg.n_head as i128),
         "llama.rope.scaling.attn_factor" => float == Some(1.0),
         "llama.expert_count"
         | "llama.expert_used_count"
@@ -110,12 +111,11 @@ fn restricted_ok(g: &GgufFile, cfg: &ModelConfig, key: &str, v: &GgufValue) -> b
 pub fn check_metadata(
     g: &GgufFile,
     cfg: &ModelConfig,
-    arch: &str,
-    own: &'static [KeyRule],
+    (arch, own, llama_rows): (&str, &'static [KeyRule], bool),
 ) -> Result<()> {
     let mut bad = Vec::new();
     for (key, v) in g.metadata() {
-        let why = match key_rule_in(arch, own, key) {
+        let why = match key_rule_in(arch, own, llama_rows, key) {
             None => "not a key outlier-probe knows; refused rather than ignored (docs/gguf-keys.md lists every known key)",
             Some((rule, spelled)) => match rule.handling {
                 Applied | Ignored => continue,
@@ -167,8 +167,7 @@ pub fn llama_tensors(cfg: &ModelConfig) -> Vec<(String, bool)> {
 pub fn check_tensors(
     g: &GgufFile,
     cfg: &ModelConfig,
-    arch: &str,
-    own: &'static [TensorRule],
+    (arch, own, llama_rows): (&str, &'static [TensorRule], bool),
     wanted: &[(String, bool)],
 ) -> Result<()> {
     let known: std::collections::HashSet<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
@@ -177,7 +176,7 @@ pub fn check_tensors(
         if known.contains(ti.name.as_str()) {
             continue;
         }
-        let why = match tensor_rule_in(own, &ti.name) {
+        let why = match tensor_rule_in(own, llama_rows, &ti.name) {
             Some(rule) if rule.handling == Refused => rule.reason.to_string(),
             Some(_) => format!(
                 "block index past block_count = {} ({arch}.block_count)",

@@ -64,35 +64,46 @@ fn find_key<'a>(rows: &'a [KeyRule], key: &str) -> Option<&'a KeyRule> {
 }
 
 /// The audit row for `key` in a file of GGUF architecture `arch` whose own rows are `own`: `own`
-/// first, then [`KEYS`] with an `{arch}.` prefix read as `llama.` (the shared rows are spelled for
-/// `llama`). Returns the row and the key as the row's table spells it.
+/// first, then [`KEYS`]. With `llama_rows` (a Llama-shaped architecture) an `{arch}.` key is
+/// looked up as `llama.` (the shared rows are spelled for `llama`); without, only `own` speaks
+/// for `{arch}.` keys. A `llama.` key in another architecture's file is in no row. Returns the
+/// row and the key as the row's table spells it.
 pub fn key_rule_in(
     arch: &str,
     own: &'static [KeyRule],
+    llama_rows: bool,
     key: &str,
 ) -> Option<(&'static KeyRule, String)> {
     if let Some(r) = find_key(own, key) {
         return Some((r, key.to_string()));
     }
-    let shared = match key.strip_prefix(arch).and_then(|r| r.strip_prefix('.')) {
-        Some(rest) if arch != "llama" => format!("llama.{rest}"),
-        _ => key.to_string(),
-    };
-    // Another architecture's prefix never reads as this one's.
-    if arch != "llama" && key.starts_with("llama.") {
+    if arch == "llama" {
+        return key_rule(key).map(|r| (r, key.to_string()));
+    }
+    if key.starts_with("llama.") {
         return None;
     }
+    let shared = match key.strip_prefix(arch).and_then(|r| r.strip_prefix('.')) {
+        Some(_) if !llama_rows => return None,
+        Some(rest) => format!("llama.{rest}"),
+        None => key.to_string(),
+    };
     key_rule(&shared).map(|r| (r, shared))
 }
 
 /// The tensor row for a GGUF tensor name (`blk.7.attn_q.bias` matches `blk.N.attn_q.bias`) in
 /// the shared table [`TENSORS`].
 pub fn tensor_rule(name: &str) -> Option<&'static TensorRule> {
-    tensor_rule_in(&[], name)
+    tensor_rule_in(&[], true, name)
 }
 
-/// The tensor row for a GGUF tensor name in an architecture's own rows `own`, then in [`TENSORS`].
-pub fn tensor_rule_in(own: &'static [TensorRule], name: &str) -> Option<&'static TensorRule> {
+/// The tensor row for a GGUF tensor name in an architecture's own rows `own`, then (with
+/// `llama_rows`, a Llama-shaped architecture) in [`TENSORS`].
+pub fn tensor_rule_in(
+    own: &'static [TensorRule],
+    llama_rows: bool,
+    name: &str,
+) -> Option<&'static TensorRule> {
     let generic = match name.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
         Some((n, leaf)) if n.parse::<usize>().is_ok() => format!("blk.N.{leaf}"),
         _ => name.to_string(),
@@ -103,7 +114,7 @@ pub fn tensor_rule_in(own: &'static [TensorRule], name: &str) -> Option<&'static
                 .find(|t| t.name.contains('*') && glob(t.name, name))
         })
     };
-    find(own).or_else(|| find(TENSORS))
+    find(own).or_else(|| if llama_rows { find(TENSORS) } else { None })
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! | hook | shape (one prompt of T new tokens, K = past + T keys) |
 //! |---|---|
 //! | `hook_embed`, `hook_pos_embed` | [T, D] |
-//! | `blocks.{l}.hook_resid_pre`, `.ln1.hook_normalized`, `.hook_attn_out`, `.hook_resid_mid`, `.ln2.hook_normalized`, `.hook_mlp_out`, `.hook_resid_post` | [T, D] |
+//! | `blocks.{l}.hook_resid_pre`, `.ln1.hook_normalized`, `.hook_attn_out`, `.hook_resid_mid` (not in parallel-residual blocks), `.ln2.hook_normalized`, `.hook_mlp_out`, `.hook_resid_post` | [T, D] |
 //! | `blocks.{l}.attn.hook_q`, `hook_z` | [T, H, Dh] |
 //! | `blocks.{l}.attn.hook_k`, `hook_v` | [T, Hkv, Dh] (Hkv = H for GPT-2) |
-//! | `blocks.{l}.attn.hook_rot_q`, `hook_rot_k` (Llama) | after RoPE, [T, H, Dh] and [T, Hkv, Dh] |
+//! | `blocks.{l}.attn.hook_rot_q`, `hook_rot_k` (Llama, Qwen2, GPT-NeoX) | after RoPE (GPT-NeoX: on the first `rope_dims` of each head only), [T, H, Dh] and [T, Hkv, Dh] |
 //! | `blocks.{l}.attn.hook_attn_scores` | [H, T, K], scaled, masked entries −inf, pre-softmax |
 //! | `blocks.{l}.attn.hook_pattern` | [H, T, K], the weight each value gets (softmax probabilities; masked entries 0) |
 //! | `blocks.{l}.attn.hook_extra_prob` (variants with an extra key) | [H, T], p′ |
@@ -34,7 +34,7 @@ pub enum Src {
     ResidPre(usize),
     Ln1(usize),
     Qkv(usize),
-    /// q and k after RoPE (Llama, Qwen2).
+    /// q and k after RoPE (Llama, Qwen2, GPT-NeoX).
     RotQk(usize),
     Scores(usize),
     Pattern(usize),
@@ -113,6 +113,9 @@ pub struct HookSpace {
     pub extra_prob: bool,
     /// The attention variant has a per-head factor (`hook_scale`).
     pub scale: bool,
+    /// The blocks have `hook_resid_mid`: false for parallel-residual blocks (GPT-NeoX
+    /// `use_parallel_residual`), whose attention and MLP both read `hook_resid_pre`.
+    pub resid_mid: bool,
 }
 
 impl HookSpace {
@@ -126,6 +129,7 @@ impl HookSpace {
             inner: cfg.n_inner(),
             extra_prob: cfg.variant.has_extra_prob(),
             scale: cfg.variant.scale().is_some(),
+            resid_mid: !cfg.parallel_residual,
         }
     }
 
@@ -140,6 +144,7 @@ impl HookSpace {
             inner: 4 * d,
             extra_prob: false,
             scale: false,
+            resid_mid: true,
         }
     }
 
@@ -170,7 +175,11 @@ impl HookSpace {
             if self.scale {
                 v.push(Src::Scale(l));
             }
-            v.extend([Src::Z(l), Src::AttnOut(l), Src::ResidMid(l), Src::Ln2(l)]);
+            v.extend([Src::Z(l), Src::AttnOut(l)]);
+            if self.resid_mid {
+                v.push(Src::ResidMid(l));
+            }
+            v.push(Src::Ln2(l));
             v.push(if lay.gated_mlp {
                 Src::GateUp(l)
             } else {

@@ -40,6 +40,14 @@ fn hint(pattern: &glob::Pattern, space: &HookSpace) -> String {
             space.n_layer.saturating_sub(1)
         );
     }
+    if !space.resid_mid
+        && matches_in(HookSpace {
+            resid_mid: true,
+            ..deep
+        })
+    {
+        return "this model's blocks have a parallel residual (use_parallel_residual): attention and MLP both read hook_resid_pre and add to the residual together, so there is no hook_resid_mid".into();
+    }
     let variants = HookSpace {
         extra_prob: true,
         scale: true,

@@ -99,6 +99,7 @@ fn editable_hooks_and_offsets() {
         inner: 200,
         extra_prob: false,
         scale: false,
+        resid_mid: true,
     };
     assert_eq!(
         editable("blocks.1.attn.hook_v", &ll).unwrap(),

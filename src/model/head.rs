@@ -16,23 +16,25 @@ pub(crate) struct Embedding {
 }
 
 impl Embedding {
-    /// Upload `emb` (e.g. `wte.weight`) and, when the config unties the head, `lm_head.weight`.
+    /// Upload `emb` (e.g. `wte.weight`) and, when the config unties the head, the
+    /// architecture's head tensor (`lm_head.weight`; GPT-NeoX `embed_out.weight`).
     ///
     /// # Errors
     /// A head that the config and the file disagree on (tied in one, separate in the other).
     pub fn load(up: &mut Uploader, cfg: &ModelConfig, emb: &str) -> Result<Self> {
         let (v, d) = (cfg.vocab_size, cfg.n_embd);
+        let head = cfg.arch.weight_names().lm_head;
         let wte = up.chunks(emb, (v, d))?;
-        let separate_head = up.contains("lm_head.weight") && !up.wf.same("lm_head.weight", emb);
+        let separate_head = up.contains(head) && !up.wf.same(head, emb);
         let path = up.wf.path().display().to_string();
         let lm_head = match (separate_head, cfg.tie_embeddings) {
-            (true, false) => Some(up.chunks("lm_head.weight", (v, d))?),
+            (true, false) => Some(up.chunks(head, (v, d))?),
             (false, true) => None,
             (false, false) => bail!(
-                "{path}: missing tensor 'lm_head.weight' (the config says the head is not tied: tie_word_embeddings = false)"
+                "{path}: missing tensor '{head}' (the config says the head is not tied: tie_word_embeddings = false)"
             ),
             (true, true) => bail!(
-                "{path}: holds a separate 'lm_head.weight' but the config ties the head to '{emb}' (tie_word_embeddings = true), so transformers would not use it; set tie_word_embeddings to false to use the stored head"
+                "{path}: holds a separate '{head}' but the config ties the head to '{emb}' (tie_word_embeddings = true), so transformers would not use it; set tie_word_embeddings to false to use the stored head"
             ),
         };
         Ok(Self { wte, lm_head })

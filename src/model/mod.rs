@@ -1,5 +1,5 @@
 //! A transformer on one GPU: weights in storage buffers, KV-cache sessions, and forward passes
-//! with hook-point capture and edits. One file per architecture (`gpt2`, `llama`; Qwen2 runs llama.rs with q/k/v biases),
+//! with hook-point capture and edits. One file per architecture (`gpt2`, `llama`, `gpt_neox`; Qwen2 runs llama.rs with q/k/v biases),
 //! registered in `registry`; the op vocabulary they call is `pass` (+ `attention`), hook points
 //! are `hook_point`.
 //! Depends on gpu, kernels and the data types below; never on studies, analysis, report or frontends.
@@ -7,6 +7,7 @@
 mod acts;
 mod attention;
 pub(crate) mod gpt2;
+pub(crate) mod gpt_neox;
 mod head;
 mod hook_point;
 pub(crate) mod llama;
@@ -56,7 +57,7 @@ pub(crate) trait Architecture: Send + Sync {
     fn module_weights(&self, wf: &dyn WeightSource, l: usize) -> Result<Vec<ModuleWeight>>;
 }
 
-/// A GPT-2, Llama or Qwen2 model loaded onto one GPU.
+/// A GPT-2, Llama, Qwen2 or GPT-NeoX model loaded onto one GPU.
 pub struct Model {
     pub cfg: ModelConfig,
     pub tokenizer: Option<Tokenizer>,

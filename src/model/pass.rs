@@ -248,15 +248,16 @@ impl<'a> Pass<'a> {
             .swiglu(&mut self.g, self.rows, self.cfg.n_inner(), gate_up, post);
     }
 
-    /// RoPE in place on the query and key heads of the qkv rows, tables `[n_positions, Dh/2]`.
+    /// RoPE in place on the query and key heads of the qkv rows: the first `cfg.rope_dims()`
+    /// dimensions of each head (all of them unless partial), tables `[n_positions, rope_dims/2]`.
     pub fn rope(&mut self, qkv: &wgpu::Buffer, (cos, sin): &(wgpu::Buffer, wgpu::Buffer)) {
         let c = self.cfg;
         let info = &self.info;
-        self.k.rope(
+        self.k.rope_partial(
             &mut self.g,
             self.rows,
             c.n_head + c.n_kv_head,
-            c.head_dim(),
+            (c.head_dim(), c.rope_dims()),
             c.qkv_dim(),
             info,
             cos,

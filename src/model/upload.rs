@@ -115,6 +115,43 @@ impl Uploader<'_> {
         })
     }
 
+    /// An nn.Linear layer `[n, k]` (+ bias `[n]`) with its output rows reordered: row `i` of
+    /// the uploaded layer is the stored row `rows[i]` (GPT-NeoX's per-head q|k|v to the
+    /// engine's q | k | v).
+    pub fn permuted(
+        &mut self,
+        name: &str,
+        bias: Option<&str>,
+        (k, n): (usize, usize),
+        rows: &[usize],
+        input: InputWidth,
+    ) -> Result<Linear> {
+        assert_eq!(rows.len(), n, "one source row per output row");
+        let data = self.load_matrix(name, &[n, k])?;
+        let w: Vec<f32> = rows
+            .iter()
+            .flat_map(|&r| data[r * k..(r + 1) * k].iter().copied())
+            .collect();
+        let w = self.put_matrix(name, &w)?;
+        let b = match bias {
+            Some(bn) => {
+                let b = self.wf.load(bn, &[n])?;
+                let b: Vec<f32> = rows.iter().map(|&r| b[r]).collect();
+                Some(self.f32_buffer(bn, &b)?)
+            }
+            None => None,
+        };
+        Ok(Linear {
+            w,
+            b,
+            k,
+            n,
+            b_t: true,
+            f16: self.f16,
+            input,
+        })
+    }
+
     /// nn.Linear matrices `[rows_i, k]` stacked along their first axis into one layer of
     /// width Σ rows_i (Llama's q|k|v, gate|up); with `bias`, their biases `[rows_i]` (named
     /// `{weight name without .weight}.bias`) stacked the same way (Qwen2's q|k|v).

@@ -9,7 +9,13 @@ neither touching a tensor or a model key:
 * `config.json` gets `architectures` (transformers' class name, which the fixtures' configs lack
   and the converter dispatches on), in a temporary copy of the directory;
 * the fixtures' tokenizer is a tiny byte-level BPE whose pre-tokenizer hash the converter does not
-  know: `--pre` names the `tokenizer.ggml.pre` to write instead (default `gpt-2`).
+  know: `--pre` names the `tokenizer.ggml.pre` to write instead (default `gpt-2`);
+* `--raw-config`: the converter's hyper-parameters are config.json as written (its own fallback
+  when AutoConfig fails) instead of transformers 5's AutoConfig: transformers 5 moves GPT-NeoX's
+  `rotary_pct` into `rope_parameters`, and the converter's GPT-NeoX class reads `rotary_pct`;
+* `--plain-tokenizer`: a `tokenizer_config.json` in the copy makes AutoTokenizer read tokenizer.json
+  as a plain `PreTrainedTokenizerFast` (GPT-NeoX's own tokenizer class would add a `<|padding|>`
+  token the fixture's vocabulary does not have).
 
 The converter: the llama-cpp-python 0.3.36 source distribution vendors llama.cpp with it
 (`vendor/llama.cpp/convert_hf_to_gguf.py`, `conversion/`, `gguf-py/`). Get it with
@@ -34,6 +40,8 @@ def main():
     ap.add_argument("--llama-cpp", required=True, type=Path, help="llama.cpp source directory")
     ap.add_argument("--pre", default="gpt-2", help="tokenizer.ggml.pre to write")
     ap.add_argument("--outtype", default="f32")
+    ap.add_argument("--raw-config", action="store_true", help="hparams from config.json, not AutoConfig")
+    ap.add_argument("--plain-tokenizer", action="store_true", help="read tokenizer.json as PreTrainedTokenizerFast")
     ap.add_argument("model", type=Path)
     ap.add_argument("architecture", help="transformers class, e.g. Qwen2ForCausalLM")
     ap.add_argument("out", type=Path)
@@ -45,12 +53,18 @@ def main():
     import conversion.base as base  # noqa: E402  (the converter's own modules)
 
     base.TextModel.get_vocab_base_pre = lambda self, tokenizer: a.pre
+    if a.raw_config:
+        def raw_hparams(dir_model, is_mistral_format):
+            return json.loads((Path(dir_model) / "config.json").read_text())
+        base.ModelBase.load_hparams = staticmethod(raw_hparams)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / a.model.name
         shutil.copytree(a.model, d, ignore=shutil.ignore_patterns("ref-*", "*.gguf"))
         cfg = json.loads((d / "config.json").read_text())
         cfg["architectures"] = [a.architecture]
         (d / "config.json").write_text(json.dumps(cfg, indent=1))
+        if a.plain_tokenizer:
+            (d / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
         sys.argv = ["convert_hf_to_gguf.py", str(d), "--outtype", a.outtype, "--outfile", str(a.out.resolve())]
         sys.path.insert(0, str(src))
         import runpy  # noqa: E402
