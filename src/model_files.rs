@@ -63,13 +63,26 @@ impl ModelFiles {
 
 /// The weights of the model at `path`, read on request: a `.gguf` file, or a directory's
 /// `model.safetensors`, else its sharded `model.safetensors.index.json` (tensor-name prefixes of
-/// `arch`).
+/// `arch`). A path to either of those two files stands for its directory (it is what
+/// [`WeightSource::path`] gives).
 ///
 /// # Errors
 /// A file that does not open or parse (the message names it); a GGUF tensor of a type that
 /// cannot be dequantized (named with its tensor); a directory with only a pickled PyTorch
 /// checkpoint (the message gives the command that converts it to safetensors).
 pub fn weight_source(path: &Path, arch: Arch) -> Result<Box<dyn WeightSource>> {
+    // What `WeightSource::path` of a directory's weights names: back to the directory.
+    let name = path.file_name().and_then(|n| n.to_str());
+    if path.is_file()
+        && matches!(
+            name,
+            Some("model.safetensors" | "model.safetensors.index.json")
+        )
+    {
+        if let Some(dir) = path.parent() {
+            return weight_source(dir, arch);
+        }
+    }
     if path.is_file() {
         let file = crate::gguf::GgufFile::open(path)?;
         file.check_types()?;

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::*;
 use outlier_probe::model::Gpt2;
-use outlier_probe::model_files::ModelFiles;
+use outlier_probe::model_files::{weight_source, ModelFiles};
 use serde_json::{json, Value};
 
 /// Shard file `i` of `n` as transformers names it.
@@ -102,6 +102,11 @@ fn sharded_checkpoints_read_like_the_single_file() {
             e.contains("model.safetensors.index.json") && e.contains("no.such.weight"),
             "{e}"
         );
+        // The source's own path opens it again (as Model::for_each_module_weight does).
+        let again = weight_source(many.weights.path(), many.cfg.arch).unwrap();
+        assert_eq!(again.names(), names);
+        let again = weight_source(one.weights.path(), one.cfg.arch).unwrap();
+        assert_eq!(again.names(), names);
         println!("{fx}: {} tensors over {n} shards, bit for bit", names.len());
     }
 }
