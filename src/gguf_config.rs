@@ -58,6 +58,7 @@ pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
         clip_gamma: 0.0,
         clip_eta: 1.0,
         sigmoid_t: 0,
+        attn: Default::default(),
     };
     cfg.validate()
         .with_context(|| format!("invalid model metadata in {file}"))?;

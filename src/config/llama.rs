@@ -17,6 +17,8 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
         pos_embed: false,
         rotary: true,
         gated_mlp: true,
+        qk_norm: false,
+        post_norms: false,
     },
     weight_names: WeightNames {
         embedding: "embed_tokens.weight",
@@ -129,6 +131,7 @@ impl LlamaConfig {
             clip_gamma: 0.0,
             clip_eta: 1.0,
             sigmoid_t: 0,
+            attn: Default::default(),
         };
         cfg.validate().map_err(|e| bad(e.to_string()))?;
         Ok(cfg)

@@ -2,6 +2,8 @@
 //! (the architectures and their GPU-free facts), `AttnVariant`, and parsing `config.json`
 //! (`gpt2.rs`, `llama.rs`, `qwen2.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
 
+mod attn_shape;
+mod gemma3;
 mod gpt2;
 mod llama;
 mod qwen2;
@@ -10,6 +12,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+pub use attn_shape::AttnShape;
 pub use gpt2::Gpt2Config;
 pub use llama::LlamaConfig;
 
@@ -144,6 +147,9 @@ pub enum Arch {
     Llama,
     /// Llama with biases on q_proj, k_proj and v_proj.
     Qwen2,
+    /// Gemma 3 (text): four RMSNorms x·(1 + w) per block, q/k norms, GeGLU, sliding-window
+    /// layers with their own RoPE base, an explicit head_dim, √d-scaled embeddings.
+    Gemma3,
 }
 
 /// Which optional hook points an architecture's blocks have (see `hooks`).
@@ -155,6 +161,12 @@ pub struct HookLayout {
     pub rotary: bool,
     /// A gated MLP: `mlp.hook_pre` (gate) and `mlp.hook_pre_linear` (up) from one buffer.
     pub gated_mlp: bool,
+    /// Per-head RMSNorm of q and k before RoPE: `attn.q_norm.hook_normalized`,
+    /// `attn.k_norm.hook_normalized` (Gemma 3, Qwen3).
+    pub qk_norm: bool,
+    /// A norm on each branch's output before its residual add: `ln1_post.hook_normalized`,
+    /// `ln2_post.hook_normalized` (Gemma 2/3's sandwich norms).
+    pub post_norms: bool,
 }
 
 /// Where an architecture's tensors are in a `model.safetensors`.
@@ -185,7 +197,7 @@ pub struct ArchSpec {
 
 impl Arch {
     /// Every architecture the engine runs.
-    pub const ALL: [Arch; 3] = [Arch::Gpt2, Arch::Llama, Arch::Qwen2];
+    pub const ALL: [Arch; 4] = [Arch::Gpt2, Arch::Llama, Arch::Qwen2, Arch::Gemma3];
 
     /// The registry, GPU-free half: one line per architecture.
     pub fn spec(self) -> &'static ArchSpec {
@@ -193,6 +205,7 @@ impl Arch {
             Arch::Gpt2 => &gpt2::SPEC,
             Arch::Llama => &llama::SPEC,
             Arch::Qwen2 => &qwen2::SPEC,
+            Arch::Gemma3 => &gemma3::SPEC,
         }
     }
 
@@ -251,11 +264,19 @@ pub struct ModelConfig {
     pub clip_eta: f32,
     /// Sigmoid attention's fixed T (0: the sequence's length in the forward pass, as the paper's code).
     pub sigmoid_t: usize,
+    /// Attention beyond GPT-2's and Llama's shape (Gemma 3, Qwen3); `Default` for the others.
+    pub attn: AttnShape,
 }
 
 impl ModelConfig {
+    /// Width of one attention head: `attn.head_dim`, else n_embd / n_head.
     pub fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
+        self.attn.head_dim.unwrap_or(self.n_embd / self.n_head)
+    }
+
+    /// Width of the query projection and of z (n_head · head_dim; n_embd unless `attn.head_dim`).
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim()
     }
 
     /// Width of the key (and value) projections.
@@ -265,7 +286,15 @@ impl ModelConfig {
 
     /// Width of the fused q|k|v rows.
     pub fn qkv_dim(&self) -> usize {
-        self.n_embd + 2 * self.kv_dim()
+        self.q_dim() + 2 * self.kv_dim()
+    }
+
+    /// The sliding window of layer `l` (`None`: the layer sees every earlier key).
+    pub fn window(&self, l: usize) -> Option<usize> {
+        match self.attn.sliding_layers.get(l) {
+            Some(true) => self.attn.sliding_window,
+            _ => None,
+        }
     }
 
     pub fn n_inner(&self) -> usize {
@@ -273,7 +302,10 @@ impl ModelConfig {
     }
 
     pub fn attn_scale(&self) -> f32 {
-        if self.scale_attn_weights {
+        if let Some(s) = self.attn.query_pre_attn_scalar {
+            // transformers: query_pre_attn_scalar**-0.5 in Python floats, used as an f32 factor.
+            (s as f64).powf(-0.5) as f32
+        } else if self.scale_attn_weights {
             1.0 / (self.head_dim() as f32).sqrt()
         } else {
             1.0
@@ -309,7 +341,7 @@ impl ModelConfig {
                 self.n_positions
             );
         }
-        if self.n_embd % self.n_head != 0 {
+        if self.attn.head_dim.is_none() && self.n_embd % self.n_head != 0 {
             bail!(
                 "n_embd {} is not a multiple of n_head {}",
                 self.n_embd,
@@ -323,6 +355,10 @@ impl ModelConfig {
                 self.n_kv_head
             );
         }
+        if self.head_dim() == 0 {
+            bail!("head_dim is 0");
+        }
+        self.attn.validate(self.n_layer)?;
         if self.head_dim() > 256 {
             bail!(
                 "head dimension {} is over the supported 256",

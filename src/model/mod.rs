@@ -9,6 +9,7 @@ mod attention;
 pub(crate) mod gpt2;
 mod head;
 mod hook_point;
+pub(crate) mod gemma3;
 pub(crate) mod llama;
 mod pass;
 pub mod registry;
@@ -312,6 +313,7 @@ impl Model {
             bits,
             protect_d: mask(protect_d, self.cfg.n_embd, "d-wide")?,
             protect_inner: mask(protect_inner, self.cfg.n_inner(), "MLP inner")?,
+            protect_heads: mask(&[], self.cfg.q_dim(), "attention heads")?,
         });
         Ok(())
     }
