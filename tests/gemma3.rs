@@ -27,7 +27,10 @@ fn every_gemma3_hook_matches_transformers() {
     let model = load(FX);
     let c = &model.cfg;
     assert_eq!(c.arch, Arch::Gemma3);
-    assert_eq!((c.n_embd, c.n_head, c.n_kv_head, c.head_dim()), (40, 5, 1, 12));
+    assert_eq!(
+        (c.n_embd, c.n_head, c.n_kv_head, c.head_dim()),
+        (40, 5, 1, 12)
+    );
     assert_eq!((c.q_dim(), c.qkv_dim()), (60, 84));
     let windows: Vec<_> = (0..4).map(|l| c.window(l)).collect();
     assert_eq!(windows, [Some(4), Some(4), None, Some(4)]);
@@ -42,7 +45,12 @@ fn gemma3_fused_forward_logits_match_transformers() {
     for k in 0..3 {
         let r = reference(FX, k);
         let got = model.logits(&r.tokens).unwrap();
-        check_close(&format!("{FX} ref-{k}: fused logits"), &got, &r.tensors["logits"], T_LOGITS);
+        check_close(
+            &format!("{FX} ref-{k}: fused logits"),
+            &got,
+            &r.tensors["logits"],
+            T_LOGITS,
+        );
     }
 }
 
@@ -84,7 +92,12 @@ fn gemma3_batch_equals_single() {
     let out = model.forward(&mut sess, &prompts, &opts).unwrap();
     for (k, r) in refs.iter().enumerate() {
         let got = out.logits[k].as_ref().unwrap();
-        check_close(&format!("batched prompt {k}: logits"), got, &r.tensors["logits"], T_LOGITS);
+        check_close(
+            &format!("batched prompt {k}: logits"),
+            got,
+            &r.tensors["logits"],
+            T_LOGITS,
+        );
         for name in hooks.split(',') {
             let what = format!("batched prompt {k}: {name}");
             check_close(&what, &out.captures[k][name], &r.tensors[name], 1e-4);
@@ -97,7 +110,11 @@ fn gemma3_batch_equals_single() {
     };
     let batched = generate(&model, &owned, &s, |_, _| {}).unwrap();
     for (k, r) in refs.iter().enumerate() {
-        assert_eq!(batched[k], r.generated[..6], "batched generation of prompt {k}");
+        assert_eq!(
+            batched[k],
+            r.generated[..6],
+            "batched generation of prompt {k}"
+        );
     }
 }
 
@@ -128,9 +145,15 @@ fn gemma3_reports_its_linear_weights() {
     assert_eq!(seen, want);
     let lins = model.linear_weights();
     assert_eq!(lins.len(), 4 * 7);
-    let o = lins.iter().find(|l| l.name == "model.layers.2.self_attn.o_proj.weight").unwrap();
+    let o = lins
+        .iter()
+        .find(|l| l.name == "model.layers.2.self_attn.o_proj.weight")
+        .unwrap();
     assert_eq!((o.k, o.n, o.input), (60, 40, InputWidth::Heads));
-    let down = lins.iter().find(|l| l.name == "model.layers.3.mlp.down_proj.weight").unwrap();
+    let down = lins
+        .iter()
+        .find(|l| l.name == "model.layers.3.mlp.down_proj.weight")
+        .unwrap();
     assert_eq!((down.k, down.n, down.input), (26, 40, InputWidth::Inner));
 }
 
@@ -152,7 +175,10 @@ fn config(edit: impl FnOnce(&mut Value), tag: &str) -> Result<ModelConfig, Strin
 fn gemma3_config_fields() {
     let c = config(|_| {}, "as-written").unwrap();
     assert_eq!(c.arch, Arch::Gemma3);
-    assert_eq!((c.rope_theta, c.attn.rope_local_base_freq), (1e6, Some(1e4)));
+    assert_eq!(
+        (c.rope_theta, c.attn.rope_local_base_freq),
+        (1e6, Some(1e4))
+    );
     assert_eq!(c.rope_freq_factors, vec![2.0; 6]);
     assert_eq!(c.attn.query_pre_attn_scalar, Some(20.0));
     let same = serde_json::to_string(&c).unwrap();
@@ -162,12 +188,19 @@ fn gemma3_config_fields() {
             m.remove("rope_parameters");
             m.insert("rope_theta".into(), json!(1e6));
             m.insert("rope_local_base_freq".into(), json!(1e4));
-            m.insert("rope_scaling".into(), json!({"rope_type": "linear", "factor": 2.0}));
+            m.insert(
+                "rope_scaling".into(),
+                json!({"rope_type": "linear", "factor": 2.0}),
+            );
         },
         "legacy-rope",
     )
     .unwrap();
-    assert_eq!(serde_json::to_string(&legacy).unwrap(), same, "legacy RoPE fields");
+    assert_eq!(
+        serde_json::to_string(&legacy).unwrap(),
+        same,
+        "legacy RoPE fields"
+    );
     // Every 3rd layer full: layers 0, 1 slide, 2 is full, 3 slides — the fixture's layer_types.
     let pattern = config(
         |c| {
@@ -178,8 +211,16 @@ fn gemma3_config_fields() {
         "pattern",
     )
     .unwrap();
-    assert_eq!(serde_json::to_string(&pattern).unwrap(), same, "sliding_window_pattern");
-    let all_full = config(|c| c["layer_types"] = json!(vec!["full_attention"; 4]), "all-full").unwrap();
+    assert_eq!(
+        serde_json::to_string(&pattern).unwrap(),
+        same,
+        "sliding_window_pattern"
+    );
+    let all_full = config(
+        |c| c["layer_types"] = json!(vec!["full_attention"; 4]),
+        "all-full",
+    )
+    .unwrap();
     assert!((0..4).all(|l| all_full.window(l).is_none()));
     for (tag, key, v) in [
         ("attn-softcap", "attn_logit_softcapping", json!(50.0)),
@@ -193,11 +234,22 @@ fn gemma3_config_fields() {
         assert!(e.contains(&format!("`{key}`")), "{tag}: {e}");
     }
     let e = config(
-        |c| c["layer_types"] = json!(["sliding_attention", "chunked_attention", "full_attention", "full_attention"]),
+        |c| {
+            c["layer_types"] = json!([
+                "sliding_attention",
+                "chunked_attention",
+                "full_attention",
+                "full_attention"
+            ])
+        },
         "layer-type",
     )
     .unwrap_err();
     assert!(e.contains("chunked_attention"), "{e}");
-    let e = config(|c| c["layer_types"] = json!(["full_attention"]), "layer-count").unwrap_err();
+    let e = config(
+        |c| c["layer_types"] = json!(["full_attention"]),
+        "layer-count",
+    )
+    .unwrap_err();
     assert!(e.contains("layer_types"), "{e}");
 }

@@ -49,7 +49,10 @@ impl AttnShape {
         if self.sliding_layers.iter().any(|&s| s) && self.sliding_window.is_none() {
             bail!("sliding_attention layers need a sliding_window");
         }
-        check_finite("query_pre_attn_scalar", self.query_pre_attn_scalar.map(f64::from))?;
+        check_finite(
+            "query_pre_attn_scalar",
+            self.query_pre_attn_scalar.map(f64::from),
+        )?;
         if self.query_pre_attn_scalar.is_some_and(|s| s <= 0.0) {
             bail!("query_pre_attn_scalar must be > 0");
         }

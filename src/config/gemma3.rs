@@ -122,7 +122,9 @@ fn rope(v: &Value, head_dim: usize) -> Result<(f32, Vec<f32>, f32)> {
         crate::rope::from_llama_config(&json!({ "rope_parameters": sliding }), head_dim)
             .context("rope_parameters.sliding_attention")?;
     if !local_factors.is_empty() {
-        bail!("rope_parameters.sliding_attention: only default RoPE is supported on sliding layers");
+        bail!(
+            "rope_parameters.sliding_attention: only default RoPE is supported on sliding layers"
+        );
     }
     Ok((theta, factors, local))
 }
@@ -147,7 +149,9 @@ fn sliding_layers(c: &Gemma3Config) -> Result<Vec<bool>> {
     if pattern == 0 {
         bail!("sliding_window_pattern is 0");
     }
-    Ok((0..c.num_hidden_layers).map(|i| (i + 1) % pattern != 0).collect())
+    Ok((0..c.num_hidden_layers)
+        .map(|i| (i + 1) % pattern != 0)
+        .collect())
 }
 
 /// A Gemma 3 text `config.json` as a [`ModelConfig`].

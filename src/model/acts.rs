@@ -67,18 +67,18 @@ pub(crate) struct Acts {
     pub ln1: wgpu::Buffer,        // [R, D]  ln1.hook_normalized
     pub qkv: wgpu::Buffer,        // [R, D + 2 Dkv]  hook_q | hook_k | hook_v
     pub z: wgpu::Buffer,          // [R, H, Dh]  attn.hook_z
-    pub branch: wgpu::Buffer,     // [R, D]  a branch's output after its post-norm (Gemma: ln1_post, ln2_post)
-    pub attn_out: wgpu::Buffer,   // [R, D]  hook_attn_out (when looked at)
-    pub resid_mid: wgpu::Buffer,  // [R, D]  hook_resid_mid
-    pub ln2: wgpu::Buffer,        // [R, D]  ln2.hook_normalized
-    pub mlp_pre: wgpu::Buffer,    // [R, I] mlp.hook_pre, or gate|up [R, 2I]
-    pub mlp_post: wgpu::Buffer,   // [R, I]  mlp.hook_post
-    pub mlp_out: wgpu::Buffer,    // [R, D]  hook_mlp_out (when looked at)
-    pub ln_final: wgpu::Buffer,   // [R, D]  ln_final.hook_normalized
-    pub extra: wgpu::Buffer,      // [R, H]  attn.hook_extra_prob (variants; else a placeholder)
-    pub fac: wgpu::Buffer,        // [R, H]  attn.hook_scale (variants; else a placeholder)
-    pub scores: wgpu::Buffer,     // [R, H, K]  attn.hook_attn_scores (when captured)
-    pub pattern: wgpu::Buffer,    // [R, H, K]  attn.hook_pattern (when captured)
+    pub branch: wgpu::Buffer, // [R, D]  a branch's output after its post-norm (Gemma: ln1_post, ln2_post)
+    pub attn_out: wgpu::Buffer, // [R, D]  hook_attn_out (when looked at)
+    pub resid_mid: wgpu::Buffer, // [R, D]  hook_resid_mid
+    pub ln2: wgpu::Buffer,    // [R, D]  ln2.hook_normalized
+    pub mlp_pre: wgpu::Buffer, // [R, I] mlp.hook_pre, or gate|up [R, 2I]
+    pub mlp_post: wgpu::Buffer, // [R, I]  mlp.hook_post
+    pub mlp_out: wgpu::Buffer, // [R, D]  hook_mlp_out (when looked at)
+    pub ln_final: wgpu::Buffer, // [R, D]  ln_final.hook_normalized
+    pub extra: wgpu::Buffer,  // [R, H]  attn.hook_extra_prob (variants; else a placeholder)
+    pub fac: wgpu::Buffer,    // [R, H]  attn.hook_scale (variants; else a placeholder)
+    pub scores: wgpu::Buffer, // [R, H, K]  attn.hook_attn_scores (when captured)
+    pub pattern: wgpu::Buffer, // [R, H, K]  attn.hook_pattern (when captured)
 }
 
 impl Acts {

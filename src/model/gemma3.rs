@@ -204,7 +204,12 @@ impl Architecture for Gemma3 {
             let part = LinearWeight::part;
             out.push(part(n("self_attn.q_proj"), &w.qkv_proj, 0, qd));
             out.push(part(n("self_attn.k_proj"), &w.qkv_proj, qd * d, kvd));
-            out.push(part(n("self_attn.v_proj"), &w.qkv_proj, (qd + kvd) * d, kvd));
+            out.push(part(
+                n("self_attn.v_proj"),
+                &w.qkv_proj,
+                (qd + kvd) * d,
+                kvd,
+            ));
             out.push(LinearWeight::whole(n("self_attn.o_proj"), &w.o_proj));
             out.push(part(n("mlp.gate_proj"), &w.gate_up_proj, 0, inner));
             out.push(part(n("mlp.up_proj"), &w.gate_up_proj, inner * d, inner));

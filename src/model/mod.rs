@@ -6,10 +6,10 @@
 
 mod acts;
 mod attention;
+pub(crate) mod gemma3;
 pub(crate) mod gpt2;
 mod head;
 mod hook_point;
-pub(crate) mod gemma3;
 pub(crate) mod llama;
 mod pass;
 pub mod registry;

@@ -254,8 +254,14 @@ impl<'a> Pass<'a> {
 
     /// post `[R, I]` = gelu_tanh(gate) · up from the fused gate|up rows `[R, 2I]` (GeGLU).
     pub fn geglu(&mut self, gate_up: &wgpu::Buffer, post: &wgpu::Buffer) {
-        self.k
-            .glu(&mut self.g, self.rows, self.cfg.n_inner(), true, gate_up, post);
+        self.k.glu(
+            &mut self.g,
+            self.rows,
+            self.cfg.n_inner(),
+            true,
+            gate_up,
+            post,
+        );
     }
 
     /// Per-head RMSNorm in place on the q and k heads of the qkv rows (`q_norm` | `k_norm`
@@ -281,7 +287,8 @@ impl<'a> Pass<'a> {
 
     /// y = a + b over rows of width D (a residual add).
     pub fn add(&mut self, a: &wgpu::Buffer, b: &wgpu::Buffer, y: &wgpu::Buffer) {
-        self.k.add(&mut self.g, self.rows * self.cfg.n_embd, a, b, y);
+        self.k
+            .add(&mut self.g, self.rows * self.cfg.n_embd, a, b, y);
     }
 
     /// RoPE in place on the query and key heads of the qkv rows, tables `[n_positions, Dh/2]`.

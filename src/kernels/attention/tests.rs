@@ -137,7 +137,9 @@ impl Attn {
                     w => (pos as usize + 1).saturating_sub(w),
                 };
                 assert!(
-                    out.scores[cb..cb + lo].iter().all(|&v| v == f32::NEG_INFINITY)
+                    out.scores[cb..cb + lo]
+                        .iter()
+                        .all(|&v| v == f32::NEG_INFINITY)
                         && out.probs[cb..cb + lo].iter().all(|&v| v == 0.0),
                     "{what}: row {r} head {h}: a key outside the window is seen"
                 );
@@ -204,12 +206,22 @@ fn kv_attention_window(hd: usize, window: usize, seed: u64) {
     qkv.chunks_mut(3 * d)
         .for_each(|r| r[..d].iter_mut().for_each(|v| *v *= 2.0));
     let out = t.call(&qkv, &info);
-    t.verify(&format!("prefill hd={hd} window={window}"), &qkv, &info, &out);
+    t.verify(
+        &format!("prefill hd={hd} window={window}"),
+        &qkv,
+        &info,
+        &out,
+    );
 
     let info = vec![[1, 10, 1, 0], [0, 290, 0, 0], [0, 271, 1, 0], [1, 11, 1, 0]];
     let qkv = randn(&mut rng, info.len() * 3 * d, 2.0);
     let out = t.call(&qkv, &info);
-    t.verify(&format!("decode hd={hd} window={window}"), &qkv, &info, &out);
+    t.verify(
+        &format!("decode hd={hd} window={window}"),
+        &qkv,
+        &info,
+        &out,
+    );
 }
 
 #[test]

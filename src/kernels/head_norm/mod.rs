@@ -107,7 +107,10 @@ mod tests {
             let w = nq * hd + 2 * nk * hd;
             let mut x = randn(&mut rng, rows * w, 1.0);
             x[3 * w + 5] = 200.0;
-            let weight: Vec<f32> = randn(&mut rng, 2 * hd, 0.5).iter().map(|v| v + 1.0).collect();
+            let weight: Vec<f32> = randn(&mut rng, 2 * hd, 0.5)
+                .iter()
+                .map(|v| v + 1.0)
+                .collect();
             let (wb, xb) = (upload(&ctx, &weight), upload(&ctx, &x));
             let mut g = Graph::default();
             kern.head_norm(&mut g, rows, (nq, nk), hd, w, 1e-6, &wb, &xb);
