@@ -225,6 +225,19 @@ pub const GEMMA3: &[KeyRule] = &[
     r("attention_dropout", Ignored, DROPOUT),
 ];
 
+/// The fields of a `gemma3` (`Gemma3Config`, image-text) `config.json` around its text model.
+pub const GEMMA3_WRAPPER: &[KeyRule] = &[
+    r("text_config", Applied, "the text model: a gemma3_text config, audited by the Gemma 3 table"),
+    r("vision_config", Ignored, "the vision tower's config; only the text model runs (a checkpoint that holds vision-tower or projector tensors is refused by name)"),
+    r("mm_tokens_per_image", Ignored, "tokens per image; only text prompts are run"),
+    r("boi_token_index", Ignored, "begin-of-image token; only text prompts are run"),
+    r("eoi_token_index", Ignored, "end-of-image token; only text prompts are run"),
+    r("image_token_index", Ignored, "image placeholder token; only text prompts are run"),
+    r("boi_token_id", Ignored, "alias of boi_token_index"),
+    r("eoi_token_id", Ignored, "alias of eoi_token_index"),
+    r("image_token_id", Ignored, "alias of image_token_index"),
+];
+
 fn restricted_ok(key: &str, v: &Value, all: &Value) -> bool {
     let falsy = matches!(v, Value::Bool(false) | Value::Null);
     match key {

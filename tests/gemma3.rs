@@ -253,3 +253,85 @@ fn gemma3_config_fields() {
     .unwrap_err();
     assert!(e.contains("layer_types"), "{e}");
 }
+
+/// A copy of the fixture as an image-text `gemma3` checkpoint's text model: the config wrapped
+/// as `text_config` (vision fields alongside), the tensors under `model.language_model.`
+/// (transformers 5's Gemma3ForConditionalGeneration layout), plus `extra` tensors.
+fn as_image_text(tag: &str, extra: &[&str]) -> TempDir {
+    let src = fixtures_dir().join(FX);
+    let d = TempDir::new(&format!("gemma3-mm-{tag}"));
+    std::fs::copy(src.join("tokenizer.json"), d.0.join("tokenizer.json")).unwrap();
+    let text: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let wrapper = json!({
+        "model_type": "gemma3",
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "text_config": text,
+        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 16},
+        "mm_tokens_per_image": 4,
+        "boi_token_index": 1000,
+        "eoi_token_index": 1001,
+        "image_token_index": 1002,
+        "initializer_range": 0.02,
+        "tie_word_embeddings": true,
+        "transformers_version": "5.24.0",
+    });
+    std::fs::write(d.0.join("config.json"), wrapper.to_string()).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n.replacen("model.", "model.language_model.", 1), t))
+        .collect();
+    let probe = st.tensor("model.norm.weight").unwrap();
+    for e in extra {
+        tensors.push((e.to_string(), probe.clone()));
+    }
+    safetensors::serialize_to_file(tensors, None, &d.0.join("model.safetensors")).unwrap();
+    d
+}
+
+/// `model_type: gemma3` runs its text model: same configuration, same logits as the text
+/// checkpoint; with vision-tower tensors in the file it is refused, naming one.
+#[test]
+fn gemma3_image_text_checkpoint_runs_its_text_model() {
+    let d = as_image_text("text-only", &[]);
+    let c = ModelConfig::from_dir_config(&d.0.join("config.json")).unwrap();
+    let want = config(|_| {}, "plain").unwrap();
+    assert_eq!(
+        serde_json::to_string(&c).unwrap(),
+        serde_json::to_string(&want).unwrap()
+    );
+    let model = outlier_probe::model::Gpt2::load(ctx(), &d.0).unwrap();
+    let r = reference(FX, 0);
+    let got = model.logits(&r.tokens).unwrap();
+    check_close(
+        "gemma3 wrapper: logits",
+        &got,
+        &r.tensors["logits"],
+        T_LOGITS,
+    );
+
+    let d = as_image_text(
+        "vision",
+        &["model.vision_tower.embeddings.patch_embedding.bias"],
+    );
+    let e = match outlier_probe::model::Gpt2::load(ctx(), &d.0) {
+        Ok(_) => panic!("loaded a checkpoint with a vision tower"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains("model.vision_tower.embeddings.patch_embedding.bias"),
+        "{e}"
+    );
+    let e = config(
+        |c| {
+            let text = c.clone();
+            *c = json!({"model_type": "gemma3", "text_config": text, "audio_config": {}});
+        },
+        "wrapper-unknown",
+    )
+    .unwrap_err();
+    assert!(e.contains("`audio_config`"), "{e}");
+}

@@ -27,7 +27,14 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
     },
     weight_names: WeightNames {
         embedding: "embed_tokens.weight",
-        prefixes: &["model.", ""],
+        // Gemma3ForCausalLM, bare, and the text model inside Gemma3ForConditionalGeneration
+        // (transformers 4 and 5 layouts).
+        prefixes: &[
+            "model.",
+            "",
+            "language_model.model.",
+            "model.language_model.",
+        ],
     },
     layer_tensor: |l| format!("layers.{l}.input_layernorm.weight"),
     from_config_json: from_file,
@@ -154,13 +161,33 @@ fn sliding_layers(c: &Gemma3Config) -> Result<Vec<bool>> {
         .collect())
 }
 
-/// A Gemma 3 text `config.json` as a [`ModelConfig`].
+/// A Gemma 3 text `config.json` as a [`ModelConfig`]; also a `gemma3` (image-text) one, whose
+/// `text_config` is the text model (its other fields audited by `config_fields::GEMMA3_WRAPPER`).
 fn from_file(path: &Path) -> Result<ModelConfig> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let json: Value = serde_json::from_str(&text)
         .with_context(|| format!("parsing {} as JSON", path.display()))?;
-    from_json(&json).with_context(|| format!("{}", path.display()))
+    let at = || path.display().to_string();
+    if json.get("model_type").and_then(Value::as_str) != Some("gemma3") {
+        return from_json(&json).with_context(at);
+    }
+    crate::config_fields::check(&json, crate::config_fields::GEMMA3_WRAPPER).with_context(at)?;
+    let text = json
+        .get("text_config")
+        .filter(|t| t.is_object())
+        .ok_or_else(|| anyhow::anyhow!("{}: `text_config` is not an object", at()))?;
+    let cfg = from_json(text).with_context(|| format!("{}: text_config", at()))?;
+    if let Some(tie) = json.get("tie_word_embeddings").and_then(Value::as_bool) {
+        if tie != cfg.tie_embeddings {
+            bail!(
+                "{}: tie_word_embeddings = {tie} disagrees with text_config's {}",
+                at(),
+                cfg.tie_embeddings
+            );
+        }
+    }
+    Ok(cfg)
 }
 
 /// A Gemma 3 text config object (a `config.json`, or the `text_config` of a `gemma3` one).

@@ -10,7 +10,7 @@
 //! `linear_weights` and `module_weights` report the checkpoint's own tensors.
 //! Uses the op vocabulary of `pass`; never kernels or wgpu calls directly.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use super::acts::Acts;
 use super::pass::Pass;
@@ -82,7 +82,21 @@ fn rope_buffers(
 
 /// Upload a Gemma 3 checkpoint (`layers.{l}.…`, `embed_tokens`, `norm`; the `model.` prefix
 /// already resolved by the weight source) for `cfg`.
+///
+/// # Errors
+/// A missing tensor or a wrong shape; a checkpoint holding vision-tower or projector tensors
+/// (an image-text Gemma 3: only its text model could run), naming one of them.
 pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Architecture>> {
+    let names = up.wf.names();
+    let vision = names
+        .iter()
+        .find(|n| n.contains("vision_tower.") || n.contains("multi_modal_projector."));
+    if let Some(v) = vision {
+        bail!(
+            "{}: holds vision tensors (`{v}` and more): image inputs are not supported, and the text model of an image-text Gemma 3 is only run from a checkpoint without them",
+            up.wf.path().display()
+        );
+    }
     let (d, inner, qd, kvd, hd) = (
         cfg.n_embd,
         cfg.n_inner(),
