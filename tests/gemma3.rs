@@ -335,3 +335,48 @@ fn gemma3_image_text_checkpoint_runs_its_text_model() {
     .unwrap_err();
     assert!(e.contains("`audio_config`"), "{e}");
 }
+
+/// Gemma-3-270M's own config.json (as its checkpoint carries it, transformers 4.55 names):
+/// head_dim 256 with d = 640 and 4 heads, scores scaled by 256^-0.5, windows of 512 on every
+/// layer but 5, 11 and 17, RoPE bases 1e6 (full) and 1e4 (sliding), no scaling.
+#[test]
+fn gemma3_270m_config_parses() {
+    let types: Vec<&str> = (0..18)
+        .map(|i| {
+            if (i + 1) % 6 == 0 {
+                "full_attention"
+            } else {
+                "sliding_attention"
+            }
+        })
+        .collect();
+    let cfg = json!({
+        "_sliding_window_pattern": 6, "architectures": ["Gemma3ForCausalLM"],
+        "attention_bias": false, "attention_dropout": 0.0, "attn_logit_softcapping": null,
+        "bos_token_id": 2, "eos_token_id": 1, "final_logit_softcapping": null, "head_dim": 256,
+        "hidden_activation": "gelu_pytorch_tanh", "hidden_size": 640, "initializer_range": 0.02,
+        "intermediate_size": 2048, "layer_types": types, "max_position_embeddings": 32768,
+        "model_type": "gemma3_text", "num_attention_heads": 4, "num_hidden_layers": 18,
+        "num_key_value_heads": 1, "pad_token_id": 0, "query_pre_attn_scalar": 256,
+        "rms_norm_eps": 1e-06, "rope_local_base_freq": 10000.0, "rope_scaling": null,
+        "rope_theta": 1000000.0, "sliding_window": 512, "torch_dtype": "bfloat16",
+        "transformers_version": "4.55.0.dev0", "use_bidirectional_attention": false,
+        "use_cache": true, "vocab_size": 262144
+    });
+    let c = config(|c| *c = cfg, "270m").unwrap();
+    assert_eq!(
+        (c.n_embd, c.n_head, c.n_kv_head, c.head_dim(), c.q_dim()),
+        (640, 4, 1, 256, 1024)
+    );
+    assert_eq!((c.n_layer, c.n_inner, c.vocab_size), (18, 2048, 262144));
+    assert_eq!(c.attn_scale(), 0.0625);
+    let full: Vec<usize> = (0..18).filter(|&l| c.window(l).is_none()).collect();
+    assert_eq!(full, [5, 11, 17]);
+    assert_eq!(c.window(0), Some(512));
+    assert_eq!(
+        (c.rope_theta, c.attn.rope_local_base_freq),
+        (1e6, Some(1e4))
+    );
+    assert!(c.rope_freq_factors.is_empty() && c.tie_embeddings);
+    assert_eq!((c.bos_token_id, c.eos_token_id), (Some(2), Some(1)));
+}

@@ -242,3 +242,9 @@ fn kv_store_and_attention_sliding_window() {
     kv_attention_window(36, 37, 9);
     kv_attention_window(12, 1, 10);
 }
+
+/// head_dim 256 (Gemma 3), the widest the kernel takes: four output dimensions per thread.
+#[test]
+fn kv_store_and_attention_head_dim_256() {
+    kv_attention_window(256, 512, 11);
+}
