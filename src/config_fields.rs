@@ -47,7 +47,7 @@ const OUTPUT: &str = "an output/runtime option of transformers; no effect on the
 
 /// `PreTrainedConfig` fields, for every family.
 pub const COMMON: &[KeyRule] = &[
-    r("model_type", Applied, "selects the family (gpt2, llama, qwen2 or gemma3_text)"),
+    r("model_type", Applied, "selects the family (gpt2, llama, qwen2, qwen3 or gemma3_text)"),
     r("bos_token_id", Applied, "BOS token"),
     r("eos_token_id", Applied, "EOS token (the first one when a list): where `generate` stops"),
     r("tie_word_embeddings", Applied, "true: the LM head is the embedding matrix (a separately stored head is then refused); false: `lm_head.weight` is required"),
@@ -189,6 +189,31 @@ pub const QWEN2: &[KeyRule] = &[
     r("rope_scaling", Applied, "legacy name of rope_parameters; same handling"),
     r("hidden_act", Restricted, "silu only (SwiGLU)"),
     r("head_dim", Restricted, "must equal hidden_size / num_attention_heads (or be null)"),
+    r("partial_rotary_factor", Restricted, "1 only: partial rotary embeddings are not supported"),
+    r("use_sliding_window", Restricted, "false only: sliding-window attention is not implemented"),
+    r("layer_types", Restricted, "full_attention for every layer only (or null): sliding-window layers are not implemented"),
+    r("sliding_window", Ignored, "the window of sliding layers; there are none (use_sliding_window false, layer_types all full_attention), and transformers sets it to null without use_sliding_window"),
+    r("max_window_layers", Ignored, "only chooses which layers slide when use_sliding_window is true (it must be false)"),
+    r("attention_dropout", Ignored, DROPOUT),
+];
+
+/// `Qwen3Config` fields: Qwen2's (parsed the same way) with an explicit `head_dim` and
+/// `attention_bias` (false: no biases anywhere); q_norm/k_norm always exist.
+pub const QWEN3: &[KeyRule] = &[
+    r("vocab_size", Applied, "vocabulary size"),
+    r("hidden_size", Applied, "model width"),
+    r("intermediate_size", Applied, "SwiGLU width"),
+    r("num_hidden_layers", Applied, "number of blocks"),
+    r("num_attention_heads", Applied, "query heads"),
+    r("num_key_value_heads", Applied, "key/value heads (grouped-query attention; null = num_attention_heads)"),
+    r("max_position_embeddings", Applied, "longest sequence (RoPE table length)"),
+    r("rms_norm_eps", Applied, "RMSNorm epsilon"),
+    r("rope_theta", Applied, "RoPE base (legacy top-level field; rope_parameters.rope_theta wins)"),
+    r("rope_parameters", Applied, "rope_type default, linear (factor) and llama3 are applied (rope::from_llama_config); dynamic, yarn, longrope and partial rotary are refused"),
+    r("rope_scaling", Applied, "legacy name of rope_parameters; same handling"),
+    r("hidden_act", Restricted, "silu only (SwiGLU)"),
+    r("head_dim", Applied, "width of one head, independent of hidden_size / num_attention_heads (default 128); q_norm and k_norm have this width"),
+    r("attention_bias", Restricted, "false only: Qwen3's biases would be on q/k/v and o_proj, which is not implemented"),
     r("partial_rotary_factor", Restricted, "1 only: partial rotary embeddings are not supported"),
     r("use_sliding_window", Restricted, "false only: sliding-window attention is not implemented"),
     r("layer_types", Restricted, "full_attention for every layer only (or null): sliding-window layers are not implemented"),

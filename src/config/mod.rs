@@ -8,6 +8,7 @@ mod gemma3;
 mod gpt2;
 mod llama;
 mod qwen2;
+mod qwen3;
 
 use std::path::Path;
 
@@ -58,6 +59,8 @@ pub enum Arch {
     /// Gemma 3 (text): four RMSNorms x·(1 + w) per block, q/k norms, GeGLU, sliding-window
     /// layers with their own RoPE base, an explicit head_dim, √d-scaled embeddings.
     Gemma3,
+    /// Qwen2 without the q/k/v biases, with per-head q/k RMSNorm and an explicit head_dim.
+    Qwen3,
 }
 
 /// Which optional hook points an architecture's blocks have (see `hooks`).
@@ -105,7 +108,13 @@ pub struct ArchSpec {
 
 impl Arch {
     /// Every architecture the engine runs.
-    pub const ALL: [Arch; 4] = [Arch::Gpt2, Arch::Llama, Arch::Qwen2, Arch::Gemma3];
+    pub const ALL: [Arch; 5] = [
+        Arch::Gpt2,
+        Arch::Llama,
+        Arch::Qwen2,
+        Arch::Gemma3,
+        Arch::Qwen3,
+    ];
 
     /// The registry, GPU-free half: one line per architecture.
     pub fn spec(self) -> &'static ArchSpec {
@@ -114,6 +123,7 @@ impl Arch {
             Arch::Llama => &llama::SPEC,
             Arch::Qwen2 => &qwen2::SPEC,
             Arch::Gemma3 => &gemma3::SPEC,
+            Arch::Qwen3 => &qwen3::SPEC,
         }
     }
 
