@@ -380,3 +380,41 @@ fn gemma3_270m_config_parses() {
     assert!(c.rope_freq_factors.is_empty() && c.tie_embeddings);
     assert_eq!((c.bos_token_id, c.eos_token_id), (Some(2), Some(1)));
 }
+
+/// `hook_attn_out` and `ln1_post.hook_normalized` are one tensor hooked twice, in
+/// TransformerLens's order: an edit of `hook_attn_out` (every channel to 0) leaves the captured
+/// `ln1_post.hook_normalized` as transformers computes it and makes `hook_resid_mid` equal
+/// `hook_resid_pre`; an edit of `ln1_post.hook_normalized` shows in `hook_attn_out`.
+#[test]
+fn gemma3_post_norm_hooks_edit_in_order() {
+    use outlier_probe::intervene::HookEdit;
+    let model = load(FX);
+    let r = reference(FX, 0);
+    let hooks = "blocks.1.ln1_post.hook_normalized,blocks.1.hook_attn_out,\
+                 blocks.1.hook_resid_pre,blocks.1.hook_resid_mid";
+    let run = |hook: &str, value: f32| {
+        let mut sess = model.session(1, r.tokens.len()).unwrap();
+        let opts = ForwardOptions {
+            capture: HookFilter::parse(hooks).unwrap(),
+            edits: vec![HookEdit {
+                hook: hook.into(),
+                channels: (0..40).collect(),
+                positions: None,
+                values: vec![value; 40],
+            }],
+            ..Default::default()
+        };
+        let mut out = model.forward(&mut sess, &[&r.tokens], &opts).unwrap();
+        out.captures.remove(0)
+    };
+    let c = run("blocks.1.hook_attn_out", 0.0);
+    let ln1_post = "blocks.1.ln1_post.hook_normalized";
+    check_close(ln1_post, &c[ln1_post], &r.tensors[ln1_post], 1e-4);
+    assert!(c["blocks.1.hook_attn_out"].data.iter().all(|&v| v == 0.0));
+    assert_eq!(
+        c["blocks.1.hook_resid_mid"].data,
+        c["blocks.1.hook_resid_pre"].data
+    );
+    let c = run(ln1_post, 0.5);
+    assert!(c["blocks.1.hook_attn_out"].data.iter().all(|&v| v == 0.5));
+}
