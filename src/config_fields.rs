@@ -47,7 +47,7 @@ const OUTPUT: &str = "an output/runtime option of transformers; no effect on the
 
 /// `PreTrainedConfig` fields, for every family.
 pub const COMMON: &[KeyRule] = &[
-    r("model_type", Applied, "selects the family (gpt2, llama or qwen2)"),
+    r("model_type", Applied, "selects the family (gpt2, llama, qwen2, qwen3 or gemma3_text)"),
     r("bos_token_id", Applied, "BOS token"),
     r("eos_token_id", Applied, "EOS token (the first one when a list): where `generate` stops"),
     r("tie_word_embeddings", Applied, "true: the LM head is the embedding matrix (a separately stored head is then refused); false: `lm_head.weight` is required"),
@@ -219,6 +219,72 @@ pub const GPT_NEOX: &[KeyRule] = &[
     r("classifier_dropout", Ignored, "dropout of a classification head, not the LM head"),
 ];
 
+/// `Qwen3Config` fields: Qwen2's (parsed the same way) with an explicit `head_dim` and
+/// `attention_bias` (false: no biases anywhere); q_norm/k_norm always exist.
+pub const QWEN3: &[KeyRule] = &[
+    r("vocab_size", Applied, "vocabulary size"),
+    r("hidden_size", Applied, "model width"),
+    r("intermediate_size", Applied, "SwiGLU width"),
+    r("num_hidden_layers", Applied, "number of blocks"),
+    r("num_attention_heads", Applied, "query heads"),
+    r("num_key_value_heads", Applied, "key/value heads (grouped-query attention; null = num_attention_heads)"),
+    r("max_position_embeddings", Applied, "longest sequence (RoPE table length)"),
+    r("rms_norm_eps", Applied, "RMSNorm epsilon"),
+    r("rope_theta", Applied, "RoPE base (legacy top-level field; rope_parameters.rope_theta wins)"),
+    r("rope_parameters", Applied, "rope_type default, linear (factor) and llama3 are applied (rope::from_llama_config); dynamic, yarn, longrope and partial rotary are refused"),
+    r("rope_scaling", Applied, "legacy name of rope_parameters; same handling"),
+    r("hidden_act", Restricted, "silu only (SwiGLU)"),
+    r("head_dim", Applied, "width of one head, independent of hidden_size / num_attention_heads (default 128); q_norm and k_norm have this width"),
+    r("attention_bias", Restricted, "false only: Qwen3's biases would be on q/k/v and o_proj, which is not implemented"),
+    r("partial_rotary_factor", Restricted, "1 only: partial rotary embeddings are not supported"),
+    r("use_sliding_window", Restricted, "false only: sliding-window attention is not implemented"),
+    r("layer_types", Restricted, "full_attention for every layer only (or null): sliding-window layers are not implemented"),
+    r("sliding_window", Ignored, "the window of sliding layers; there are none (use_sliding_window false, layer_types all full_attention), and transformers sets it to null without use_sliding_window"),
+    r("max_window_layers", Ignored, "only chooses which layers slide when use_sliding_window is true (it must be false)"),
+    r("attention_dropout", Ignored, DROPOUT),
+];
+
+/// `Gemma3TextConfig` fields (transformers 5, and the older names Gemma 3 checkpoints carry).
+pub const GEMMA3: &[KeyRule] = &[
+    r("vocab_size", Applied, "vocabulary size"),
+    r("hidden_size", Applied, "model width (the embedding is scaled by its square root)"),
+    r("intermediate_size", Applied, "GeGLU width"),
+    r("num_hidden_layers", Applied, "number of blocks"),
+    r("num_attention_heads", Applied, "query heads"),
+    r("num_key_value_heads", Applied, "key/value heads (grouped-query attention)"),
+    r("head_dim", Applied, "width of one head, independent of hidden_size / num_attention_heads (default 256)"),
+    r("max_position_embeddings", Applied, "longest sequence (RoPE table length)"),
+    r("rms_norm_eps", Applied, "epsilon of every RMSNorm (block norms and q/k norms)"),
+    r("query_pre_attn_scalar", Applied, "scores are scaled by query_pre_attn_scalar^-0.5 (default 256)"),
+    r("sliding_window", Applied, "window of the sliding layers: query i sees keys j with i - j < sliding_window"),
+    r("layer_types", Applied, "sliding_attention or full_attention per layer (any other type is refused)"),
+    r("sliding_window_pattern", Applied, "legacy: every n-th layer is full, the others slide (used when layer_types is absent; default 6)"),
+    r("_sliding_window_pattern", Applied, "legacy spelling of sliding_window_pattern; same handling"),
+    r("rope_parameters", Applied, "per layer type (full_attention, sliding_attention) or flat (full layers): rope_type default and linear (llama3 too) are applied to the full layers; the sliding layers take default RoPE only"),
+    r("rope_theta", Applied, "RoPE base of the full layers (legacy top-level field; default 1e6)"),
+    r("rope_local_base_freq", Applied, "RoPE base of the sliding layers (legacy top-level field; default 10000)"),
+    r("rope_scaling", Applied, "legacy: RoPE scaling of the full layers (as transformers, it updates rope_parameters.full_attention)"),
+    r("hidden_activation", Restricted, "gelu_pytorch_tanh only (GeGLU with the tanh GELU)"),
+    r("attention_bias", Restricted, "false only: Q/K/V/O biases are not implemented for Gemma 3"),
+    r("attn_logit_softcapping", Restricted, "null only: attention-score soft-capping is not implemented (Gemma 3 does not use it)"),
+    r("final_logit_softcapping", Restricted, "null only: logit soft-capping is not implemented (Gemma 3 does not use it)"),
+    r("use_bidirectional_attention", Restricted, "false only: bidirectional (EmbeddingGemma) attention is not implemented"),
+    r("attention_dropout", Ignored, DROPOUT),
+];
+
+/// The fields of a `gemma3` (`Gemma3Config`, image-text) `config.json` around its text model.
+pub const GEMMA3_WRAPPER: &[KeyRule] = &[
+    r("text_config", Applied, "the text model: a gemma3_text config, audited by the Gemma 3 table"),
+    r("vision_config", Ignored, "the vision tower's config; only the text model runs (a checkpoint that holds vision-tower or projector tensors is refused by name)"),
+    r("mm_tokens_per_image", Ignored, "tokens per image; only text prompts are run"),
+    r("boi_token_index", Ignored, "begin-of-image token; only text prompts are run"),
+    r("eoi_token_index", Ignored, "end-of-image token; only text prompts are run"),
+    r("image_token_index", Ignored, "image placeholder token; only text prompts are run"),
+    r("boi_token_id", Ignored, "alias of boi_token_index"),
+    r("eoi_token_id", Ignored, "alias of eoi_token_index"),
+    r("image_token_id", Ignored, "alias of image_token_index"),
+];
+
 fn restricted_ok(key: &str, v: &Value, all: &Value) -> bool {
     let falsy = matches!(v, Value::Bool(false) | Value::Null);
     match key {
@@ -228,7 +294,10 @@ fn restricted_ok(key: &str, v: &Value, all: &Value) -> bool {
         | "attention_bias"
         | "mlp_bias"
         | "rope_interleaved"
+        | "use_bidirectional_attention"
         | "use_sliding_window" => falsy,
+        "attn_logit_softcapping" | "final_logit_softcapping" => v.is_null(),
+        "hidden_activation" => v.as_str() == Some("gelu_pytorch_tanh"),
         "layer_types" => match v {
             Value::Null => true,
             Value::Array(a) => a.iter().all(|t| t.as_str() == Some("full_attention")),

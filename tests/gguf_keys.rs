@@ -321,7 +321,9 @@ fn unknown_keys_are_refused_in_every_namespace() {
 /// docs/gguf-keys.md lists every row of every audit table, with the same handling and reason.
 #[test]
 fn the_doc_lists_every_row() {
-    use outlier_probe::config_fields::{COMMON, GPT2, GPT_NEOX, LLAMA, QWEN2};
+    use outlier_probe::config_fields::{
+        COMMON, GEMMA3, GEMMA3_WRAPPER, GPT2, GPT_NEOX, LLAMA, QWEN2, QWEN3,
+    };
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/gguf-keys.md");
     let doc = std::fs::read_to_string(&p).unwrap();
     let mut missing = Vec::new();
@@ -332,6 +334,9 @@ fn the_doc_lists_every_row() {
         .chain(LLAMA)
         .chain(QWEN2)
         .chain(GPT_NEOX)
+        .chain(GEMMA3)
+        .chain(GEMMA3_WRAPPER)
+        .chain(QWEN3)
     {
         let line = format!("| `{}` | {:?} | {} |", r.key, r.handling, r.reason);
         if !doc.contains(&line) {

@@ -15,6 +15,8 @@ fn protect_list(p: &Protect, w: InputWidth) -> &[usize] {
     match w {
         InputWidth::D => &p.d,
         InputWidth::Inner => &p.inner,
+        // z of n_head · head_dim ≠ d channels (Gemma 3's o_proj input): none protected.
+        InputWidth::Heads => &[],
     }
 }
 
@@ -37,10 +39,11 @@ pub fn apply(model: &mut Model, scheme: &Scheme, protect: &Protect) -> Result<We
         bail!("compressing weights needs them in f32: load the model without --f16-weights");
     }
     let ctx = model.ctx.clone();
-    let (d, inner) = (model.cfg.n_embd, model.cfg.n_inner());
+    let (d, inner, heads) = (model.cfg.n_embd, model.cfg.n_inner(), model.cfg.q_dim());
     let width = |w: InputWidth| match w {
         InputWidth::D => d,
         InputWidth::Inner => inner,
+        InputWidth::Heads => heads,
     };
     protect.check(d, inner)?;
     let lins = model.linear_weights();
@@ -81,20 +84,21 @@ pub fn apply(model: &mut Model, scheme: &Scheme, protect: &Protect) -> Result<We
         ctx.checked("quantizing the weights", || {
             let maxn = lins.iter().map(|l| l.n).max().unwrap_or(1);
             let scales = ctx.storage("weight scales", maxn as u64 * 4)?;
-            let masks = [InputWidth::D, InputWidth::Inner].map(|w| {
+            let masks = [InputWidth::D, InputWidth::Inner, InputWidth::Heads].map(|w| {
                 let m: Vec<u32> = protect_mask(protect, w, width(w))
                     .iter()
                     .map(|&p| p as u32)
                     .collect();
                 ctx.storage_init("protected input channels", bytemuck::cast_slice(&m))
             });
-            let [md, mi] = masks;
-            let (md, mi) = (md?, mi?);
+            let [md, mi, mh] = masks;
+            let (md, mi, mh) = (md?, mi?, mh?);
             let mut g = Graph::default();
             for l in &lins {
                 let mask = match l.input {
                     InputWidth::D => &md,
                     InputWidth::Inner => &mi,
+                    InputWidth::Heads => &mh,
                 };
                 model.k.quant_weight(
                     &mut g,

@@ -17,6 +17,8 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
         pos_embed: true,
         rotary: false,
         gated_mlp: false,
+        qk_norm: false,
+        post_norms: false,
     },
     weight_names: WeightNames {
         embedding: "wte.weight",
@@ -208,6 +210,7 @@ impl From<Gpt2Config> for ModelConfig {
             clip_gamma: c.clip_gamma.unwrap_or(0.0),
             clip_eta: c.clip_eta.unwrap_or(1.0),
             sigmoid_t: c.sigmoid_fixed_t.map_or(0, |t| t.round().max(1.0) as usize),
+            attn: Default::default(),
             arch: Arch::Gpt2,
             vocab_size: c.vocab_size,
             n_positions: c.n_positions,

@@ -21,6 +21,8 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
         pos_embed: false,
         rotary: true,
         gated_mlp: false,
+        qk_norm: false,
+        post_norms: false,
     },
     weight_names: WeightNames {
         embedding: "embed_in.weight",
@@ -231,6 +233,7 @@ impl GptNeoxConfig {
             clip_gamma: 0.0,
             clip_eta: 1.0,
             sigmoid_t: 0,
+            attn: Default::default(),
         };
         cfg.validate().map_err(|e| bad(e.to_string()))?;
         Ok(cfg)

@@ -17,6 +17,8 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
         pos_embed: false,
         rotary: true,
         gated_mlp: true,
+        qk_norm: false,
+        post_norms: false,
     },
     weight_names: WeightNames {
         embedding: "embed_tokens.weight",
@@ -85,17 +87,32 @@ impl LlamaConfig {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("parsing {} as JSON", path.display()))?;
+        Self::from_json_as(&json, path, arch, rules)
+    }
+
+    /// [`Self::from_file_as`] on the parsed `json` of the file at `path` (named in errors).
+    /// An explicit `head_dim` other than hidden_size / num_attention_heads (allowed by Qwen3's
+    /// rules) becomes `attn.head_dim`.
+    pub(super) fn from_json_as(
+        json: &serde_json::Value,
+        path: &Path,
+        arch: Arch,
+        rules: &[crate::config_fields::KeyRule],
+    ) -> Result<ModelConfig> {
         let bad = |m: String| anyhow::anyhow!("{}: {m}", path.display());
-        crate::config_fields::check(&json, rules).map_err(|e| bad(format!("{e:#}")))?;
+        crate::config_fields::check(json, rules).map_err(|e| bad(format!("{e:#}")))?;
         let c: Self = serde_json::from_value(json.clone())
             .with_context(|| format!("parsing {} as a {} config", path.display(), arch.name()))?;
         // Fields checked by config_fields: attention_bias, mlp_bias, hidden_act, head_dim.
         if c.num_attention_heads == 0 {
             return Err(bad("num_attention_heads is 0".into()));
         }
-        let head_dim = c.hidden_size / c.num_attention_heads;
+        let own_head_dim = c
+            .head_dim
+            .filter(|&hd| hd * c.num_attention_heads != c.hidden_size);
+        let head_dim = own_head_dim.unwrap_or(c.hidden_size / c.num_attention_heads);
         let (rope_theta, rope_freq_factors) =
-            crate::rope::from_llama_config(&json, head_dim).map_err(|e| bad(format!("{e:#}")))?;
+            crate::rope::from_llama_config(json, head_dim).map_err(|e| bad(format!("{e:#}")))?;
         let eos = match &c.eos_token_id {
             Some(serde_json::Value::Number(n)) => Some(n),
             Some(serde_json::Value::Array(a)) => a.first().and_then(|x| x.as_number()),
@@ -132,6 +149,10 @@ impl LlamaConfig {
             clip_gamma: 0.0,
             clip_eta: 1.0,
             sigmoid_t: 0,
+            attn: AttnShape {
+                head_dim: own_head_dim,
+                ..Default::default()
+            },
         };
         cfg.validate().map_err(|e| bad(e.to_string()))?;
         Ok(cfg)

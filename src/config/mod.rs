@@ -2,112 +2,24 @@
 //! (the architectures and their GPU-free facts), `AttnVariant`, and parsing `config.json`
 //! (`gpt2.rs`, `llama.rs`, `qwen2.rs`, `gpt_neox.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
 
+mod attn_shape;
+mod attn_variant;
+mod gemma3;
 mod gpt2;
 mod gpt_neox;
 mod llama;
 mod qwen2;
+mod qwen3;
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+pub use attn_shape::AttnShape;
+pub use attn_variant::AttnVariant;
 pub use gpt2::Gpt2Config;
 pub use gpt_neox::{neox_qkv_rows, GptNeoxConfig};
 pub use llama::LlamaConfig;
-
-/// Attention variants of Wang et al. 2025 (Table 2) and related ones, as `attn_variant` in config.json.
-///
-/// | `attn_variant` | formula | extra tensors per layer |
-/// |---|---|---|
-/// | `default` | softmax(s) V | — |
-/// | `value_bias` (b) | softmax(s) V + v′ | `h.{l}.attn.v_prime` [H, Dh] |
-/// | `context_bias` (c) | softmax(s) V + p′ v′ | `h.{l}.attn.k_prime`, `v_prime` [H, Dh] |
-/// | `attn_bias` (d) | softmax(Q[K; k′]ᵀ)[V; v′] | `k_prime`, `v_prime` |
-/// | `context_scale` (e) | 2σ(W x + b) · softmax(s) V, x = ln_1 output | `h.{l}.attn.context_scale.weight` `[H, D]`, `.bias` `[H]` |
-/// | `sigmoid` (f) | σ(s − log T) V, T = sequence length | — (config `sigmoid_fixed_t`) |
-/// | `softmax1` | Σ e^s v / (1 + Σ e^s) | — |
-/// | `clipped` | clip((η − γ) softmax(s) + γ, 0, 1) V | — (config `clip_gamma`, `clip_eta`) |
-/// | `gated` | σ(G x + c) · softmax(s) V | `h.{l}.attn.gate.weight` `[H, D]`, `.bias` `[H]` |
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub enum AttnVariant {
-    Default,
-    ValueBias,
-    ContextBias,
-    AttnBias,
-    ContextScale,
-    Sigmoid,
-    Softmax1,
-    Clipped,
-    Gated,
-}
-
-impl AttnVariant {
-    pub const ALL: [AttnVariant; 9] = [
-        Self::Default,
-        Self::ValueBias,
-        Self::ContextBias,
-        Self::AttnBias,
-        Self::ContextScale,
-        Self::Sigmoid,
-        Self::Softmax1,
-        Self::Clipped,
-        Self::Gated,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Default => "default",
-            Self::ValueBias => "value_bias",
-            Self::ContextBias => "context_bias",
-            Self::AttnBias => "attn_bias",
-            Self::ContextScale => "context_scale",
-            Self::Sigmoid => "sigmoid",
-            Self::Softmax1 => "softmax1",
-            Self::Clipped => "clipped",
-            Self::Gated => "gated",
-        }
-    }
-
-    pub fn parse(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.name() == s)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "attn_variant '{s}' is unknown; known: {}",
-                    Self::ALL.map(Self::name).join(", ")
-                )
-            })
-    }
-
-    /// The code attention.wgsl switches on.
-    pub fn code(self) -> u32 {
-        Self::ALL.iter().position(|v| *v == self).expect("listed") as u32
-    }
-
-    /// Needs `v_prime` (and `k_prime` when `needs_k_prime`).
-    pub fn has_v_prime(self) -> bool {
-        matches!(self, Self::ValueBias | Self::ContextBias | Self::AttnBias)
-    }
-
-    pub fn has_k_prime(self) -> bool {
-        matches!(self, Self::ContextBias | Self::AttnBias)
-    }
-
-    /// A per-head output factor computed from the ln_1 output (`hook_scale`).
-    pub fn scale(self) -> Option<(&'static str, f32)> {
-        match self {
-            Self::ContextScale => Some(("context_scale", 2.0)),
-            Self::Gated => Some(("gate", 1.0)),
-            _ => None,
-        }
-    }
-
-    /// Has an extra-key probability p′ (`hook_extra_prob`).
-    pub fn has_extra_prob(self) -> bool {
-        matches!(self, Self::ContextBias | Self::AttnBias | Self::Softmax1)
-    }
-}
 
 /// Longest sequence a model may declare: the host builds tables and masks with one entry per
 /// position (Llama's RoPE tables are `n_positions × head_dim` floats), so a config claiming more
@@ -149,6 +61,11 @@ pub enum Arch {
     /// GPT-NeoX (Pythia): LayerNorm with biases, partial RoPE, fused per-head q|k|v with biases,
     /// GELU MLP, parallel (or sequential) residual, untied `embed_out`.
     GptNeox,
+    /// Gemma 3 (text): four RMSNorms x·(1 + w) per block, q/k norms, GeGLU, sliding-window
+    /// layers with their own RoPE base, an explicit head_dim, √d-scaled embeddings.
+    Gemma3,
+    /// Qwen2 without the q/k/v biases, with per-head q/k RMSNorm and an explicit head_dim.
+    Qwen3,
 }
 
 /// Which optional hook points an architecture's blocks have (see `hooks`).
@@ -160,6 +77,12 @@ pub struct HookLayout {
     pub rotary: bool,
     /// A gated MLP: `mlp.hook_pre` (gate) and `mlp.hook_pre_linear` (up) from one buffer.
     pub gated_mlp: bool,
+    /// Per-head RMSNorm of q and k before RoPE: `attn.q_norm.hook_normalized`,
+    /// `attn.k_norm.hook_normalized` (Gemma 3, Qwen3).
+    pub qk_norm: bool,
+    /// A norm on each branch's output before its residual add: `ln1_post.hook_normalized`,
+    /// `ln2_post.hook_normalized` (Gemma 2/3's sandwich norms).
+    pub post_norms: bool,
 }
 
 /// Where an architecture's tensors are in a `model.safetensors`.
@@ -193,7 +116,14 @@ pub struct ArchSpec {
 
 impl Arch {
     /// Every architecture the engine runs.
-    pub const ALL: [Arch; 4] = [Arch::Gpt2, Arch::Llama, Arch::Qwen2, Arch::GptNeox];
+    pub const ALL: [Arch; 6] = [
+        Arch::Gpt2,
+        Arch::Llama,
+        Arch::Qwen2,
+        Arch::GptNeox,
+        Arch::Gemma3,
+        Arch::Qwen3,
+    ];
 
     /// The registry, GPU-free half: one line per architecture.
     pub fn spec(self) -> &'static ArchSpec {
@@ -202,6 +132,8 @@ impl Arch {
             Arch::Llama => &llama::SPEC,
             Arch::Qwen2 => &qwen2::SPEC,
             Arch::GptNeox => &gpt_neox::SPEC,
+            Arch::Gemma3 => &gemma3::SPEC,
+            Arch::Qwen3 => &qwen3::SPEC,
         }
     }
 
@@ -268,11 +200,19 @@ pub struct ModelConfig {
     pub clip_eta: f32,
     /// Sigmoid attention's fixed T (0: the sequence's length in the forward pass, as the paper's code).
     pub sigmoid_t: usize,
+    /// Attention beyond GPT-2's and Llama's shape (Gemma 3, Qwen3); `Default` for the others.
+    pub attn: AttnShape,
 }
 
 impl ModelConfig {
+    /// Width of one attention head: `attn.head_dim`, else n_embd / n_head.
     pub fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
+        self.attn.head_dim.unwrap_or(self.n_embd / self.n_head)
+    }
+
+    /// Width of the query projection and of z (n_head · head_dim; n_embd unless `attn.head_dim`).
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim()
     }
 
     /// Width of the key (and value) projections.
@@ -282,7 +222,15 @@ impl ModelConfig {
 
     /// Width of the fused q|k|v rows.
     pub fn qkv_dim(&self) -> usize {
-        self.n_embd + 2 * self.kv_dim()
+        self.q_dim() + 2 * self.kv_dim()
+    }
+
+    /// The sliding window of layer `l` (`None`: the layer sees every earlier key).
+    pub fn window(&self, l: usize) -> Option<usize> {
+        match self.attn.sliding_layers.get(l) {
+            Some(true) => self.attn.sliding_window,
+            _ => None,
+        }
     }
 
     pub fn n_inner(&self) -> usize {
@@ -295,7 +243,10 @@ impl ModelConfig {
     }
 
     pub fn attn_scale(&self) -> f32 {
-        if self.scale_attn_weights {
+        if let Some(s) = self.attn.query_pre_attn_scalar {
+            // transformers: query_pre_attn_scalar**-0.5 in Python floats, used as an f32 factor.
+            (s as f64).powf(-0.5) as f32
+        } else if self.scale_attn_weights {
             1.0 / (self.head_dim() as f32).sqrt()
         } else {
             1.0
@@ -331,7 +282,7 @@ impl ModelConfig {
                 self.n_positions
             );
         }
-        if self.n_embd % self.n_head != 0 {
+        if self.attn.head_dim.is_none() && self.n_embd % self.n_head != 0 {
             bail!(
                 "n_embd {} is not a multiple of n_head {}",
                 self.n_embd,
@@ -345,6 +296,10 @@ impl ModelConfig {
                 self.n_kv_head
             );
         }
+        if self.head_dim() == 0 {
+            bail!("head_dim is 0");
+        }
+        self.attn.validate(self.n_layer)?;
         if self.head_dim() > 256 {
             bail!(
                 "head dimension {} is over the supported 256",
@@ -392,7 +347,17 @@ impl ModelConfig {
             .get("model_type")
             .and_then(|m| m.as_str())
             .unwrap_or("gpt2");
-        match Arch::ALL.iter().find(|a| a.spec().model_type == model_type) {
+        // A multimodal wrapper (Gemma 3's `gemma3`) whose `text_config` holds a family's text
+        // model goes to that family's parser, which reads the wrapper.
+        let text_type = v
+            .pointer("/text_config/model_type")
+            .and_then(|m| m.as_str());
+        let of = |t: Option<&str>| {
+            Arch::ALL
+                .into_iter()
+                .find(|a| Some(a.spec().model_type) == t)
+        };
+        match of(Some(model_type)).or_else(|| of(text_type)) {
             Some(a) => (a.spec().from_config_json)(path),
             None => {
                 let known: Vec<&str> = Arch::ALL.iter().map(|a| a.spec().model_type).collect();

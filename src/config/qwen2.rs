@@ -19,6 +19,8 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
         pos_embed: false,
         rotary: true,
         gated_mlp: true,
+        qk_norm: false,
+        post_norms: false,
     },
     weight_names: WeightNames {
         embedding: "embed_tokens.weight",

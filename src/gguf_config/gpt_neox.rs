@@ -163,6 +163,7 @@ fn config(g: &GgufFile, _: &GgufArch) -> Result<ModelConfig> {
         clip_gamma: 0.0,
         clip_eta: 1.0,
         sigmoid_t: 0,
+        attn: Default::default(),
     })
 }
 

@@ -75,6 +75,7 @@ pub(super) fn config(g: &GgufFile, spec: &GgufArch) -> Result<ModelConfig> {
         clip_gamma: 0.0,
         clip_eta: 1.0,
         sigmoid_t: 0,
+        attn: Default::default(),
     };
     Ok(cfg)
 }

@@ -23,7 +23,7 @@ pub fn split_capture(src: Src, data: &[f32], g: Geometry) -> Vec<(String, Tensor
     let names = hooks_of(src);
     let sp = g.space;
     let (d, h, hkv, dh, kvd, inner) = (
-        sp.d,
+        sp.q_dim(),
         sp.n_head,
         sp.n_kv_head,
         sp.head_dim(),
@@ -41,7 +41,7 @@ pub fn split_capture(src: Src, data: &[f32], g: Geometry) -> Vec<(String, Tensor
         v
     };
     match src {
-        Src::Qkv(_) | Src::RotQk(_) => {
+        Src::Qkv(_) | Src::QkNorm(_) | Src::RotQk(_) => {
             let parts = [(0, h, d), (d, hkv, kvd), (d + kvd, hkv, kvd)];
             names
                 .iter()

@@ -4,9 +4,11 @@
 //! |---|---|
 //! | `hook_embed`, `hook_pos_embed` | [T, D] |
 //! | `blocks.{l}.hook_resid_pre`, `.ln1.hook_normalized`, `.hook_attn_out`, `.hook_resid_mid` (not in parallel-residual blocks), `.ln2.hook_normalized`, `.hook_mlp_out`, `.hook_resid_post` | [T, D] |
-//! | `blocks.{l}.attn.hook_q`, `hook_z` | [T, H, Dh] |
+//! | `blocks.{l}.attn.hook_q`, `hook_z` | [T, H, Dh] (H·Dh = D except with an explicit head_dim: Gemma 3, Qwen3) |
 //! | `blocks.{l}.attn.hook_k`, `hook_v` | [T, Hkv, Dh] (Hkv = H for GPT-2) |
-//! | `blocks.{l}.attn.hook_rot_q`, `hook_rot_k` (Llama, Qwen2, GPT-NeoX) | after RoPE (GPT-NeoX: on the first `rope_dims` of each head only), [T, H, Dh] and [T, Hkv, Dh] |
+//! | `blocks.{l}.attn.q_norm.hook_normalized`, `attn.k_norm.hook_normalized` (Gemma 3, Qwen3) | q and k after their per-head RMSNorm, before RoPE: [T, H, Dh], [T, Hkv, Dh] |
+//! | `blocks.{l}.attn.hook_rot_q`, `hook_rot_k` (RoPE models) | after RoPE (GPT-NeoX: on the first `rope_dims` of each head only), [T, H, Dh] and [T, Hkv, Dh] |
+//! | `blocks.{l}.ln1_post.hook_normalized`, `ln2_post.hook_normalized` (Gemma 3) | [T, D], the attention / MLP output after its post-norm; `hook_attn_out` / `hook_mlp_out` are the same values (TransformerLens hooks them after `ln1_post` / `ln2_post`) |
 //! | `blocks.{l}.attn.hook_attn_scores` | [H, T, K], scaled, masked entries −inf, pre-softmax |
 //! | `blocks.{l}.attn.hook_pattern` | [H, T, K], the weight each value gets (softmax probabilities; masked entries 0) |
 //! | `blocks.{l}.attn.hook_extra_prob` (variants with an extra key) | [H, T], p′ |
@@ -34,7 +36,9 @@ pub enum Src {
     ResidPre(usize),
     Ln1(usize),
     Qkv(usize),
-    /// q and k after RoPE (Llama, Qwen2, GPT-NeoX).
+    /// q and k after their per-head RMSNorm, before RoPE (Gemma 3, Qwen3); the q|k|v row width.
+    QkNorm(usize),
+    /// q and k after RoPE (Llama, Qwen2, GPT-NeoX, Gemma 3, Qwen3).
     RotQk(usize),
     Scores(usize),
     Pattern(usize),
@@ -43,6 +47,8 @@ pub enum Src {
     /// Per-head output factor, [rows, H] (attention variants).
     Scale(usize),
     Z(usize),
+    /// The attention output after its post-norm (Gemma's `post_attention_layernorm`).
+    Ln1Post(usize),
     AttnOut(usize),
     ResidMid(usize),
     Ln2(usize),
@@ -50,6 +56,8 @@ pub enum Src {
     /// gate and up projections (Llama).
     GateUp(usize),
     MlpPost(usize),
+    /// The MLP output after its post-norm (Gemma's `post_feedforward_layernorm`).
+    Ln2Post(usize),
     MlpOut(usize),
     ResidPost(usize),
     LnFinal,
@@ -69,18 +77,24 @@ pub fn hooks_of(src: Src) -> Vec<String> {
             b(l, "attn.hook_k"),
             b(l, "attn.hook_v"),
         ],
+        Src::QkNorm(l) => vec![
+            b(l, "attn.q_norm.hook_normalized"),
+            b(l, "attn.k_norm.hook_normalized"),
+        ],
         Src::RotQk(l) => vec![b(l, "attn.hook_rot_q"), b(l, "attn.hook_rot_k")],
         Src::Scores(l) => vec![b(l, "attn.hook_attn_scores")],
         Src::Pattern(l) => vec![b(l, "attn.hook_pattern")],
         Src::ExtraProb(l) => vec![b(l, "attn.hook_extra_prob")],
         Src::Scale(l) => vec![b(l, "attn.hook_scale")],
         Src::Z(l) => vec![b(l, "attn.hook_z")],
+        Src::Ln1Post(l) => vec![b(l, "ln1_post.hook_normalized")],
         Src::AttnOut(l) => vec![b(l, "hook_attn_out")],
         Src::ResidMid(l) => vec![b(l, "hook_resid_mid")],
         Src::Ln2(l) => vec![b(l, "ln2.hook_normalized")],
         Src::MlpPre(l) => vec![b(l, "mlp.hook_pre")],
         Src::GateUp(l) => vec![b(l, "mlp.hook_pre"), b(l, "mlp.hook_pre_linear")],
         Src::MlpPost(l) => vec![b(l, "mlp.hook_post")],
+        Src::Ln2Post(l) => vec![b(l, "ln2_post.hook_normalized")],
         Src::MlpOut(l) => vec![b(l, "hook_mlp_out")],
         Src::ResidPost(l) => vec![b(l, "hook_resid_post")],
         Src::LnFinal => vec!["ln_final.hook_normalized".into()],
@@ -108,6 +122,8 @@ pub struct HookSpace {
     pub d: usize,
     pub n_head: usize,
     pub n_kv_head: usize,
+    /// Width of one head (d / n_head except with an explicit `head_dim`, Gemma 3).
+    pub head_dim: usize,
     pub inner: usize,
     /// The attention variant has p′ (`hook_extra_prob`).
     pub extra_prob: bool,
@@ -126,6 +142,7 @@ impl HookSpace {
             d: cfg.n_embd,
             n_head: cfg.n_head,
             n_kv_head: cfg.n_kv_head,
+            head_dim: cfg.head_dim(),
             inner: cfg.n_inner(),
             extra_prob: cfg.variant.has_extra_prob(),
             scale: cfg.variant.scale().is_some(),
@@ -141,6 +158,7 @@ impl HookSpace {
             d,
             n_head,
             n_kv_head: n_head,
+            head_dim: d / n_head,
             inner: 4 * d,
             extra_prob: false,
             scale: false,
@@ -149,7 +167,12 @@ impl HookSpace {
     }
 
     pub fn head_dim(&self) -> usize {
-        self.d / self.n_head
+        self.head_dim
+    }
+
+    /// Width of the query heads and of z (n_head · head_dim).
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
     }
 
     pub fn kv_dim(&self) -> usize {
@@ -165,6 +188,9 @@ impl HookSpace {
         }
         for l in 0..self.n_layer {
             v.extend([Src::ResidPre(l), Src::Ln1(l), Src::Qkv(l)]);
+            if lay.qk_norm {
+                v.push(Src::QkNorm(l));
+            }
             if lay.rotary {
                 v.push(Src::RotQk(l));
             }
@@ -175,7 +201,11 @@ impl HookSpace {
             if self.scale {
                 v.push(Src::Scale(l));
             }
-            v.extend([Src::Z(l), Src::AttnOut(l)]);
+            v.push(Src::Z(l));
+            if lay.post_norms {
+                v.push(Src::Ln1Post(l));
+            }
+            v.push(Src::AttnOut(l));
             if self.resid_mid {
                 v.push(Src::ResidMid(l));
             }
@@ -185,7 +215,11 @@ impl HookSpace {
             } else {
                 Src::MlpPre(l)
             });
-            v.extend([Src::MlpPost(l), Src::MlpOut(l), Src::ResidPost(l)]);
+            v.push(Src::MlpPost(l));
+            if lay.post_norms {
+                v.push(Src::Ln2Post(l));
+            }
+            v.extend([Src::MlpOut(l), Src::ResidPost(l)]);
         }
         v.extend([Src::LnFinal, Src::Logits]);
         v
@@ -225,7 +259,8 @@ impl HookSpace {
     /// Width of a source buffer's rows.
     pub fn row_width(&self, src: Src) -> usize {
         match src {
-            Src::Qkv(_) | Src::RotQk(_) => self.d + 2 * self.kv_dim(),
+            Src::Qkv(_) | Src::QkNorm(_) | Src::RotQk(_) => self.q_dim() + 2 * self.kv_dim(),
+            Src::Z(_) => self.q_dim(),
             Src::GateUp(_) => 2 * self.inner,
             Src::MlpPre(_) | Src::MlpPost(_) => self.inner,
             Src::ExtraProb(_) | Src::Scale(_) => self.n_head,

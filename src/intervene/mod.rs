@@ -257,13 +257,15 @@ impl Spec {
 /// Where an editable hook lives: its source buffer, the column offset inside that buffer's rows,
 /// and the hook's own width.
 pub fn editable(hook: &str, space: &HookSpace) -> Result<(Src, usize, usize)> {
-    let (d, kvd) = (space.d, space.kv_dim());
+    let (d, kvd) = (space.q_dim(), space.kv_dim());
     // TransformerLens names and their aliases (mlp.hook_gate, mlp.hook_up).
     let Some((src, i)) = space.locate(hook) else {
         bail!("unknown hook point '{hook}'")
     };
     match src {
-        Src::Qkv(_) | Src::RotQk(_) => Ok((src, [0, d, d + kvd][i], [d, kvd, kvd][i])),
+        Src::Qkv(_) | Src::QkNorm(_) | Src::RotQk(_) => {
+            Ok((src, [0, d, d + kvd][i], [d, kvd, kvd][i]))
+        }
         Src::GateUp(_) => Ok((src, i * space.inner, space.inner)),
         Src::Embed | Src::PosEmbed => {
             bail!("{hook} cannot be edited; edit blocks.0.hook_resid_pre instead")

@@ -96,6 +96,7 @@ fn editable_hooks_and_offsets() {
         d: 96,
         n_head: 6,
         n_kv_head: 2,
+        head_dim: 16,
         inner: 200,
         extra_prob: false,
         scale: false,

@@ -18,6 +18,7 @@ pub mod attention;
 pub mod edit;
 pub mod embed;
 pub mod fma_peak;
+pub mod head_norm;
 pub mod head_scale;
 pub mod kv_store;
 pub mod matmul;
@@ -25,6 +26,7 @@ pub mod norm;
 pub mod quant;
 pub mod registry;
 pub mod rope;
+pub mod scale;
 
 #[cfg(test)]
 mod test_util;
@@ -51,6 +53,8 @@ pub const REGISTRY: &[&[Shader]] = &[
     head_scale::SHADERS,
     quant::SHADERS,
     fma_peak::SHADERS,
+    head_norm::SHADERS,
+    scale::SHADERS,
 ];
 
 /// Every registered shader, in registry order.

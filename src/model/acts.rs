@@ -67,17 +67,18 @@ pub(crate) struct Acts {
     pub ln1: wgpu::Buffer,        // [R, D]  ln1.hook_normalized
     pub qkv: wgpu::Buffer,        // [R, D + 2 Dkv]  hook_q | hook_k | hook_v
     pub z: wgpu::Buffer,          // [R, H, Dh]  attn.hook_z
-    pub attn_out: wgpu::Buffer,   // [R, D]  hook_attn_out (when looked at)
-    pub resid_mid: wgpu::Buffer,  // [R, D]  hook_resid_mid
-    pub ln2: wgpu::Buffer,        // [R, D]  ln2.hook_normalized
-    pub mlp_pre: wgpu::Buffer,    // [R, I] mlp.hook_pre, or gate|up [R, 2I]
-    pub mlp_post: wgpu::Buffer,   // [R, I]  mlp.hook_post
-    pub mlp_out: wgpu::Buffer,    // [R, D]  hook_mlp_out (when looked at)
-    pub ln_final: wgpu::Buffer,   // [R, D]  ln_final.hook_normalized
-    pub extra: wgpu::Buffer,      // [R, H]  attn.hook_extra_prob (variants; else a placeholder)
-    pub fac: wgpu::Buffer,        // [R, H]  attn.hook_scale (variants; else a placeholder)
-    pub scores: wgpu::Buffer,     // [R, H, K]  attn.hook_attn_scores (when captured)
-    pub pattern: wgpu::Buffer,    // [R, H, K]  attn.hook_pattern (when captured)
+    pub branch: wgpu::Buffer, // [R, D]  a branch's output after its post-norm (Gemma: ln1_post, ln2_post)
+    pub attn_out: wgpu::Buffer, // [R, D]  hook_attn_out (when looked at)
+    pub resid_mid: wgpu::Buffer, // [R, D]  hook_resid_mid
+    pub ln2: wgpu::Buffer,    // [R, D]  ln2.hook_normalized
+    pub mlp_pre: wgpu::Buffer, // [R, I] mlp.hook_pre, or gate|up [R, 2I]
+    pub mlp_post: wgpu::Buffer, // [R, I]  mlp.hook_post
+    pub mlp_out: wgpu::Buffer, // [R, D]  hook_mlp_out (when looked at)
+    pub ln_final: wgpu::Buffer, // [R, D]  ln_final.hook_normalized
+    pub extra: wgpu::Buffer,  // [R, H]  attn.hook_extra_prob (variants; else a placeholder)
+    pub fac: wgpu::Buffer,    // [R, H]  attn.hook_scale (variants; else a placeholder)
+    pub scores: wgpu::Buffer, // [R, H, K]  attn.hook_attn_scores (when captured)
+    pub pattern: wgpu::Buffer, // [R, H, K]  attn.hook_pattern (when captured)
 }
 
 impl Acts {
@@ -123,7 +124,12 @@ impl Acts {
             pos_emb: pool.get("hook_pos_embed", rd)?,
             ln1: pool.get("ln1", rd)?,
             qkv: pool.get("qkv", width(Src::Qkv(0)))?,
-            z: pool.get("z", rd)?,
+            z: pool.get("z", width(Src::Z(0)))?,
+            branch: if space.arch.hook_layout().post_norms {
+                pool.get("branch post-norm", rd)?
+            } else {
+                pool.get("no branch post-norm", 16)?
+            },
             attn_out: pool.get("attn_out", rd)?,
             resid_mid: pool.get("resid_mid", rd)?,
             ln2: pool.get("ln2", rd)?,

@@ -83,7 +83,7 @@ impl Pass<'_> {
     ) -> Result<()> {
         let cfg = self.cfg;
         let (d, h, hd, kvd, qkvw) = (
-            cfg.n_embd,
+            cfg.q_dim(),
             cfg.n_head,
             cfg.head_dim(),
             cfg.kv_dim(),
@@ -117,6 +117,7 @@ impl Pass<'_> {
             clip_gamma: cfg.clip_gamma,
             clip_eta: cfg.clip_eta,
             sig_t: cfg.sigmoid_t as u32,
+            window: cfg.window(l).unwrap_or(0) as u32,
             ..Default::default()
         };
         let kn = self.knock_of_layer[l].map(|i| self.knock[i].clone());

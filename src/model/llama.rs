@@ -1,4 +1,5 @@
-//! Llama-family models (SmolLM2, TinyLlama, …; Qwen2 is this block with q/k/v biases, `qkv_bias`): weight names, RoPE tables, and the forward pass
+//! Llama-family models (SmolLM2, TinyLlama, …; Qwen2 is this block with q/k/v biases, `qkv_bias`;
+//! Qwen3 with per-head q/k norms, `attn.qk_norm`, and q width n_head·head_dim): weight names, RoPE tables, and the forward pass
 //! as a flat list of ops per block in the order of the model's figure. Uses the op vocabulary of
 //! `pass`; never kernels or wgpu calls directly.
 
@@ -18,9 +19,12 @@ use crate::weights::WeightSource;
 struct Block {
     /// input_layernorm `[D]`.
     input_layernorm: wgpu::Buffer,
-    /// q_proj `[D, D]`, k_proj and v_proj `[Dkv, D]`, stacked: `[D + 2 Dkv, D]`.
+    /// q_proj `[Q, D]` (Q = H·Dh, = D but in Qwen3), k_proj and v_proj `[Dkv, D]`, stacked:
+    /// `[Q + 2 Dkv, D]`.
     qkv_proj: Linear,
-    /// o_proj `[D, D]`.
+    /// q_norm | k_norm `[2, Dh]` (Qwen3).
+    qk_norm: Option<wgpu::Buffer>,
+    /// o_proj `[D, Q]`.
     o_proj: Linear,
     /// post_attention_layernorm `[D]`.
     post_attention_layernorm: wgpu::Buffer,
@@ -41,7 +45,13 @@ pub(crate) struct Llama {
 /// Upload a Llama checkpoint (`layers.{l}.…`, `embed_tokens`, `norm`; the `model.` prefix and
 /// GGUF names already resolved by the weight source) for `cfg`.
 pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Architecture>> {
-    let (d, inner, kvd) = (cfg.n_embd, cfg.n_inner(), cfg.kv_dim());
+    let (d, inner, kvd, qd) = (cfg.n_embd, cfg.n_inner(), cfg.kv_dim(), cfg.q_dim());
+    // z is d wide unless head_dim is explicit (then its channels are not residual channels).
+    let z_width = if qd == d {
+        InputWidth::D
+    } else {
+        InputWidth::Heads
+    };
     let mut blocks = Vec::with_capacity(cfg.n_layer);
     for l in 0..cfg.n_layer {
         let n = |s: &str| format!("layers.{l}.{s}.weight");
@@ -49,7 +59,7 @@ pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Archi
             input_layernorm: up.vector(&n("input_layernorm"), &[d])?,
             qkv_proj: up.stacked(
                 &[
-                    (&n("self_attn.q_proj"), d),
+                    (&n("self_attn.q_proj"), qd),
                     (&n("self_attn.k_proj"), kvd),
                     (&n("self_attn.v_proj"), kvd),
                 ],
@@ -57,7 +67,17 @@ pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Archi
                 d,
                 InputWidth::D,
             )?,
-            o_proj: up.linear(&n("self_attn.o_proj"), None, (d, d), true, InputWidth::D)?,
+            qk_norm: if cfg.attn.qk_norm {
+                let mut w = up
+                    .wf
+                    .load(&n("self_attn.q_norm"), &[cfg.head_dim()])?
+                    .into_owned();
+                w.extend_from_slice(&up.wf.load(&n("self_attn.k_norm"), &[cfg.head_dim()])?);
+                Some(up.f32_buffer(&n("self_attn.q_norm"), &w)?)
+            } else {
+                None
+            },
+            o_proj: up.linear(&n("self_attn.o_proj"), None, (qd, d), true, z_width)?,
             post_attention_layernorm: up.vector(&n("post_attention_layernorm"), &[d])?,
             gate_up_proj: up.stacked(
                 &[(&n("mlp.gate_proj"), inner), (&n("mlp.up_proj"), inner)],
@@ -105,6 +125,10 @@ impl Architecture for Llama {
         p.hook_point(Src::Ln1(l), &a.ln1)?;
         p.linear(&a.ln1, &w.qkv_proj, &a.qkv);
         p.hook_point(Src::Qkv(l), &a.qkv)?;
+        if let Some(qk) = &w.qk_norm {
+            p.head_norm(&a.qkv, qk);
+            p.hook_point(Src::QkNorm(l), &a.qkv)?;
+        }
         p.rope(&a.qkv, &self.rope);
         p.hook_point(Src::RotQk(l), &a.qkv)?;
         p.attention(l, &a.ln1, a, &Default::default())?;
@@ -137,14 +161,20 @@ impl Architecture for Llama {
     }
 
     fn linear_weights(&self) -> Vec<LinearWeight> {
-        let (d, kvd, inner) = (self.cfg.n_embd, self.cfg.kv_dim(), self.cfg.n_inner());
+        let c = &self.cfg;
+        let (d, kvd, inner, qd) = (c.n_embd, c.kv_dim(), c.n_inner(), c.q_dim());
         let mut out = Vec::new();
         for (l, w) in self.blocks.iter().enumerate() {
             let n = |s: &str| format!("model.layers.{l}.{s}.weight");
             let part = LinearWeight::part;
-            out.push(part(n("self_attn.q_proj"), &w.qkv_proj, 0, d));
-            out.push(part(n("self_attn.k_proj"), &w.qkv_proj, d * d, kvd));
-            out.push(part(n("self_attn.v_proj"), &w.qkv_proj, (d + kvd) * d, kvd));
+            out.push(part(n("self_attn.q_proj"), &w.qkv_proj, 0, qd));
+            out.push(part(n("self_attn.k_proj"), &w.qkv_proj, qd * d, kvd));
+            out.push(part(
+                n("self_attn.v_proj"),
+                &w.qkv_proj,
+                (qd + kvd) * d,
+                kvd,
+            ));
             out.push(LinearWeight::whole(n("self_attn.o_proj"), &w.o_proj));
             out.push(part(n("mlp.gate_proj"), &w.gate_up_proj, 0, inner));
             out.push(part(n("mlp.up_proj"), &w.gate_up_proj, inner * d, inner));

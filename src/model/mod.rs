@@ -6,6 +6,7 @@
 
 mod acts;
 mod attention;
+pub(crate) mod gemma3;
 pub(crate) mod gpt2;
 pub(crate) mod gpt_neox;
 mod head;
@@ -313,6 +314,7 @@ impl Model {
             bits,
             protect_d: mask(protect_d, self.cfg.n_embd, "d-wide")?,
             protect_inner: mask(protect_inner, self.cfg.n_inner(), "MLP inner")?,
+            protect_heads: mask(&[], self.cfg.q_dim(), "attention heads")?,
         });
         Ok(())
     }

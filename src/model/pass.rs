@@ -19,6 +19,9 @@ pub(crate) struct ActQuant {
     pub bits: u32,
     pub protect_d: wgpu::Buffer,
     pub protect_inner: wgpu::Buffer,
+    /// For z inputs n_head · head_dim wide (≠ d): none protected (the protected channels are
+    /// residual-stream and MLP channels).
+    pub protect_heads: wgpu::Buffer,
 }
 
 /// A forward pass being recorded into one op graph.
@@ -149,6 +152,7 @@ impl<'a> Pass<'a> {
         let (k, mask) = match input {
             InputWidth::D => (self.cfg.n_embd, &q.protect_d),
             InputWidth::Inner => (self.cfg.n_inner(), &q.protect_inner),
+            InputWidth::Heads => (self.cfg.q_dim(), &q.protect_heads),
         };
         let seqs = self.sess.seqs;
         self.k.quant_act(
@@ -246,6 +250,45 @@ impl<'a> Pass<'a> {
     pub fn swiglu(&mut self, gate_up: &wgpu::Buffer, post: &wgpu::Buffer) {
         self.k
             .swiglu(&mut self.g, self.rows, self.cfg.n_inner(), gate_up, post);
+    }
+
+    /// post `[R, I]` = gelu_tanh(gate) · up from the fused gate|up rows `[R, 2I]` (GeGLU).
+    pub fn geglu(&mut self, gate_up: &wgpu::Buffer, post: &wgpu::Buffer) {
+        self.k.glu(
+            &mut self.g,
+            self.rows,
+            self.cfg.n_inner(),
+            true,
+            gate_up,
+            post,
+        );
+    }
+
+    /// Per-head RMSNorm in place on the q and k heads of the qkv rows (`q_norm` | `k_norm`
+    /// weights `[2, Dh]`), eps `norm_eps`.
+    pub fn head_norm(&mut self, qkv: &wgpu::Buffer, weight: &wgpu::Buffer) {
+        let c = self.cfg;
+        self.k.head_norm(
+            &mut self.g,
+            self.rows,
+            (c.n_head, c.n_kv_head),
+            c.head_dim(),
+            c.qkv_dim(),
+            c.norm_eps,
+            weight,
+            qkv,
+        );
+    }
+
+    /// x `[R, D]` ← x · s in place.
+    pub fn scale(&mut self, x: &wgpu::Buffer, s: f32) {
+        self.k.scale(&mut self.g, self.rows * self.cfg.n_embd, s, x);
+    }
+
+    /// y = a + b over rows of width D (a residual add).
+    pub fn add(&mut self, a: &wgpu::Buffer, b: &wgpu::Buffer, y: &wgpu::Buffer) {
+        self.k
+            .add(&mut self.g, self.rows * self.cfg.n_embd, a, b, y);
     }
 
     /// RoPE in place on the query and key heads of the qkv rows: the first `cfg.rope_dims()`

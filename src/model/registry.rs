@@ -18,6 +18,8 @@ pub(crate) fn loader(arch: Arch) -> Loader {
         Arch::Llama => super::llama::load,
         Arch::Qwen2 => super::llama::load, // a Llama block with q/k/v biases (`qkv_bias`)
         Arch::GptNeox => super::gpt_neox::load,
+        Arch::Gemma3 => super::gemma3::load,
+        Arch::Qwen3 => super::llama::load, // a Llama block with q/k norms (`attn.qk_norm`)
     }
 }
 

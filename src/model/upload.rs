@@ -11,11 +11,13 @@ pub(crate) fn bytes_f32(v: &[f32]) -> &[u8] {
     bytemuck::cast_slice(v)
 }
 
-/// Which input width a linear layer reads: the model width d or the MLP's inner width.
+/// Which input width a linear layer reads: the model width d, the MLP's inner width, or the
+/// attention heads' n_head · head_dim (z, when it differs from d: Gemma 3's o_proj).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub enum InputWidth {
     D,
     Inner,
+    Heads,
 }
 
 /// One linear layer on the GPU: out `[rows, n]` = x `[rows, k]` · W (+ b). W is stored `[k, n]`

@@ -228,7 +228,9 @@ class AttnSpy:
 
 def run_reference(model, ids: list, n_positions: int, modeling=modeling_llama):
     """Every hook of one prompt through a Llama-shaped model (LlamaForCausalLM, or Qwen2ForCausalLM
-    with `modeling_qwen2`: its q/k/v biases are checked to be applied and to matter)."""
+    with `modeling_qwen2`: its q/k/v biases are checked to be applied and to matter; or
+    Qwen3ForCausalLM with `modeling_qwen3`: its per-head q_norm/k_norm before RoPE are recorded as
+    attn.q_norm.hook_normalized / attn.k_norm.hook_normalized)."""
     cfg = model.config
     D, H, Hkv, I = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.intermediate_size
     Dh = getattr(cfg, "head_dim", None) or D // H
@@ -236,6 +238,7 @@ def run_reference(model, ids: list, n_positions: int, modeling=modeling_llama):
     L = cfg.num_hidden_layers
     T = len(ids)
     lm = model.model
+    qk_norm = hasattr(lm.layers[0].self_attn, "q_norm")
     cap = {}
     handles = []
 
@@ -266,6 +269,9 @@ def run_reference(model, ids: list, n_positions: int, modeling=modeling_llama):
         handles.append(at.q_proj.register_forward_hook(out_hook(p + "_q")))
         handles.append(at.k_proj.register_forward_hook(out_hook(p + "_k")))
         handles.append(at.v_proj.register_forward_hook(out_hook(p + "_v")))
+        if qk_norm:
+            handles.append(at.q_norm.register_forward_hook(out_hook(p + "_qn")))
+            handles.append(at.k_norm.register_forward_hook(out_hook(p + "_kn")))
         handles.append(at.o_proj.register_forward_pre_hook(in_hook(p + "_z_merged")))
         handles.append(at.o_proj.register_forward_hook(out_hook(p + "hook_attn_out")))
         handles.append(blk.post_attention_layernorm.register_forward_pre_hook(in_hook(p + "hook_resid_mid")))
@@ -329,14 +335,23 @@ def run_reference(model, ids: list, n_positions: int, modeling=modeling_llama):
         k = sq(cap[p + "_k"]).reshape(T, Hkv, Dh).contiguous()
         v = sq(cap[p + "_v"]).reshape(T, Hkv, Dh).contiguous()
         ref[p + "attn.hook_q"], ref[p + "attn.hook_k"], ref[p + "attn.hook_v"] = q, k, v
+        q_pre, k_pre = q, k  # what RoPE rotates: q and k, or after their per-head norms
+        if qk_norm:
+            q_pre = sq(cap[p + "_qn"]).reshape(T, H, Dh).contiguous()  # [1, T, H, Dh] before transpose
+            k_pre = sq(cap[p + "_kn"]).reshape(T, Hkv, Dh).contiguous()
+            ref[p + "attn.q_norm.hook_normalized"], ref[p + "attn.k_norm.hook_normalized"] = q_pre, k_pre
+            for x, nx, norm in [(q, q_pre, at.q_norm), (k, k_pre, at.k_norm)]:
+                xd = x.double()
+                want = xd * torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + cfg.rms_norm_eps) * norm.weight.double()
+                assert torch.allclose(want.float(), nx, atol=1e-5, rtol=1e-5), (want.float() - nx).abs().max()
         # what apply_rotary_pos_emb received: [1, n, T, Dh]
-        assert torch.equal(sq(rot["q"]).transpose(0, 1), q)
-        assert torch.equal(sq(rot["k"]).transpose(0, 1), k)
+        assert torch.equal(sq(rot["q"]).transpose(0, 1), q_pre)
+        assert torch.equal(sq(rot["k"]).transpose(0, 1), k_pre)
         assert torch.equal(rot["cos"][0], cos_hf) and torch.equal(rot["sin"][0], sin_hf)
         rq = sq(rot["q_embed"]).transpose(0, 1).contiguous()  # [T, H, Dh]
         rk = sq(rot["k_embed"]).transpose(0, 1).contiguous()  # [T, Hkv, Dh]
         ref[p + "attn.hook_rot_q"], ref[p + "attn.hook_rot_k"] = rq, rk
-        assert torch.equal(rope_halves(q), rq) and torch.equal(rope_halves(k), rk)
+        assert torch.equal(rope_halves(q_pre), rq) and torch.equal(rope_halves(k_pre), rk)
         # what eager_attention_forward received (before repeat_kv)
         assert torch.equal(sq(att["query"]).transpose(0, 1), rq)
         assert torch.equal(sq(att["key"]).transpose(0, 1), rk)
@@ -401,7 +416,7 @@ def run_reference(model, ids: list, n_positions: int, modeling=modeling_llama):
                     lin = lin + proj.bias
                 assert torch.allclose(lin, got.reshape(T, -1), atol=1e-5, rtol=1e-5)
             # non-HF RoPE: interleave-free complex rotation of pairs (i, i + Dh/2) in float64
-            qd = q.double()
+            qd = q_pre.double()
             c, s = ang.cos()[:, None, :], ang.sin()[:, None, :]
             x1, x2 = qd[..., : Dh // 2], qd[..., Dh // 2:]
             rq64 = torch.cat([x1 * c - x2 * s, x2 * c + x1 * s], -1)
@@ -457,6 +472,8 @@ def run_reference(model, ids: list, n_positions: int, modeling=modeling_llama):
                        p + "attn.hook_rot_k": (T, Hkv, Dh), p + "attn.hook_attn_scores": (H, T, T),
                        p + "attn.hook_pattern": (H, T, T), p + "mlp.hook_pre": (T, I), p + "mlp.hook_pre_linear": (T, I),
                        p + "mlp.hook_post": (T, I)})
+        if qk_norm:
+            shapes.update({p + "attn.q_norm.hook_normalized": (T, H, Dh), p + "attn.k_norm.hook_normalized": (T, Hkv, Dh)})
     assert set(ref) == set(shapes) | {"tokens", "generated"}, sorted(set(ref) ^ (set(shapes) | {"tokens", "generated"}))
     for k_, v_ in ref.items():
         if k_ not in ("tokens", "generated"):

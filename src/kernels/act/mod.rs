@@ -11,7 +11,13 @@ const GELU: Shader = Shader::main(
         include_str!("../common/gelu_fn.wgsl")
     ),
 );
-const SWIGLU: Shader = Shader::main("swiglu.wgsl", include_str!("swiglu.wgsl"));
+const SWIGLU: Shader = Shader::main(
+    "swiglu.wgsl",
+    concat!(
+        include_str!("swiglu.wgsl"),
+        include_str!("../common/gelu_fn.wgsl")
+    ),
+);
 const ADD: Shader = Shader::main("add.wgsl", include_str!("add.wgsl"));
 
 /// The shaders of this op, for `kernels::REGISTRY`.
@@ -56,13 +62,27 @@ impl Kernels {
         gu: &wgpu::Buffer,
         post: &wgpu::Buffer,
     ) {
+        self.glu(g, rows, inner, false, gu, post);
+    }
+
+    /// post = act(gate) · up from the fused `[rows, 2I]` gate|up buffer: act = silu (SwiGLU)
+    /// or, with `gelu`, the tanh GELU (GeGLU, Gemma's `gelu_pytorch_tanh`).
+    pub fn glu(
+        &self,
+        g: &mut Graph,
+        rows: usize,
+        inner: usize,
+        gelu: bool,
+        gu: &wgpu::Buffer,
+        post: &wgpu::Buffer,
+    ) {
         g.dispatch(
-            "swiglu",
+            if gelu { "geglu" } else { "swiglu" },
             self.main_pipeline(&SWIGLU),
             &P4 {
                 a: rows as u32,
                 b: inner as u32,
-                c: 0,
+                c: gelu as u32,
                 d: 0,
             },
             vec![gu.into(), post.into()],
@@ -122,12 +142,25 @@ pub fn swiglu_ref(rows: usize, inner: usize, gu: &[f32]) -> Vec<f64> {
     post
 }
 
+/// CPU reference of `glu` with `gelu` in f64: post = gelu_tanh(gate)·up (GeGLU).
+pub fn geglu_ref(rows: usize, inner: usize, gu: &[f32]) -> Vec<f64> {
+    let mut post = Vec::with_capacity(rows * inner);
+    for r in 0..rows {
+        for c in 0..inner {
+            let g = gu[r * 2 * inner + c] as f64;
+            let u = gu[r * 2 * inner + inner + c] as f64;
+            post.push(gelu_tanh_ref(g) * u);
+        }
+    }
+    post
+}
+
 #[cfg(test)]
 mod tests {
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
-    use super::swiglu_ref;
+    use super::{geglu_ref, swiglu_ref};
     use super::{gelu_erf_ref, gelu_tanh_ref};
     use crate::gpu::Graph;
     use crate::kernels::test_util::*;
@@ -213,6 +246,25 @@ mod tests {
             "swiglu",
             &read(&ctx, &post, rows * inner),
             &swiglu_ref(rows, inner, &gu),
+            TOL,
+        );
+    }
+
+    /// The GeGLU mode of swiglu.wgsl (Gemma) at the same odd size.
+    #[test]
+    fn geglu_matches_cpu() {
+        let (ctx, kern) = setup();
+        let mut rng = StdRng::seed_from_u64(82);
+        let (rows, inner) = (7, 333);
+        let gu = randn(&mut rng, rows * 2 * inner, 4.0);
+        let (gb, post) = (upload(&ctx, &gu), zeros(&ctx, rows * inner));
+        let mut g = Graph::default();
+        kern.glu(&mut g, rows, inner, true, &gb, &post);
+        run(&ctx, g);
+        check(
+            "geglu",
+            &read(&ctx, &post, rows * inner),
+            &geglu_ref(rows, inner, &gu),
             TOL,
         );
     }

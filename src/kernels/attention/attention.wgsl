@@ -2,6 +2,7 @@
 // Keys 0..=pos of the row's sequence are visited in chunks of 256 with an online softmax
 // (running max and sum), so no T×T matrix is needed. When capture is on, the scaled scores
 // and the probabilities are also written to [rows, n_head, cap_keys] buffers.
+// Sliding window (Gemma 3's sliding layers, `window` > 0): keys with pos − j >= window score −inf.
 // Knockout (an intervention): keys whose absolute position is marked in `knock` are removed from
 // the attention of every later query (a query always keeps its own position); their scores read −inf.
 //
@@ -35,6 +36,10 @@ struct Params {
     clip_gamma: f32,
     clip_eta: f32,
     sig_t: u32,     // sigmoid attention's T (0: the sequence length, rowinfo.w)
+    window: u32,    // sliding window (0: none): keys j with pos − j >= window are masked
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -94,6 +99,10 @@ fn score(qb: u32, cb: u32, j: u32, nk: u32) -> f32 {
         dot = dot + qkv[qb + i] * kcache[kb + i];
     }
     if (p.knock_on != 0u && j < nk - 1u && knock[j] != 0u) {
+        return NEG;
+    }
+    // Sliding window: the query's position is nk − 1; it sees j when (nk − 1) − j < window.
+    if (p.window != 0u && j + p.window < nk) {
         return NEG;
     }
     return dot * p.scale;

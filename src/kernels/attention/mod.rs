@@ -45,6 +45,11 @@ pub struct AttnParams {
     pub clip_eta: f32,
     /// Sigmoid attention's T (0: the number of keys the query sees).
     pub sig_t: u32,
+    /// Sliding window (0: none): the query at position i sees keys j with i − j < window
+    /// (transformers' `sliding_window_overlay`); the others score −inf and weigh 0.
+    pub window: u32,
+    /// Padding (uniform blocks in 16-byte steps).
+    pub pad: [u32; 3],
 }
 
 impl Kernels {

@@ -25,6 +25,8 @@ struct Attn {
     kern: Kernels,
     hd: usize,
     d: usize,
+    /// Sliding window (0: none): a query at position i sees keys j with i − j < window.
+    window: usize,
     kbuf: wgpu::Buffer,
     vbuf: wgpu::Buffer,
     /// What the caches must hold: their initial random contents, plus every valid row stored.
@@ -56,6 +58,7 @@ impl Attn {
             kern,
             hd,
             d,
+            window: 0,
             kbuf,
             vbuf,
             kc,
@@ -81,6 +84,7 @@ impl Attn {
         p.cap = CAP as u32;
         p.cap_keys = cap_keys as u32;
         p.scale = 1.0 / (self.hd as f32).sqrt();
+        p.window = self.window as u32;
         let mut g = Graph::default();
         let (k, v) = (&self.kbuf, &self.vbuf);
         self.kern.kv_store(&mut g, rows, d, CAP, &qb, &ib, k, v);
@@ -127,10 +131,23 @@ impl Attn {
                 }
                 let q = &qkv[r * 3 * d + h * hd..][..hd];
                 let key = |j: usize| (seq as usize * CAP + j) * d + h * hd;
-                let keys: Vec<&[f32]> = (0..=pos as usize)
+                // Keys before `lo` are outside the sliding window: −inf scores, 0 weights.
+                let lo = match self.window {
+                    0 => 0,
+                    w => (pos as usize + 1).saturating_sub(w),
+                };
+                assert!(
+                    out.scores[cb..cb + lo]
+                        .iter()
+                        .all(|&v| v == f32::NEG_INFINITY)
+                        && out.probs[cb..cb + lo].iter().all(|&v| v == 0.0),
+                    "{what}: row {r} head {h}: a key outside the window is seen"
+                );
+                let cb = cb + lo;
+                let keys: Vec<&[f32]> = (lo..=pos as usize)
                     .map(|j| &self.kc[key(j)..][..hd])
                     .collect();
-                let values: Vec<&[f32]> = (0..=pos as usize)
+                let values: Vec<&[f32]> = (lo..=pos as usize)
                     .map(|j| &self.vc[key(j)..][..hd])
                     .collect();
                 let (s, p, z) = attention_head_ref(q, &keys, &values, scale);
@@ -171,8 +188,14 @@ impl Attn {
 /// Prefill (seq 0: positions 0..=270, crossing the 256-key chunk; seq 1: 0..=9; two padding rows
 /// with stale (seq, pos)), rows shuffled; then a decode-style step attending to the cached keys.
 fn kv_attention(hd: usize, seed: u64) {
+    kv_attention_window(hd, 0, seed)
+}
+
+/// `kv_attention` with a sliding window (0: none).
+fn kv_attention_window(hd: usize, window: usize, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut t = Attn::new(hd, &mut rng);
+    t.window = window;
     let d = t.d;
     let mut info: Vec<[u32; 4]> = (0..271).map(|p| [0, p, 1, 0]).collect();
     info.extend((0..10).map(|p| [1, p, 1, 0]));
@@ -183,12 +206,22 @@ fn kv_attention(hd: usize, seed: u64) {
     qkv.chunks_mut(3 * d)
         .for_each(|r| r[..d].iter_mut().for_each(|v| *v *= 2.0));
     let out = t.call(&qkv, &info);
-    t.verify(&format!("prefill hd={hd}"), &qkv, &info, &out);
+    t.verify(
+        &format!("prefill hd={hd} window={window}"),
+        &qkv,
+        &info,
+        &out,
+    );
 
     let info = vec![[1, 10, 1, 0], [0, 290, 0, 0], [0, 271, 1, 0], [1, 11, 1, 0]];
     let qkv = randn(&mut rng, info.len() * 3 * d, 2.0);
     let out = t.call(&qkv, &info);
-    t.verify(&format!("decode hd={hd}"), &qkv, &info, &out);
+    t.verify(
+        &format!("decode hd={hd} window={window}"),
+        &qkv,
+        &info,
+        &out,
+    );
 }
 
 #[test]
@@ -200,4 +233,18 @@ fn kv_store_and_attention_head_dim_36() {
 #[test]
 fn kv_store_and_attention_head_dim_100() {
     kv_attention(100, 8);
+}
+
+/// Sliding windows (Gemma 3): 37 keys (the window of the row at 270 straddles the 256-key
+/// chunk boundary; seq 1's rows see all their keys), and 1 (each query sees only itself).
+#[test]
+fn kv_store_and_attention_sliding_window() {
+    kv_attention_window(36, 37, 9);
+    kv_attention_window(12, 1, 10);
+}
+
+/// head_dim 256 (Gemma 3), the widest the kernel takes: four output dimensions per thread.
+#[test]
+fn kv_store_and_attention_head_dim_256() {
+    kv_attention_window(256, 512, 11);
 }

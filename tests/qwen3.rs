@@ -1,0 +1,180 @@
+//! The Qwen3 path (a Llama block without biases, with a per-head RMSNorm of q and k before RoPE
+//! and an explicit head_dim: RMSNorm, RoPE, grouped-query attention, SwiGLU) against transformers
+//! on a random-init model of odd sizes: GQA 6:2, head_dim 12 (query width 72 ≠ d 48), tied head,
+//! f32, every norm weight randomised (tools/reference/make_qwen3_fixtures.py). Also: its
+//! config.json audit (head_dim default 128, biases and sliding windows refused), and a checkpoint
+//! without q_norm is refused by name.
+
+mod common;
+
+use common::*;
+use outlier_probe::config::{Arch, ModelConfig};
+use outlier_probe::generate::{generate, Sampling};
+use outlier_probe::hooks::HookFilter;
+use outlier_probe::model::{ForwardOptions, Gpt2, LogitsMode};
+use serde_json::{json, Value};
+
+const FX: &str = "qwen3-odd-a";
+/// Every hook: |a − b| ≤ T·(median|b| + |b|) elementwise against transformers' f32 result
+/// (the bound of the Llama fixtures).
+const T: f32 = 1e-4;
+/// The logits of the fused and batched paths (the bound of the GPT-2 fixtures).
+const T_LOGITS: f32 = 2e-5;
+
+#[test]
+fn every_qwen3_hook_matches_transformers() {
+    let model = load(FX);
+    assert_eq!(model.cfg.arch, Arch::Qwen3);
+    assert_eq!((model.cfg.n_head, model.cfg.n_kv_head), (6, 2));
+    assert_eq!((model.cfg.head_dim(), model.cfg.q_dim()), (12, 72));
+    assert!(model.cfg.attn.qk_norm);
+    assert!(model.cfg.tie_embeddings);
+    assert_all_hooks_match(&model, FX, T);
+}
+
+/// With nothing captured the residual adds are fused into the matmuls and short prompts take
+/// the matvec path: the logits still match transformers.
+#[test]
+fn qwen3_fused_forward_logits_match_transformers() {
+    let model = load(FX);
+    for k in 0..3 {
+        let r = reference(FX, k);
+        let got = model.logits(&r.tokens).unwrap();
+        let what = format!("{FX} ref-{k}: fused logits");
+        check_close(&what, &got, &r.tensors["logits"], T_LOGITS);
+    }
+}
+
+#[test]
+fn qwen3_greedy_generation_and_decoding() {
+    let model = load(FX);
+    for k in 0..3 {
+        let r = reference(FX, k);
+        let s = Sampling {
+            max_new_tokens: r.generated.len(),
+            ..Default::default()
+        };
+        let out = generate(&model, std::slice::from_ref(&r.tokens), &s, |_, _| {}).unwrap();
+        assert_eq!(out[0], r.generated, "{FX} ref-{k}: greedy continuation");
+    }
+    // Decode over the cache equals recomputation (RoPE positions, normed keys in the cache).
+    assert_decode_equals_recompute(&model, &reference(FX, 2).tokens, FX);
+}
+
+/// The three prompts in one batch give each prompt's own results, in prefill (logits, q/k
+/// after their norms, the pattern) and in batched generation.
+#[test]
+fn qwen3_batch_equals_single() {
+    let model = load(FX);
+    let refs: Vec<_> = (0..3).map(|k| reference(FX, k)).collect();
+    let prompts: Vec<&[u32]> = refs.iter().map(|r| r.tokens.as_slice()).collect();
+    let cap = prompts.iter().map(|p| p.len()).max().unwrap();
+    let mut sess = model.session(3, cap).unwrap();
+    let hooks = "blocks.1.attn.q_norm.hook_normalized,blocks.1.attn.k_norm.hook_normalized,blocks.1.attn.hook_pattern";
+    let opts = ForwardOptions {
+        logits: LogitsMode::All,
+        capture: HookFilter::parse(hooks).unwrap(),
+        ..Default::default()
+    };
+    let out = model.forward(&mut sess, &prompts, &opts).unwrap();
+    for (k, r) in refs.iter().enumerate() {
+        let got = out.logits[k].as_ref().unwrap();
+        let what = format!("batched prompt {k}: logits");
+        check_close(&what, got, &r.tensors["logits"], T_LOGITS);
+        for name in hooks.split(',') {
+            let what = format!("batched prompt {k}: {name}");
+            check_close(&what, &out.captures[k][name], &r.tensors[name], T_LOGITS);
+        }
+    }
+    let owned: Vec<Vec<u32>> = refs.iter().map(|r| r.tokens.clone()).collect();
+    let s = Sampling {
+        max_new_tokens: 6,
+        ..Default::default()
+    };
+    let batched = generate(&model, &owned, &s, |_, _| {}).unwrap();
+    for (k, r) in refs.iter().enumerate() {
+        assert_eq!(
+            batched[k],
+            r.generated[..6],
+            "batched generation of prompt {k}"
+        );
+    }
+}
+
+fn config(edit: impl FnOnce(&mut Value), tag: &str) -> Result<ModelConfig, String> {
+    let p = fixtures_dir().join(FX).join("config.json");
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    edit(&mut cfg);
+    let d = TempDir::new(&format!("qwen3-cfg-{tag}"));
+    let p = d.0.join("config.json");
+    std::fs::write(&p, cfg.to_string()).unwrap();
+    ModelConfig::from_dir_config(&p).map_err(|e| format!("{e:#}"))
+}
+
+/// The config as written parses (head_dim 12 applied); without head_dim transformers' default
+/// 128 applies; sliding windows and biases are refused by name; inactive window fields change
+/// nothing.
+#[test]
+fn qwen3_config_fields() {
+    let c = config(|_| {}, "as-written").unwrap();
+    assert_eq!(c.arch, Arch::Qwen3);
+    assert_eq!(
+        (c.n_embd, c.n_inner, c.n_layer, c.rope_theta, c.head_dim()),
+        (48, 60, 2, 1e6, 12)
+    );
+    let same = serde_json::to_string(&c).unwrap();
+    let no_hd = config(
+        |c| drop(c.as_object_mut().unwrap().remove("head_dim")),
+        "no-head-dim",
+    )
+    .unwrap();
+    assert_eq!((no_hd.head_dim(), no_hd.q_dim()), (128, 768));
+    let hd8 = config(|c| c["head_dim"] = json!(8), "head-dim-d-over-h").unwrap();
+    assert_eq!((hd8.head_dim(), hd8.attn.head_dim), (8, None));
+    for (tag, key, v) in [
+        ("window-inactive", "sliding_window", json!(4096)),
+        ("window-layers", "max_window_layers", json!(0)),
+        ("layer-types-null", "layer_types", Value::Null),
+        ("dropout", "attention_dropout", json!(0.5)),
+    ] {
+        let got = config(|c| c[key] = v, tag).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        assert_eq!(serde_json::to_string(&got).unwrap(), same, "{tag}");
+    }
+    for (tag, key, v) in [
+        ("sliding-on", "use_sliding_window", json!(true)),
+        (
+            "sliding-layer",
+            "layer_types",
+            json!(["full_attention", "sliding_attention"]),
+        ),
+        ("attention-bias", "attention_bias", json!(true)),
+        ("activation", "hidden_act", json!("gelu")),
+    ] {
+        let e = config(|c| c[key] = v, tag).unwrap_err();
+        assert!(e.contains(&format!("`{key}`")), "{tag}: {e}");
+    }
+}
+
+/// A checkpoint whose k_norm is missing is refused, naming the tensor.
+#[test]
+fn qwen3_without_qk_norm_is_refused() {
+    let src = fixtures_dir().join(FX);
+    let d = TempDir::new("qwen3-no-k-norm");
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), d.0.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != "model.layers.1.self_attn.k_norm.weight")
+        .collect();
+    assert_eq!(kept.len() + 1, st.len());
+    safetensors::serialize_to_file(kept, None, &d.0.join("model.safetensors")).unwrap();
+    let e = match Gpt2::load(ctx(), &d.0) {
+        Ok(_) => panic!("loaded a Qwen3 checkpoint without k_norm"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.contains("model.layers.1.self_attn.k_norm.weight"), "{e}");
+}
