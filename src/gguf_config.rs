@@ -58,6 +58,13 @@ pub fn llama_from_gguf(g: &crate::gguf::GgufFile) -> Result<ModelConfig> {
         clip_gamma: 0.0,
         clip_eta: 1.0,
         sigmoid_t: 0,
+        embed_dim: d,
+        pos_offset: 0,
+        final_norm: true,
+        post_norm: false,
+        norm_affine: true,
+        relu: false,
+        linear_bias: false,
     };
     cfg.validate()
         .with_context(|| format!("invalid model metadata in {file}"))?;

@@ -321,7 +321,7 @@ fn unknown_keys_are_refused_in_every_namespace() {
 /// docs/gguf-keys.md lists every row of every audit table, with the same handling and reason.
 #[test]
 fn the_doc_lists_every_row() {
-    use outlier_probe::config_fields::{COMMON, GPT2, LLAMA, QWEN2};
+    use outlier_probe::config_fields::{COMMON, GPT2, LLAMA, OPT, QWEN2};
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/gguf-keys.md");
     let doc = std::fs::read_to_string(&p).unwrap();
     let mut missing = Vec::new();
@@ -331,6 +331,7 @@ fn the_doc_lists_every_row() {
         .chain(GPT2)
         .chain(LLAMA)
         .chain(QWEN2)
+        .chain(OPT)
     {
         let line = format!("| `{}` | {:?} | {} |", r.key, r.handling, r.reason);
         if !doc.contains(&line) {

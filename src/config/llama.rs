@@ -129,6 +129,13 @@ impl LlamaConfig {
             clip_gamma: 0.0,
             clip_eta: 1.0,
             sigmoid_t: 0,
+            embed_dim: c.hidden_size,
+            pos_offset: 0,
+            final_norm: true,
+            post_norm: false,
+            norm_affine: true,
+            relu: false,
+            linear_bias: false,
         };
         cfg.validate().map_err(|e| bad(e.to_string()))?;
         Ok(cfg)

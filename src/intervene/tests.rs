@@ -99,6 +99,8 @@ fn editable_hooks_and_offsets() {
         inner: 200,
         extra_prob: false,
         scale: false,
+        d_embed: 96,
+        final_norm: true,
     };
     assert_eq!(
         editable("blocks.1.attn.hook_v", &ll).unwrap(),

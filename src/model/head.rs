@@ -16,12 +16,13 @@ pub(crate) struct Embedding {
 }
 
 impl Embedding {
-    /// Upload `emb` (e.g. `wte.weight`) and, when the config unties the head, `lm_head.weight`.
+    /// Upload `emb` (e.g. `wte.weight`) and, when the config unties the head, `lm_head.weight`,
+    /// both `[vocab_size, embed_dim]`.
     ///
     /// # Errors
     /// A head that the config and the file disagree on (tied in one, separate in the other).
     pub fn load(up: &mut Uploader, cfg: &ModelConfig, emb: &str) -> Result<Self> {
-        let (v, d) = (cfg.vocab_size, cfg.n_embd);
+        let (v, d) = (cfg.vocab_size, cfg.embed_dim);
         let wte = up.chunks(emb, (v, d))?;
         let separate_head = up.contains("lm_head.weight") && !up.wf.same("lm_head.weight", emb);
         let path = up.wf.path().display().to_string();

@@ -17,6 +17,7 @@ pub(crate) fn loader(arch: Arch) -> Loader {
         Arch::Gpt2 => super::gpt2::load,
         Arch::Llama => super::llama::load,
         Arch::Qwen2 => super::llama::load, // a Llama block with q/k/v biases (`qkv_bias`)
+        Arch::Opt => super::opt::load,
     }
 }
 
