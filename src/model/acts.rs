@@ -73,7 +73,7 @@ pub(crate) struct Acts {
     pub mlp_pre: wgpu::Buffer,    // [R, I] mlp.hook_pre, or gate|up [R, 2I]
     pub mlp_post: wgpu::Buffer,   // [R, I]  mlp.hook_post
     pub mlp_out: wgpu::Buffer,    // [R, D]  hook_mlp_out (when looked at)
-    pub ln_final: wgpu::Buffer,   // [R, max(D, E)]  the LM head's input: ln_final.hook_normalized (D) or hook_project_out (E)
+    pub ln_final: wgpu::Buffer,   // [R, max(D, E)]  LM head input (ln_final or hook_project_out)
     pub extra: wgpu::Buffer,      // [R, H]  attn.hook_extra_prob (variants; else a placeholder)
     pub fac: wgpu::Buffer,        // [R, H]  attn.hook_scale (variants; else a placeholder)
     pub scores: wgpu::Buffer,     // [R, H, K]  attn.hook_attn_scores (when captured)

@@ -173,7 +173,11 @@ impl Architecture for Opt {
         // The LM head reads a.ln_final: the final norm's output, or project_out's.
         let x = match &self.final_layer_norm {
             Some(n) => {
-                let out = if self.project.is_some() { &a.ln2 } else { &a.ln_final };
+                let out = if self.project.is_some() {
+                    &a.ln2
+                } else {
+                    &a.ln_final
+                };
                 p.layernorm(&a.resid, n, out);
                 p.hook_point(Src::LnFinal, out)?;
                 out

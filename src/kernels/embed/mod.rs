@@ -265,6 +265,10 @@ mod tests {
         assert_eq!(read(&ctx, &te, rows * d), want_t, "tok_emb");
         assert_eq!(read(&ctx, &pe, rows * d), want_p, "pos_emb at offset 2");
         assert_eq!(read(&ctx, &resid, rows * d), sentinel, "resid untouched");
-        assert_eq!(read(&ctx, &tee, rows * d), vec![0.0; rows * d], "positions only");
+        assert_eq!(
+            read(&ctx, &tee, rows * d),
+            vec![0.0; rows * d],
+            "positions only"
+        );
     }
 }
