@@ -130,13 +130,13 @@ impl Kernels {
 /// What one embed dispatch writes (embed.wgsl's `mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EmbedMode {
-    /// resid = tok_emb = wte[tok] (RoPE models).
+    /// `resid = tok_emb = wte[tok]` (RoPE models).
     Token = 0,
-    /// resid = wte[tok] + wpe[pos + offset]; tok_emb and pos_emb keep both terms.
+    /// `resid = wte[tok] + wpe[pos + offset]`; `tok_emb` and `pos_emb` keep both terms.
     TokenAndPosition = 1,
-    /// pos_emb = wpe[pos + offset] only, every row in one dispatch.
+    /// `pos_emb = wpe[pos + offset]` only, every row in one dispatch.
     PositionsOnly = 2,
-    /// tok_emb = wte[tok] only (OPT's project_in comes between it and the position term).
+    /// `tok_emb = wte[tok]` only (OPT's project_in comes between it and the position term).
     TokenOnly = 3,
 }
 
