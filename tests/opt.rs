@@ -279,3 +279,162 @@ fn every_cli_command_runs_on_opt() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// LayerNorm weight and bias `[D]` of the fixture's checkpoint, as f64.
+fn ln_params(fx: &str, name: &str) -> (Vec<f64>, Vec<f64>) {
+    let bytes = std::fs::read(fixtures_dir().join(fx).join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let get = |n: String| -> Vec<f64> {
+        let t = st.tensor(&n).unwrap();
+        t.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect()
+    };
+    (
+        get(format!("model.decoder.{name}.weight")),
+        get(format!("model.decoder.{name}.bias")),
+    )
+}
+
+/// Post-LN blocks feed the residual stream itself to q/k/v_proj and fc1. Fake-quantizing linear
+/// inputs in place (the compression study, here 4 bits) must not touch the stream: each layer's
+/// ln1 is still LayerNorm(resid_pre + attn_out) of the captured (unquantized) tensors, and ln2
+/// LayerNorm(resid_mid + mlp_out), recomputed here in f64 from the checkpoint's parameters.
+#[test]
+fn opt_post_ln_act_quant_leaves_the_residual_stream_alone() {
+    let fx = "opt-odd-b";
+    let mut model = load(fx);
+    model.set_act_quant(Some(4), &[], &[]).unwrap();
+    let r = reference(fx, 2);
+    let caps = model.capture(&r.tokens, &HookFilter::all()).unwrap();
+    let d = model.cfg.n_embd;
+    for l in 0..model.cfg.n_layer {
+        let b = |s: &str| caps[&format!("blocks.{l}.{s}")].clone();
+        for (sum, (x, f), norm, out) in [
+            (
+                "ln1",
+                (b("hook_resid_pre"), b("hook_attn_out")),
+                "self_attn_layer_norm",
+                b("ln1.hook_normalized"),
+            ),
+            (
+                "ln2",
+                (b("hook_resid_mid"), b("hook_mlp_out")),
+                "final_layer_norm",
+                b("ln2.hook_normalized"),
+            ),
+        ] {
+            let (w, bias) = ln_params(fx, &format!("layers.{l}.{norm}"));
+            let mut want = Vec::with_capacity(x.data.len());
+            for t in 0..x.shape[0] {
+                let row: Vec<f64> = (0..d)
+                    .map(|c| x.data[t * d + c] as f64 + f.data[t * d + c] as f64)
+                    .collect();
+                let mu = row.iter().sum::<f64>() / d as f64;
+                let var = row.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / d as f64;
+                let inv = 1.0 / (var + 1e-5).sqrt();
+                want.extend((0..d).map(|c| ((row[c] - mu) * inv * w[c] + bias[c]) as f32));
+            }
+            let want = outlier_probe::tensor::Tensor::new(out.shape.clone(), want);
+            let what = format!("{fx} a4 layer {l}: {sum} = LN(stream + branch)");
+            check_close(&what, &out, &want, 1e-4);
+        }
+    }
+    // The quantization is really on: the logits moved.
+    let q = caps["logits"].clone();
+    let e = q.allclose(&r.tensors["logits"], 1e-3, 1e-3);
+    assert!(e.is_err(), "4-bit activations left the logits within 1e-3");
+}
+
+/// opt-odd-a rewritten into `dir`: config.json edited by `cfg`, each tensor kept, replaced
+/// (`Some(values)`) or dropped by `tensor`.
+fn rewrite(
+    dir: &std::path::Path,
+    cfg: impl FnOnce(&mut Value),
+    tensor: impl Fn(&str, &[f32]) -> Option<Option<Vec<f32>>>,
+) {
+    let src = fixtures_dir().join("opt-odd-a");
+    std::fs::copy(src.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    let mut c: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    cfg(&mut c);
+    std::fs::write(dir.join("config.json"), c.to_string()).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut kept: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, v) in st.tensors() {
+        let vals: Vec<f32> = v
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let out = match tensor(&name, &vals) {
+            None => vals,
+            Some(None) => continue,
+            Some(Some(new)) => new,
+        };
+        let raw = out.iter().flat_map(|x| x.to_le_bytes()).collect();
+        kept.push((name, v.shape().to_vec(), raw));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = kept
+        .iter()
+        .map(|(n, s, b)| {
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
+            (n.clone(), v.unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+}
+
+/// `layer_norm_elementwise_affine: false` (LayerNorms without tensors) computes what unit weights
+/// and zero biases compute; `enable_bias: false` (linear layers without bias tensors) what zero
+/// biases compute. Same logits, bit for bit.
+#[test]
+fn opt_without_affine_norms_or_biases_equals_unit_and_zero_parameters() {
+    let r = reference("opt-odd-a", 0);
+    let is_norm = |n: &str| n.contains("layer_norm.");
+    let is_bias = |n: &str| n.ends_with(".bias") && !is_norm(n);
+    for (tag, key, pick) in [
+        (
+            "affine",
+            "layer_norm_elementwise_affine",
+            &is_norm as &dyn Fn(&str) -> bool,
+        ),
+        ("bias", "enable_bias", &is_bias),
+    ] {
+        let (unit, without) = (
+            TempDir::new(&format!("opt-{tag}-unit")),
+            TempDir::new(&format!("opt-{tag}-none")),
+        );
+        rewrite(
+            &unit.0,
+            |_| {},
+            |n, v| {
+                pick(n).then(|| {
+                    let one = n.ends_with(".weight");
+                    Some(vec![if one { 1.0 } else { 0.0 }; v.len()])
+                })
+            },
+        );
+        rewrite(
+            &without.0,
+            |c| c[key] = json!(false),
+            |n, _| pick(n).then_some(None),
+        );
+        let a = outlier_probe::model::Gpt2::load(ctx(), &unit.0).unwrap();
+        let b = outlier_probe::model::Gpt2::load(ctx(), &without.0)
+            .unwrap_or_else(|e| panic!("{tag}: {e:#}"));
+        let (la, lb) = (a.logits(&r.tokens).unwrap(), b.logits(&r.tokens).unwrap());
+        assert_eq!(la.data, lb.data, "{tag}");
+        let plain = load("opt-odd-a").logits(&r.tokens).unwrap();
+        assert_ne!(la.data, plain.data, "{tag}: the parameters mattered");
+        // The tensors still there while the config says they are not: refused by name.
+        rewrite(&without.0, |c| c[key] = json!(false), |_, _| None);
+        let e = match outlier_probe::model::Gpt2::load(ctx(), &without.0) {
+            Ok(_) => panic!("{tag}: loaded tensors the config disowns"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(e.contains(&format!("{key} = false")), "{tag}: {e}");
+    }
+}

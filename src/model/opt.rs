@@ -80,6 +80,8 @@ pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Archi
                 up.vector(&format!("{n}.bias"), &[d])?,
             ))
         } else {
+            unused(up, &format!("{n}.weight"), "layer_norm_elementwise_affine")?;
+            unused(up, &format!("{n}.bias"), "layer_norm_elementwise_affine")?;
             Ok((
                 up.f32_buffer(&format!("{n} (no affine: ones)"), &vec![1.0; d])?,
                 up.f32_buffer(&format!("{n} (no affine: zeros)"), &vec![0.0; d])?,
@@ -89,6 +91,9 @@ pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Archi
     let bias = cfg.linear_bias;
     let lin = |up: &mut Uploader, n: &str, kn, input| {
         let b = format!("{n}.bias");
+        if !bias {
+            unused(up, &b, "enable_bias")?;
+        }
         up.linear(&format!("{n}.weight"), bias.then_some(&*b), kn, true, input)
     };
     let mut blocks = Vec::with_capacity(cfg.n_layer);
@@ -123,6 +128,18 @@ pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Archi
             false => None,
         },
     }))
+}
+
+/// A tensor the config says the model does not have (transformers would not load it) is refused
+/// rather than silently left unused.
+fn unused(up: &Uploader, name: &str, field: &str) -> Result<()> {
+    if up.contains(name) {
+        anyhow::bail!(
+            "{}: holds '{name}' but the config sets {field} = false, so transformers would not use it",
+            up.wf.path().display()
+        );
+    }
+    Ok(())
 }
 
 impl Architecture for Opt {
