@@ -286,8 +286,9 @@ pub fn matmul_shapes(model: &Model, rows: usize) -> Vec<(String, usize, usize, u
         .into_iter()
         .map(|(name, n, k, b_t)| (name.to_string(), rows, n, k, b_t))
         .collect();
-    // The LM head as the engine runs it: one vocabulary chunk per storage binding.
-    let d = model.cfg.n_embd;
+    // The LM head as the engine runs it: one vocabulary chunk per storage binding, over rows of
+    // the embedding width (OPT's word_embed_proj_dim; else the model width).
+    let d = model.cfg.embed_dim;
     v.push((
         "lm head chunk".into(),
         rows,

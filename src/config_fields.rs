@@ -1,5 +1,5 @@
 //! What outlier-probe does with every field a transformers `config.json` can carry for the
-//! families it loads (transformers 5.24 `GPT2Config`, `LlamaConfig`, `Qwen2Config`, `GPTNeoXConfig` and the
+//! families it loads (transformers 5.24 `GPT2Config`, `LlamaConfig`, `Qwen2Config`, `GPTNeoXConfig`, `OPTConfig`, `Qwen3Config`, `Gemma3TextConfig` and the
 //! `PreTrainedConfig` base): applied, accepted only with the value that leaves the computation
 //! as the engine does it (`Restricted`), or ignored because it cannot change the logits — with
 //! the reason. A field in no list is refused by name, never skipped. docs/gguf-keys.md lists them too.
@@ -47,7 +47,7 @@ const OUTPUT: &str = "an output/runtime option of transformers; no effect on the
 
 /// `PreTrainedConfig` fields, for every family.
 pub const COMMON: &[KeyRule] = &[
-    r("model_type", Applied, "selects the family (gpt2, llama, qwen2, qwen3 or gemma3_text)"),
+    r("model_type", Applied, "selects the family (gpt2, llama, qwen2, qwen3, gpt_neox, opt, gemma3_text, or gemma3 around a gemma3_text)"),
     r("bos_token_id", Applied, "BOS token"),
     r("eos_token_id", Applied, "EOS token (the first one when a list): where `generate` stops"),
     r("tie_word_embeddings", Applied, "true: the LM head is the embedding matrix (a separately stored head is then refused); false: `lm_head.weight` is required"),
@@ -283,6 +283,28 @@ pub const GEMMA3_WRAPPER: &[KeyRule] = &[
     r("boi_token_id", Ignored, "alias of boi_token_index"),
     r("eoi_token_id", Ignored, "alias of eoi_token_index"),
     r("image_token_id", Ignored, "alias of image_token_index"),
+];
+
+/// `OPTConfig` fields (parsed by `config::opt`): pre- or post-LN, learned positions offset by 2,
+/// ReLU MLP, optional project_in/project_out.
+pub const OPT: &[KeyRule] = &[
+    r("vocab_size", Applied, "vocabulary size"),
+    r("hidden_size", Applied, "model width"),
+    r("num_hidden_layers", Applied, "number of blocks"),
+    r("num_attention_heads", Applied, "attention heads"),
+    r("ffn_dim", Applied, "MLP width (fc1 out, fc2 in)"),
+    r("max_position_embeddings", Applied, "longest sequence; embed_positions has max_position_embeddings + 2 rows (position p reads row p + 2)"),
+    r("do_layer_norm_before", Applied, "true: pre-LN blocks and a final LayerNorm; false: post-LN blocks (x = LN(x + f(x))) and no final LayerNorm"),
+    r("_remove_final_layer_norm", Applied, "true: no final LayerNorm (even when do_layer_norm_before)"),
+    r("word_embed_proj_dim", Applied, "embedding width; when it differs from hidden_size, project_in/project_out (no bias) map it to and from the model width"),
+    r("activation_function", Applied, "relu, gelu (erf form) or gelu_new (tanh form); others are refused"),
+    r("enable_bias", Applied, "biases on q/k/v/out_proj and fc1/fc2"),
+    r("layer_norm_elementwise_affine", Applied, "false: LayerNorms without weight and bias"),
+    r("dropout", Ignored, DROPOUT),
+    r("attention_dropout", Ignored, DROPOUT),
+    r("activation_dropout", Ignored, DROPOUT),
+    r("layerdrop", Ignored, "LayerDrop skips layers in training only"),
+    r("init_std", Ignored, "initialisation only"),
 ];
 
 fn restricted_ok(key: &str, v: &Value, all: &Value) -> bool {

@@ -322,7 +322,7 @@ fn unknown_keys_are_refused_in_every_namespace() {
 #[test]
 fn the_doc_lists_every_row() {
     use outlier_probe::config_fields::{
-        COMMON, GEMMA3, GEMMA3_WRAPPER, GPT2, GPT_NEOX, LLAMA, QWEN2, QWEN3,
+        COMMON, GEMMA3, GEMMA3_WRAPPER, GPT2, GPT_NEOX, LLAMA, OPT, QWEN2, QWEN3,
     };
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/gguf-keys.md");
     let doc = std::fs::read_to_string(&p).unwrap();
@@ -337,6 +337,7 @@ fn the_doc_lists_every_row() {
         .chain(GEMMA3)
         .chain(GEMMA3_WRAPPER)
         .chain(QWEN3)
+        .chain(OPT)
     {
         let line = format!("| `{}` | {:?} | {} |", r.key, r.handling, r.reason);
         if !doc.contains(&line) {

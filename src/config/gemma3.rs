@@ -234,6 +234,13 @@ pub(super) fn from_json(json: &Value) -> Result<ModelConfig> {
         sigmoid_t: 0,
         rotary_dims: None,
         parallel_residual: false,
+        embed_dim: c.hidden_size,
+        pos_offset: 0,
+        final_norm: true,
+        post_norm: false,
+        norm_affine: true,
+        relu: false,
+        linear_bias: false,
         attn: AttnShape {
             head_dim: Some(c.head_dim),
             query_pre_attn_scalar: Some(c.query_pre_attn_scalar as f32),

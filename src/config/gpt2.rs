@@ -229,6 +229,13 @@ impl From<Gpt2Config> for ModelConfig {
             bos_token_id: c.bos_token_id,
             eos_token_id: c.eos_token_id,
             scale_attn_weights: c.scale_attn_weights,
+            embed_dim: c.n_embd,
+            pos_offset: 0,
+            final_norm: true,
+            post_norm: false,
+            norm_affine: true,
+            relu: false,
+            linear_bias: true,
         }
     }
 }

@@ -234,6 +234,13 @@ impl GptNeoxConfig {
             clip_eta: 1.0,
             sigmoid_t: 0,
             attn: Default::default(),
+            embed_dim: c.hidden_size,
+            pos_offset: 0,
+            final_norm: true,
+            post_norm: false,
+            norm_affine: true,
+            relu: false,
+            linear_bias: true,
         };
         cfg.validate().map_err(|e| bad(e.to_string()))?;
         Ok(cfg)

@@ -153,6 +153,13 @@ impl LlamaConfig {
                 head_dim: own_head_dim,
                 ..Default::default()
             },
+            embed_dim: c.hidden_size,
+            pos_offset: 0,
+            final_norm: true,
+            post_norm: false,
+            norm_affine: true,
+            relu: false,
+            linear_bias: false,
         };
         cfg.validate().map_err(|e| bad(e.to_string()))?;
         Ok(cfg)

@@ -1,6 +1,6 @@
 //! What a model is, whatever its file: `ModelConfig` (the normalized hyper-parameters), `Arch`
 //! (the architectures and their GPU-free facts), `AttnVariant`, and parsing `config.json`
-//! (`gpt2.rs`, `llama.rs`, `qwen2.rs`, `gpt_neox.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
+//! (`gpt2.rs`, `llama.rs`, `qwen2.rs`, `gpt_neox.rs`, `opt.rs`, `gemma3.rs`, `qwen3.rs`). Plain data and serde: never wgpu, GGUF, models or studies.
 
 mod attn_shape;
 mod attn_variant;
@@ -8,6 +8,7 @@ mod gemma3;
 mod gpt2;
 mod gpt_neox;
 mod llama;
+mod opt;
 mod qwen2;
 mod qwen3;
 
@@ -66,6 +67,9 @@ pub enum Arch {
     Gemma3,
     /// Qwen2 without the q/k/v biases, with per-head q/k RMSNorm and an explicit head_dim.
     Qwen3,
+    /// OPT: LayerNorm (pre- or post-), learned positions offset by 2, biased q/k/v/out_proj,
+    /// ReLU MLP fc1 → fc2, optional project_in/project_out around the blocks.
+    Opt,
 }
 
 /// Which optional hook points an architecture's blocks have (see `hooks`).
@@ -116,13 +120,14 @@ pub struct ArchSpec {
 
 impl Arch {
     /// Every architecture the engine runs.
-    pub const ALL: [Arch; 6] = [
+    pub const ALL: [Arch; 7] = [
         Arch::Gpt2,
         Arch::Llama,
         Arch::Qwen2,
         Arch::GptNeox,
         Arch::Gemma3,
         Arch::Qwen3,
+        Arch::Opt,
     ];
 
     /// The registry, GPU-free half: one line per architecture.
@@ -134,6 +139,7 @@ impl Arch {
             Arch::GptNeox => &gpt_neox::SPEC,
             Arch::Gemma3 => &gemma3::SPEC,
             Arch::Qwen3 => &qwen3::SPEC,
+            Arch::Opt => &opt::SPEC,
         }
     }
 
@@ -202,6 +208,27 @@ pub struct ModelConfig {
     pub sigmoid_t: usize,
     /// Attention beyond GPT-2's and Llama's shape (Gemma 3, Qwen3); `Default` for the others.
     pub attn: AttnShape,
+    /// Width of the token-embedding rows and of the LM head's input (OPT `word_embed_proj_dim`);
+    /// `n_embd` for every other family. When it differs from `n_embd`, the model projects the
+    /// embedding in (`project_in`, hook `hook_project_in`) and the final state out
+    /// (`project_out`, hook `hook_project_out`).
+    pub embed_dim: usize,
+    /// Row of the learned-position table that position 0 reads (OPT: 2, its
+    /// `OPTLearnedPositionalEmbedding.offset`; 0 for GPT-2 and RoPE families).
+    pub pos_offset: usize,
+    /// The model has a final norm before the LM head (hook `ln_final.hook_normalized`); false for
+    /// OPT with `do_layer_norm_before = false` or `_remove_final_layer_norm`. True elsewhere.
+    pub final_norm: bool,
+    /// Post-LN blocks: x = LN(x + attn(x)), x = LN(x + mlp(x)) (OPT `do_layer_norm_before =
+    /// false`). False (pre-LN) everywhere else.
+    pub post_norm: bool,
+    /// The LayerNorms have a weight and a bias (OPT `layer_norm_elementwise_affine`); true elsewhere.
+    pub norm_affine: bool,
+    /// The MLP's activation is ReLU (OPT `activation_function: "relu"`) instead of GELU.
+    pub relu: bool,
+    /// Every linear layer of the blocks has a bias (OPT `enable_bias`); read by `model/opt.rs`
+    /// only (GPT-2 always has them, Llama never, Qwen2 on q/k/v: `qkv_bias`).
+    pub linear_bias: bool,
 }
 
 impl ModelConfig {
@@ -262,6 +289,7 @@ impl ModelConfig {
             ("n_head", self.n_head),
             ("n_kv_head", self.n_kv_head),
             ("n_inner", self.n_inner),
+            ("embed_dim", self.embed_dim),
         ] {
             if v == 0 {
                 bail!("{name} is 0");
@@ -275,6 +303,7 @@ impl ModelConfig {
             ("n_kv_head", self.n_kv_head),
             ("n_inner", self.n_inner),
             ("sigmoid_t", self.sigmoid_t),
+            ("embed_dim", self.embed_dim),
         ])?;
         if self.n_positions > MAX_POSITIONS {
             bail!(

@@ -164,6 +164,13 @@ fn config(g: &GgufFile, _: &GgufArch) -> Result<ModelConfig> {
         clip_eta: 1.0,
         sigmoid_t: 0,
         attn: Default::default(),
+        embed_dim: d,
+        pos_offset: 0,
+        final_norm: true,
+        post_norm: false,
+        norm_affine: true,
+        relu: false,
+        linear_bias: true,
     })
 }
 

@@ -2,7 +2,9 @@
 //!
 //! | hook | shape (one prompt of T new tokens, K = past + T keys) |
 //! |---|---|
-//! | `hook_embed`, `hook_pos_embed` | [T, D] |
+//! | `hook_embed` | [T, E]: the embedding matrix's rows (E = D except OPT with `word_embed_proj_dim`) |
+//! | `hook_project_in` (OPT with E ≠ D) | [T, D], project_in(hook_embed): the token term added to the residual stream |
+//! | `hook_pos_embed` | [T, D] |
 //! | `blocks.{l}.hook_resid_pre`, `.ln1.hook_normalized`, `.hook_attn_out`, `.hook_resid_mid` (not in parallel-residual blocks), `.ln2.hook_normalized`, `.hook_mlp_out`, `.hook_resid_post` | [T, D] |
 //! | `blocks.{l}.attn.hook_q`, `hook_z` | [T, H, Dh] (H·Dh = D except with an explicit head_dim: Gemma 3, Qwen3) |
 //! | `blocks.{l}.attn.hook_k`, `hook_v` | [T, Hkv, Dh] (Hkv = H for GPT-2) |
@@ -15,13 +17,18 @@
 //! | `blocks.{l}.attn.hook_scale` (context_scale, gated) | [T, H], the per-head factor |
 //! | `blocks.{l}.mlp.hook_pre`, `mlp.hook_post` | [T, I] (I = 4D for GPT-2); the pre-activation (GPT-2: c_fc out, before GELU; Llama: gate_proj out, before SiLU) |
 //! | `blocks.{l}.mlp.hook_pre_linear` (Llama) | [T, I], up_proj out; `hook_post` = silu(hook_pre) · hook_pre_linear |
-//! | `ln_final.hook_normalized` | [T, D] |
+//! | `ln_final.hook_normalized` | [T, D] (absent when the model has no final norm: post-LN OPT) |
+//! | `hook_project_out` (OPT with E ≠ D) | [T, E], project_out of the final state: the LM head's input |
 //! | `logits` | [T, V] |
 //!
 //! Every name is TransformerLens's (`HookedTransformer`, `GatedMLP` for Llama: `hook_pre` is
 //! x·W_gate, `hook_pre_linear` x·W_in) except `attn.hook_extra_prob` and `attn.hook_scale` (the
 //! attention variants, which TransformerLens does not have) and `logits` (TransformerLens returns
-//! the logits; it has no hook for them). Aliases from before the TransformerLens names, Llama only,
+//! the logits; it has no hook for them) and OPT's `hook_project_in` / `hook_project_out` (named after
+//! the modules they follow). Post-LN blocks (OPT `do_layer_norm_before = false`) have no norm
+//! before attention or the MLP: there `ln1.hook_normalized` is LN(resid_pre + attn_out) and is also
+//! `hook_resid_mid` (the stream the MLP reads and adds to), `ln2.hook_normalized` is
+//! LN(resid_mid + mlp_out) and is also `hook_resid_post`; pre-LN hooks sit as in GPT-2. Aliases from before the TransformerLens names, Llama only,
 //! select the same tensors, which are then named by their TransformerLens names:
 //! `mlp.hook_gate` = `mlp.hook_pre`, `mlp.hook_up` = `mlp.hook_pre_linear`.
 //! Data types: depends on config and tensor only; never on wgpu, models or studies.
@@ -32,6 +39,8 @@ use crate::config::{Arch, ModelConfig};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Src {
     Embed,
+    /// project_in of the embedding (OPT with word_embed_proj_dim ≠ hidden_size), [rows, D].
+    ProjectIn,
     PosEmbed,
     ResidPre(usize),
     Ln1(usize),
@@ -61,6 +70,9 @@ pub enum Src {
     MlpOut(usize),
     ResidPost(usize),
     LnFinal,
+    /// project_out of the final state, the LM head's input (OPT with word_embed_proj_dim ≠
+    /// hidden_size), [rows, E].
+    ProjectOut,
     Logits,
 }
 
@@ -69,6 +81,7 @@ pub fn hooks_of(src: Src) -> Vec<String> {
     let b = |l: usize, s: &str| format!("blocks.{l}.{s}");
     match src {
         Src::Embed => vec!["hook_embed".into()],
+        Src::ProjectIn => vec!["hook_project_in".into()],
         Src::PosEmbed => vec!["hook_pos_embed".into()],
         Src::ResidPre(l) => vec![b(l, "hook_resid_pre")],
         Src::Ln1(l) => vec![b(l, "ln1.hook_normalized")],
@@ -98,6 +111,7 @@ pub fn hooks_of(src: Src) -> Vec<String> {
         Src::MlpOut(l) => vec![b(l, "hook_mlp_out")],
         Src::ResidPost(l) => vec![b(l, "hook_resid_post")],
         Src::LnFinal => vec!["ln_final.hook_normalized".into()],
+        Src::ProjectOut => vec!["hook_project_out".into()],
         Src::Logits => vec!["logits".into()],
     }
 }
@@ -132,6 +146,11 @@ pub struct HookSpace {
     /// The blocks have `hook_resid_mid`: false for parallel-residual blocks (GPT-NeoX
     /// `use_parallel_residual`), whose attention and MLP both read `hook_resid_pre`.
     pub resid_mid: bool,
+    /// Width E of the embedding rows and the LM head's input (`ModelConfig::embed_dim`); E ≠ d
+    /// adds `hook_project_in` and `hook_project_out`.
+    pub d_embed: usize,
+    /// The model has a final norm (`ln_final.hook_normalized`).
+    pub final_norm: bool,
 }
 
 impl HookSpace {
@@ -147,6 +166,8 @@ impl HookSpace {
             extra_prob: cfg.variant.has_extra_prob(),
             scale: cfg.variant.scale().is_some(),
             resid_mid: !cfg.parallel_residual,
+            d_embed: cfg.embed_dim,
+            final_norm: cfg.final_norm,
         }
     }
 
@@ -163,7 +184,14 @@ impl HookSpace {
             extra_prob: false,
             scale: false,
             resid_mid: true,
+            d_embed: d,
+            final_norm: true,
         }
+    }
+
+    /// The embedding is projected in and out (`hook_project_in`, `hook_project_out`).
+    pub fn projected(&self) -> bool {
+        self.d_embed != self.d
     }
 
     pub fn head_dim(&self) -> usize {
@@ -183,6 +211,9 @@ impl HookSpace {
     pub fn sources(&self) -> Vec<Src> {
         let lay = self.arch.hook_layout();
         let mut v = vec![Src::Embed];
+        if self.projected() {
+            v.push(Src::ProjectIn);
+        }
         if lay.pos_embed {
             v.push(Src::PosEmbed);
         }
@@ -221,7 +252,13 @@ impl HookSpace {
             }
             v.extend([Src::MlpOut(l), Src::ResidPost(l)]);
         }
-        v.extend([Src::LnFinal, Src::Logits]);
+        if self.final_norm {
+            v.push(Src::LnFinal);
+        }
+        if self.projected() {
+            v.push(Src::ProjectOut);
+        }
+        v.push(Src::Logits);
         v
     }
 
@@ -264,6 +301,7 @@ impl HookSpace {
             Src::GateUp(_) => 2 * self.inner,
             Src::MlpPre(_) | Src::MlpPost(_) => self.inner,
             Src::ExtraProb(_) | Src::Scale(_) => self.n_head,
+            Src::Embed | Src::ProjectOut => self.d_embed,
             _ => self.d,
         }
     }

@@ -57,6 +57,14 @@ fn hint(pattern: &glob::Pattern, space: &HookSpace) -> String {
         return "only attention variants with an extra key or a per-head factor have that hook"
             .into();
     }
+    let projected = HookSpace {
+        d_embed: space.d + 1,
+        final_norm: true,
+        ..variants
+    };
+    if matches_in(projected) {
+        return "only models with a final norm have that hook, and hook_project_in/out only OPT models whose word_embed_proj_dim differs from hidden_size".into();
+    }
     for other in Arch::ALL.into_iter().filter(|a| *a != space.arch) {
         if matches_in(HookSpace {
             arch: other,

@@ -101,6 +101,8 @@ fn editable_hooks_and_offsets() {
         extra_prob: false,
         scale: false,
         resid_mid: true,
+        d_embed: 96,
+        final_norm: true,
     };
     assert_eq!(
         editable("blocks.1.attn.hook_v", &ll).unwrap(),

@@ -33,6 +33,7 @@ mod test_util;
 
 pub use crate::gpu::{grid_1d, grid_rows, Bind, Cost, EncodeCache, Graph, Sample};
 pub use attention::AttnParams;
+pub use embed::EmbedMode;
 pub use matmul::{
     pack_f16, Epilogue, MatmulKernel, MATMUL_BIAS, MATMUL_B_T, MATMUL_GELU_ERF, MATMUL_GELU_TANH,
     MATMUL_RESID, MATVEC_MAX_ROWS,

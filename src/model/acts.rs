@@ -62,7 +62,7 @@ impl<'a> Pool<'a> {
 pub(crate) struct Acts {
     pub resid: wgpu::Buffer,      // [R, D]  resid_pre of the current block
     pub resid_next: wgpu::Buffer, // [R, D]  resid_post of the current block
-    pub tok_emb: wgpu::Buffer,    // [R, D]  hook_embed
+    pub tok_emb: wgpu::Buffer,    // [R, max(D, E)]  hook_embed, E wide (E = embed_dim)
     pub pos_emb: wgpu::Buffer,    // [R, D]  hook_pos_embed (learned positions)
     pub ln1: wgpu::Buffer,        // [R, D]  ln1.hook_normalized
     pub qkv: wgpu::Buffer,        // [R, D + 2 Dkv]  hook_q | hook_k | hook_v
@@ -74,7 +74,7 @@ pub(crate) struct Acts {
     pub mlp_pre: wgpu::Buffer, // [R, I] mlp.hook_pre, or gate|up [R, 2I]
     pub mlp_post: wgpu::Buffer, // [R, I]  mlp.hook_post
     pub mlp_out: wgpu::Buffer, // [R, D]  hook_mlp_out (when looked at)
-    pub ln_final: wgpu::Buffer, // [R, D]  ln_final.hook_normalized
+    pub ln_final: wgpu::Buffer, // [R, max(D, E)]  LM head input (ln_final or hook_project_out)
     pub extra: wgpu::Buffer,  // [R, H]  attn.hook_extra_prob (variants; else a placeholder)
     pub fac: wgpu::Buffer,    // [R, H]  attn.hook_scale (variants; else a placeholder)
     pub scores: wgpu::Buffer, // [R, H, K]  attn.hook_attn_scores (when captured)
@@ -99,6 +99,8 @@ impl Acts {
         let (d, h) = (space.d as u64, space.n_head as u64);
         let r = rows as u64;
         let rd = r * d * f;
+        // The embedding rows and the LM head's input are E wide (OPT's word_embed_proj_dim).
+        let re = r * d.max(space.d_embed as u64) * f;
         let width = |src| r * space.row_width(src) as u64 * f;
         // Variant-only activations, [rows, H]; a placeholder otherwise.
         let rh = |on: bool| if on { r * h * f } else { 16 };
@@ -120,7 +122,7 @@ impl Acts {
         Ok(Self {
             resid: pool.get("resid a", rd)?,
             resid_next: pool.get("resid b", rd)?,
-            tok_emb: pool.get("hook_embed", rd)?,
+            tok_emb: pool.get("hook_embed", re)?,
             pos_emb: pool.get("hook_pos_embed", rd)?,
             ln1: pool.get("ln1", rd)?,
             qkv: pool.get("qkv", width(Src::Qkv(0)))?,
@@ -136,7 +138,7 @@ impl Acts {
             mlp_pre: pool.get("mlp_pre", width(up))?,
             mlp_post: pool.get("mlp_post", width(Src::MlpPost(0)))?,
             mlp_out: pool.get("mlp_out", rd)?,
-            ln_final: pool.get("ln_final", rd)?,
+            ln_final: pool.get("ln_final", re)?,
             extra: ctx.storage("attn extra prob", rh(space.extra_prob))?,
             fac: pool.get("attn head factor", rh(space.scale))?,
             scores,

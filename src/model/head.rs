@@ -17,12 +17,13 @@ pub(crate) struct Embedding {
 
 impl Embedding {
     /// Upload `emb` (e.g. `wte.weight`) and, when the config unties the head, the
-    /// architecture's head tensor (`lm_head.weight`; GPT-NeoX `embed_out.weight`).
+    /// architecture's head tensor (`lm_head.weight`; GPT-NeoX `embed_out.weight`), both
+    /// `[vocab_size, embed_dim]`.
     ///
     /// # Errors
     /// A head that the config and the file disagree on (tied in one, separate in the other).
     pub fn load(up: &mut Uploader, cfg: &ModelConfig, emb: &str) -> Result<Self> {
-        let (v, d) = (cfg.vocab_size, cfg.n_embd);
+        let (v, d) = (cfg.vocab_size, cfg.embed_dim);
         let head = cfg.arch.weight_names().lm_head;
         let wte = up.chunks(emb, (v, d))?;
         let separate_head = up.contains(head) && !up.wf.same(head, emb);

@@ -1,5 +1,5 @@
 //! A transformer on one GPU: weights in storage buffers, KV-cache sessions, and forward passes
-//! with hook-point capture and edits. One file per architecture (`gpt2`, `llama`, `gpt_neox`; Qwen2 runs llama.rs with q/k/v biases),
+//! with hook-point capture and edits. One file per architecture (`gpt2`, `llama`, `gpt_neox`, `opt`, `gemma3`; Qwen3 runs llama.rs with q/k norms; Qwen2 runs llama.rs with q/k/v biases),
 //! registered in `registry`; the op vocabulary they call is `pass` (+ `attention`), hook points
 //! are `hook_point`.
 //! Depends on gpu, kernels and the data types below; never on studies, analysis, report or frontends.
@@ -12,6 +12,7 @@ pub(crate) mod gpt_neox;
 mod head;
 mod hook_point;
 pub(crate) mod llama;
+pub(crate) mod opt;
 mod pass;
 pub mod registry;
 mod run;
@@ -58,7 +59,7 @@ pub(crate) trait Architecture: Send + Sync {
     fn module_weights(&self, wf: &dyn WeightSource, l: usize) -> Result<Vec<ModuleWeight>>;
 }
 
-/// A GPT-2, Llama, Qwen2 or GPT-NeoX model loaded onto one GPU.
+/// A GPT-2, Llama, Qwen2, Qwen3, GPT-NeoX, OPT or Gemma 3 model loaded onto one GPU.
 pub struct Model {
     pub cfg: ModelConfig,
     pub tokenizer: Option<Tokenizer>,
@@ -131,7 +132,7 @@ impl LinearWeight {
 }
 
 impl Model {
-    /// Load a model: a Hugging Face directory (`config.json` with model_type gpt2, llama or qwen2,
+    /// Load a model: a Hugging Face directory (`config.json` with model_type gpt2, llama, qwen2 or opt,
     /// `model.safetensors`, `tokenizer.json`) or a `.gguf` file (Llama). The family comes from the file.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
 //! One forward pass being recorded, and the op vocabulary the architecture files call in the
-//! order of their figure: norms, linear layers (fake input quantization and residual/GELU fusion
-//! decided here), RoPE, SwiGLU, embedding, attention, and `hook_point`. Never names an architecture.
+//! order of their figure: norms, linear layers (fake input quantization and residual/GELU/ReLU
+//! fusion decided here), projections outside the blocks, RoPE, SwiGLU, embedding (with a position
+//! offset, or tokens and positions apart), attention, and `hook_point`. Never names an architecture.
 
 use anyhow::Result;
 
@@ -11,7 +12,7 @@ use super::session::Session;
 use super::upload::{InputWidth, Linear};
 use crate::config::ModelConfig;
 use crate::hooks::{HookSpace, Src};
-use crate::kernels::{Epilogue, Graph, Kernels};
+use crate::kernels::{EmbedMode, Epilogue, Graph, Kernels};
 
 /// Fake quantization of every linear layer's input (the compression study): bits, and the
 /// protected input channels as u32 masks for d-wide and MLP-inner-wide inputs.
@@ -122,6 +123,88 @@ impl<'a> Pass<'a> {
                 &a.pos_emb,
             );
         }
+    }
+
+    /// Token embedding + learned positions into `a.resid` like [`Pass::embed`], position p
+    /// reading row `p + pos_offset` of `wpe` (OPT: `cfg.pos_offset` = 2).
+    pub fn embed_offset(&mut self, a: &Acts, wpe: &wgpu::Buffer, pos_offset: usize) {
+        for c in &self.emb.wte {
+            self.k.embed_mode(
+                &mut self.g,
+                (self.rows, self.cfg.n_embd),
+                (c.start, c.count),
+                (&self.tokens, &self.info),
+                (&c.buf, Some(wpe)),
+                (EmbedMode::TokenAndPosition, pos_offset),
+                (&a.resid, &a.tok_emb, &a.pos_emb),
+            );
+        }
+    }
+
+    /// The embedding matrix's rows only, `[R, embed_dim]`, into `a.tok_emb` (OPT with
+    /// project_in: the position term comes after the projection).
+    pub fn embed_tokens_only(&mut self, a: &Acts) {
+        for c in &self.emb.wte {
+            self.k.embed_mode(
+                &mut self.g,
+                (self.rows, self.cfg.embed_dim),
+                (c.start, c.count),
+                (&self.tokens, &self.info),
+                (&c.buf, None),
+                (EmbedMode::TokenOnly, 0),
+                (&a.resid, &a.tok_emb, &a.pos_emb),
+            );
+        }
+    }
+
+    /// Learned positions only, `[R, D]`, into `a.pos_emb`: position p reads row
+    /// `p + pos_offset` of `wpe`.
+    pub fn positions_only(&mut self, a: &Acts, wpe: &wgpu::Buffer, pos_offset: usize) {
+        let any_chunk = &self.emb.wte[0].buf;
+        self.k.embed_mode(
+            &mut self.g,
+            (self.rows, self.cfg.n_embd),
+            (0, 0),
+            (&self.tokens, &self.info),
+            (any_chunk, Some(wpe)),
+            (EmbedMode::PositionsOnly, pos_offset),
+            (&a.resid, &a.tok_emb, &a.pos_emb),
+        );
+    }
+
+    /// Whether linear layers fake-quantize their input in place (the compression study): an
+    /// input that is also a residual stream (post-LN blocks) must then be copied first.
+    pub fn quantizes_inputs(&self) -> bool {
+        self.act_quant.is_some()
+    }
+
+    /// Copy the first `width` columns of every row (`width` wide rows) from `src` to `dst`.
+    pub fn copy_rows(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer, width: usize) {
+        let bytes = (self.rows * width) as u64 * 4;
+        self.g.copy(src, 0, dst, 0, bytes);
+    }
+
+    /// A projection outside the blocks (OPT's project_in, project_out): `out` = x·W, or with
+    /// `resid` = (r, sum), sum = r + x·W with x·W in `out` only when something looks at `hook`
+    /// (else fused). Never fake-quantized: the compression study quantizes the blocks' inputs.
+    pub fn projection(
+        &mut self,
+        hook: Src,
+        x: &wgpu::Buffer,
+        w: &Linear,
+        out: &wgpu::Buffer,
+        resid: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
+    ) -> Result<()> {
+        let quant = self.act_quant.take();
+        let r = match resid {
+            Some((r, sum)) => self.residual_linear(hook, x, w, (r, out, sum)),
+            None => {
+                self.linear(x, w, out);
+                self.hook_point(hook, out)
+            }
+        };
+        self.act_quant = quant;
+        r
     }
 
     /// y = LayerNorm(x)·w + b over rows of width D.
@@ -239,6 +322,29 @@ impl<'a> Pass<'a> {
         } else {
             let epi = Epilogue {
                 gelu: Some(exact),
+                ..Default::default()
+            };
+            self.linear_epi(x, w, post, epi);
+        }
+        Ok(())
+    }
+
+    /// post = ReLU(x·W + b) (OPT's fc1); the pre-activation is hook `hook`: ReLU runs in the
+    /// matmul's epilogue unless something looks at it.
+    pub fn linear_relu(
+        &mut self,
+        hook: Src,
+        x: &wgpu::Buffer,
+        w: &Linear,
+        (pre, post): (&wgpu::Buffer, &wgpu::Buffer),
+    ) -> Result<()> {
+        if self.touches(hook) {
+            self.linear(x, w, pre);
+            self.hook_point(hook, pre)?;
+            self.k.relu(&mut self.g, self.rows * w.n, pre, post);
+        } else {
+            let epi = Epilogue {
+                relu: true,
                 ..Default::default()
             };
             self.linear_epi(x, w, post, epi);

@@ -20,6 +20,7 @@ pub(crate) fn loader(arch: Arch) -> Loader {
         Arch::GptNeox => super::gpt_neox::load,
         Arch::Gemma3 => super::gemma3::load,
         Arch::Qwen3 => super::llama::load, // a Llama block with q/k norms (`attn.qk_norm`)
+        Arch::Opt => super::opt::load,
     }
 }
 

@@ -239,7 +239,8 @@ impl Model {
                 .map(|b| b * tmax + new[b].len() - 1)
                 .collect(),
         };
-        let (d, v, f) = (cfg.n_embd, cfg.vocab_size, 4u64);
+        // The head reads embed_dim-wide rows (OPT's project_out output; else the final norm's).
+        let (d, v, f) = (cfg.embed_dim, cfg.vocab_size, 4u64);
         let logits_rb = if head_rows.is_empty() {
             None
         } else {

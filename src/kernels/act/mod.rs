@@ -1,4 +1,4 @@
-//! Elementwise activations: gelu.wgsl (tanh and erf forms), swiglu.wgsl, add.wgsl; wrappers and
+//! Elementwise activations: gelu.wgsl (tanh and erf GELU, ReLU), swiglu.wgsl, add.wgsl; wrappers and
 //! CPU references. Depends on gpu and the kernels registry only.
 
 use super::{Kernels, Shader, P4};
@@ -51,6 +51,23 @@ impl Kernels {
             grid_1d(n, 256),
         );
         g.cost(10.0 * n as f64, 8.0 * n as f64);
+    }
+
+    /// y = max(x, 0) over n values (OPT's MLP; gelu.wgsl's mode 2).
+    pub fn relu(&self, g: &mut Graph, n: usize, x: &wgpu::Buffer, y: &wgpu::Buffer) {
+        g.dispatch(
+            "relu",
+            self.main_pipeline(&GELU),
+            &P4 {
+                a: n as u32,
+                b: 2,
+                c: 0,
+                d: 0,
+            },
+            vec![x.into(), y.into()],
+            grid_1d(n, 256),
+        );
+        g.cost(n as f64, 8.0 * n as f64);
     }
 
     /// post = silu(gate) · up from the fused `[rows, 2I]` gate|up buffer.
@@ -183,6 +200,25 @@ mod tests {
         check("gelu n=1000, |x| <= 30", &got, &want, TOL);
         // The same bound relative to the N(0, 3²) part alone (max|y| ~ 10 rather than 30).
         check("gelu, N(0,3^2) part", &got[200..], &want[200..], TOL);
+    }
+
+    /// ReLU over a size that is not a multiple of 256, with exact zeros, negatives and
+    /// positives: max(x, 0) exactly.
+    #[test]
+    fn relu_is_max_zero() {
+        let (ctx, kern) = setup();
+        let mut rng = StdRng::seed_from_u64(62);
+        let n = 777;
+        let mut x = randn(&mut rng, n, 3.0);
+        x[5] = 0.0;
+        x[6] = -0.0;
+        let (xb, y) = (upload(&ctx, &x), zeros(&ctx, n));
+        let mut g = Graph::default();
+        kern.relu(&mut g, n, &xb, &y);
+        run(&ctx, g);
+        let want: Vec<f32> = x.iter().map(|v| v.max(0.0)).collect();
+        assert!(want.iter().any(|&v| v > 0.0) && want.iter().filter(|&&v| v == 0.0).count() > 100);
+        assert_eq!(read(&ctx, &y, n), want, "relu");
     }
 
     #[test]

@@ -9,8 +9,12 @@ fn erf_as(v: f32) -> f32 {
     return select(r, -r, v < 0.0);
 }
 
-// mode 0: GPT-2's gelu_new (tanh argument clamped to ±15); mode 1: exact erf GELU.
+// mode 0: GPT-2's gelu_new (tanh argument clamped to ±15); mode 1: exact erf GELU;
+// mode 2: ReLU, max(v, 0) (OPT's MLP; not a GELU, but the same elementwise slot).
 fn gelu(v: f32, mode: u32) -> f32 {
+    if (mode == 2u) {
+        return max(v, 0.0);
+    }
     if (mode == 1u) {
         return 0.5 * v * (1.0 + erf_as(v * 0.7071067811865476));
     }

@@ -1,6 +1,6 @@
 // Shared by matmul.wgsl and matvec.wgsl (appended to each at build time): how B's weights are
 // read (f32, or f16 pairs with the W_F16 override), and what happens to one output value after
-// its dot product — bias, then GELU, then a residual add — so that a forward pass that captures
+// its dot product — bias, then GELU (or ReLU), then a residual add — so that a forward pass that captures
 // none of the intermediate hooks skips the separate gelu and add dispatches. Uses the including
 // kernel's `p`, `b`, `bias` and `resid`, and gelu_fn.wgsl.
 
@@ -18,6 +18,7 @@ fn wload(i: u32) -> f32 {
 const FLAG_GELU_TANH: u32 = 4u;
 const FLAG_GELU_ERF: u32 = 8u;
 const FLAG_RESID: u32 = 16u;
+const FLAG_RELU: u32 = 32u;
 
 fn epilogue(acc: f32, row: u32, col: u32) -> f32 {
     var o = acc;
@@ -28,6 +29,8 @@ fn epilogue(acc: f32, row: u32, col: u32) -> f32 {
         o = gelu(o, 0u);
     } else if ((p.flags & FLAG_GELU_ERF) != 0u) {
         o = gelu(o, 1u);
+    } else if ((p.flags & FLAG_RELU) != 0u) {
+        o = gelu(o, 2u);
     }
     if ((p.flags & FLAG_RESID) != 0u) {
         o = o + resid[row * p.n + col];

@@ -75,6 +75,8 @@ pub const MATMUL_GELU_TANH: u32 = 4;
 pub const MATMUL_GELU_ERF: u32 = 8;
 /// Add the residual binding to the output.
 pub const MATMUL_RESID: u32 = 16;
+/// ReLU after the bias (OPT's fc1), when no GELU is asked for.
+pub const MATMUL_RELU: u32 = 32;
 
 /// What a matmul does to each output after the dot product (epilogue.wgsl): GELU (tanh or erf
 /// form) after the bias, then add a residual `[m, n]`.
@@ -86,6 +88,8 @@ pub struct Epilogue<'a> {
     pub gelu: Option<bool>,
     /// Residual `[m, n]` added last.
     pub resid: Option<&'a wgpu::Buffer>,
+    /// ReLU after the bias (with `gelu` None).
+    pub relu: bool,
     /// B holds f16 pairs packed in u32 words.
     pub b_f16: bool,
 }
@@ -146,7 +150,7 @@ impl Kernels {
     ) {
         assert!(
             kind != MatmulKernel::Naive
-                || (epi.gelu.is_none() && epi.resid.is_none() && !epi.b_f16),
+                || (epi.gelu.is_none() && epi.resid.is_none() && !epi.b_f16 && !epi.relu),
             "the naive matmul has no epilogue and reads f32 only"
         );
         let flags = if bias.is_some() { MATMUL_BIAS } else { 0 }
@@ -156,7 +160,8 @@ impl Kernels {
                 Some(true) => MATMUL_GELU_ERF,
                 None => 0,
             }
-            | if epi.resid.is_some() { MATMUL_RESID } else { 0 };
+            | if epi.resid.is_some() { MATMUL_RESID } else { 0 }
+            | if epi.relu { MATMUL_RELU } else { 0 };
         let params = P4 {
             a: m as u32,
             b: n as u32,

@@ -169,8 +169,8 @@ fn matvec_tiled_and_naive_kernels_agree() {
     }
 }
 
-/// The matmul epilogue (epilogue.wgsl): bias, then GELU (tanh and erf forms), then a residual
-/// add, on the tiled and the matvec kernel, against the CPU.
+/// The matmul epilogue (epilogue.wgsl): bias, then GELU (tanh and erf forms) or ReLU, then a
+/// residual add, on the tiled and the matvec kernel, against the CPU.
 #[test]
 fn matmul_epilogue_gelu_and_residual() {
     let (ctx, kern) = setup();
@@ -186,7 +186,8 @@ fn matmul_epilogue_gelu_and_residual() {
             upload(&ctx, &bias),
             upload(&ctx, &res),
         );
-        for exact in [false, true] {
+        for act in 0..3 {
+            let (exact, relu) = (act == 1, act == 2);
             let mut want = vec![0f64; m * n];
             for i in 0..m {
                 for j in 0..n {
@@ -194,7 +195,9 @@ fn matmul_epilogue_gelu_and_residual() {
                     for kk in 0..k {
                         s += a[i * k + kk] as f64 * b[kk * n + j] as f64;
                     }
-                    let g = if exact {
+                    let g = if relu {
+                        s.max(0.0)
+                    } else if exact {
                         0.5 * s * (1.0 + libm::erf(s / std::f64::consts::SQRT_2))
                     } else {
                         0.5 * s
@@ -209,8 +212,9 @@ fn matmul_epilogue_gelu_and_residual() {
             let c = zeros(&ctx, m * n);
             let mut g = Graph::default();
             let epi = Epilogue {
-                gelu: Some(exact),
+                gelu: (!relu).then_some(exact),
                 resid: Some(&rb),
+                relu,
                 ..Default::default()
             };
             kern.matmul_epi(
@@ -227,7 +231,7 @@ fn matmul_epilogue_gelu_and_residual() {
             );
             run(&ctx, g);
             check(
-                &format!("{m}x{n}x{k} gelu erf {exact} + residual"),
+                &format!("{m}x{n}x{k} gelu erf {exact} relu {relu} + residual"),
                 &read(&ctx, &c, m * n),
                 &want,
                 TOL_MATMUL,
