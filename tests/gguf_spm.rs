@@ -136,7 +136,8 @@ fn synthetic_bos_follows_the_file() {
     assert!(tok.special_suffix().is_empty());
     assert!(tok.describe_special(true).contains("<s> (id 1)"));
     assert!(
-        tok.special_origin().contains("without tokenizer.ggml.add_bos_token"),
+        tok.special_origin()
+            .contains("without tokenizer.ggml.add_bos_token"),
         "{}",
         tok.special_origin()
     );
@@ -147,7 +148,14 @@ fn synthetic_bos_follows_the_file() {
     assert!(tok.special_origin().contains("add_bos_token = true"));
     // Exactly one BOS: the text's own `<bos>` is kept as a second one, as transformers does.
     assert_eq!(tok.encode("<bos>hi").unwrap()[..2], [2, 2]);
-    assert_eq!(tok.encode("hi").unwrap().iter().filter(|&&i| i == 2).count(), 1);
+    assert_eq!(
+        tok.encode("hi")
+            .unwrap()
+            .iter()
+            .filter(|&&i| i == 2)
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -156,7 +164,8 @@ fn synthetic_byte_fallback_round_trips_and_streams() {
         let (tok, _) = synthetic(name);
         // Characters the tiny vocabulary lacks come out as <0xXX> tokens; decoding and
         // streaming must put the bytes back together.
-        for text in ["東京 🙂 Ωmega", "日本語のテキスト", "👨‍👩‍👧", "x\u{10FFFF}y"] {
+        for text in ["東京 🙂 Ωmega", "日本語のテキスト", "👨‍👩‍👧", "x\u{10FFFF}y"]
+        {
             let ids = tok.encode_with_special(text, false).unwrap();
             assert!(ids.len() > text.chars().count(), "{name} {text:?}: {ids:?}");
             assert_eq!(tok.decode(&ids).unwrap(), text, "{name}");
@@ -207,10 +216,7 @@ fn gemma3_270m_matches_transformers() {
     let reference = json("gemma3-270m-ids.json");
     let cases = reference["cases"].as_array().unwrap();
     assert!(cases.len() >= 60);
-    let round_trips = cases
-        .iter()
-        .filter(|c| c["decoded"] == c["text"])
-        .count();
+    let round_trips = cases.iter().filter(|c| c["decoded"] == c["text"]).count();
     eprintln!(
         "{} strings; decode(encode(s)) == s for {round_trips} of them",
         cases.len()

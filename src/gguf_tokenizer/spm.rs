@@ -87,14 +87,23 @@ pub fn generate_merges(
     vocab: &Vocab,
     score: impl Fn(u32) -> f64,
 ) -> Vec<(String, String)> {
-    let mut seen = HashSet::with_capacity(pieces.len());
-    let mut merges: Vec<(&str, &str, f64, usize, usize)> = Vec::new();
+    // (left, right, score, chars of left, chars of right, position): the position breaks ties,
+    // making the unstable sort below behave as Python's stable one.
+    let mut merges: Vec<(&str, &str, f64, u32, u32, u32)> = Vec::new();
     let mut local: Vec<(u32, u32, &str, &str)> = Vec::new();
-    for piece in pieces {
-        if !seen.insert(piece.as_str()) {
+    let mut dups: HashSet<&str> = HashSet::new();
+    for (i, piece) in pieces.iter().enumerate() {
+        let last = vocab[piece.as_str()];
+        // Only a piece's first occurrence counts; earlier ones of a repeated piece are in dups.
+        let first = if last as usize != i {
+            dups.insert(piece.as_str())
+        } else {
+            dups.is_empty() || !dups.contains(piece.as_str())
+        };
+        if !first {
             continue;
         }
-        let s = score(vocab[piece.as_str()]);
+        let s = score(last);
         local.clear();
         for (k, _) in piece.char_indices().skip(1) {
             let (l, r) = piece.split_at(k);
@@ -102,17 +111,26 @@ pub fn generate_merges(
                 local.push((il, ir, l, r));
             }
         }
-        local.sort_by_key(|&(il, ir, _, _)| (il, ir));
+        local.sort_unstable_by_key(|&(il, ir, _, _)| (il, ir));
         for &(_, _, l, r) in &local {
-            merges.push((l, r, s, l.chars().count(), r.chars().count()));
+            let n = merges.len() as u32;
+            merges.push((
+                l,
+                r,
+                s,
+                l.chars().count() as u32,
+                r.chars().count() as u32,
+                n,
+            ));
         }
     }
-    // Python's sorted(..., reverse=True) is stable: equal keys keep their order.
-    merges.sort_by(|a, b| {
+    // Python's sorted(key, reverse=True) is stable: equal keys keep their order.
+    merges.sort_unstable_by(|a, b| {
         b.2.partial_cmp(&a.2)
             .unwrap_or(Ordering::Equal)
             .then(b.3.cmp(&a.3))
             .then(b.4.cmp(&a.4))
+            .then(a.5.cmp(&b.5))
     });
     merges
         .into_iter()
