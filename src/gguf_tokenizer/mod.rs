@@ -24,7 +24,9 @@
 //!   present, else derived from the vocabulary as transformers' `generate_merges` does: every
 //!   split of a piece into two pieces, ordered by the piece's `tokenizer.ggml.scores` — for
 //!   Gemma (`general.architecture` = `gemma`, `gemma2`, `gemma3`) by its position in the file
-//!   instead, Gemma's scores not following its merge order.
+//!   instead, Gemma's scores not following its merge order (Gemma-3-270M's NORMAL pieces have
+//!   scores falling strictly with position, so for it both orders, and llama.cpp's score-driven
+//!   SentencePiece merging, agree).
 //! * Llama and other architectures (`LlamaTokenizer`): pre-tokenizer `Metaspace("▁",
 //!   prepend_scheme="first")` — spaces become "▁" and a "▁" goes before the text unless it
 //!   starts with a space or follows a special token; no normalizer; no unk token in the model
