@@ -349,3 +349,36 @@ fn the_doc_lists_every_row() {
         missing.join("\n")
     );
 }
+
+/// A SentencePiece (`llama`) vocabulary: add_space_prefix must say what the tokenizer does for the
+/// architecture (a "▁" before the text for `llama`), remove_extra_whitespaces is read by neither
+/// transformers nor llama.cpp for it.
+#[test]
+fn sentencepiece_space_keys_follow_the_tokenizer() {
+    let mut base = tiny();
+    base.set("tokenizer.ggml.model", V::String("llama".into()));
+    let want = json(&ok(&base, "spm-base"));
+    for (i, (key, v)) in [
+        ("tokenizer.ggml.add_space_prefix", true),
+        ("tokenizer.ggml.remove_extra_whitespaces", true),
+        ("tokenizer.ggml.remove_extra_whitespaces", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut b = base.clone();
+        b.set(key, V::Bool(v));
+        assert_eq!(json(&ok(&b, &format!("spm-ok-{i}"))), want, "{key} = {v}");
+    }
+    let mut b = base.clone();
+    b.set("tokenizer.ggml.add_space_prefix", V::Bool(false));
+    refused(
+        &b,
+        "spm-no-prefix",
+        &[
+            "tokenizer.ggml.add_space_prefix",
+            "false",
+            "by architecture",
+        ],
+    );
+}
