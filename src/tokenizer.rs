@@ -170,6 +170,24 @@ impl Tokenizer {
         self.decode_with_special(&[id], true).unwrap_or_default()
     }
 
+    /// Whether `id` is a special token (left out of [`Tokenizer::decode`]).
+    pub fn is_special(&self, id: u32) -> bool {
+        self.inner
+            .id_to_token(id)
+            .is_some_and(|t| self.inner.get_added_vocabulary().is_special_token(&t))
+    }
+
+    /// Whether `id` is a SentencePiece byte-fallback token (`<0xE2>`): one byte of a character
+    /// the vocabulary has no piece for.
+    pub fn is_byte_token(&self, id: u32) -> bool {
+        self.inner.id_to_token(id).is_some_and(|t| {
+            t.len() == 6
+                && t.starts_with("<0x")
+                && t.ends_with('>')
+                && t[3..5].bytes().all(|b| b.is_ascii_hexdigit())
+        })
+    }
+
     pub fn token_to_id(&self, tok: &str) -> Option<u32> {
         self.inner.token_to_id(tok)
     }
@@ -204,7 +222,9 @@ fn added_around_text(inner: &tokenizers::Tokenizer) -> Result<(Vec<u32>, Vec<u32
 ///
 /// Each step decodes a short window: the tokens since the last point where all text was complete,
 /// plus the token before it as context (decoders such as Metaspace treat a sequence's first token
-/// differently).
+/// differently) — or, when that text ended in SentencePiece byte-fallback tokens (`<0xF0>`) or
+/// special tokens, everything from the last token that is neither (a run of bytes is decoded as
+/// one; a special token gives no context).
 pub struct TextStream<'a> {
     tok: &'a Tokenizer,
     /// Context token(s), then the tokens whose text is not yet all shown.
@@ -235,10 +255,18 @@ impl<'a> TextStream<'a> {
         let whole = tail.trim_end_matches('\u{FFFD}');
         let new = whole.to_string();
         if whole.len() == tail.len() {
-            // Everything decoded is whole: keep only the last token, as context.
-            let last = self.window[self.window.len() - 1];
-            self.window.clear();
-            self.window.push(last);
+            // Everything decoded is whole: keep only the last token as context — or, when the
+            // text ends in byte-fallback tokens or special tokens, from the last token that is
+            // neither. A ByteFallback decoder turns a whole run of bytes into U+FFFDs when any
+            // byte of it is invalid, so a run must never be cut; a special token decodes to
+            // nothing, and a decoder that strips the text's first space (SentencePiece) would
+            // then strip the next token's.
+            let keep = self
+                .window
+                .iter()
+                .rposition(|&id| !self.tok.is_byte_token(id) && !self.tok.is_special(id))
+                .unwrap_or(0);
+            self.window.drain(..keep.min(self.window.len() - 1));
             self.shown = self.tok.decode(&self.window)?;
         } else {
             self.shown.push_str(whole);

@@ -151,7 +151,6 @@ fn ignored_cases() -> Vec<(&'static str, V)> {
     .into_iter()
     .map(|k| (k, s("some text")))
     .collect();
-    let vocab = TINY.vocab;
     v.extend([
         ("general.file_type", U32(15)),
         ("general.tags", strs(&["text-generation"])),
@@ -161,7 +160,6 @@ fn ignored_cases() -> Vec<(&'static str, V)> {
         ("general.mystery", s("some text")),
         ("llama.rope.scaling.original_context_length", U32(8192)),
         ("llama.rope.scaling.finetuned", Bool(true)),
-        ("tokenizer.ggml.scores", Array(vec![F32(-1.0); vocab])),
         ("tokenizer.ggml.eot_token_id", U32(1)),
         ("tokenizer.ggml.eom_token_id", U32(1)),
         ("tokenizer.ggml.seperator_token_id", U32(1)),
@@ -197,6 +195,7 @@ const APPLIED: &[&str] = &[
     "tokenizer.ggml.tokens",
     "tokenizer.ggml.token_type",
     "tokenizer.ggml.merges",
+    "tokenizer.ggml.scores",
     "tokenizer.ggml.bos_token_id",
     "tokenizer.ggml.eos_token_id",
     "tokenizer.ggml.unknown_token_id",
@@ -365,5 +364,38 @@ fn the_doc_lists_every_row() {
         "{} lacks:\n{}",
         p.display(),
         missing.join("\n")
+    );
+}
+
+/// A SentencePiece (`llama`) vocabulary: add_space_prefix must say what the tokenizer does for the
+/// architecture (a "▁" before the text for `llama`), remove_extra_whitespaces is read by neither
+/// transformers nor llama.cpp for it.
+#[test]
+fn sentencepiece_space_keys_follow_the_tokenizer() {
+    let mut base = tiny();
+    base.set("tokenizer.ggml.model", V::String("llama".into()));
+    let want = json(&ok(&base, "spm-base"));
+    for (i, (key, v)) in [
+        ("tokenizer.ggml.add_space_prefix", true),
+        ("tokenizer.ggml.remove_extra_whitespaces", true),
+        ("tokenizer.ggml.remove_extra_whitespaces", false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut b = base.clone();
+        b.set(key, V::Bool(v));
+        assert_eq!(json(&ok(&b, &format!("spm-ok-{i}"))), want, "{key} = {v}");
+    }
+    let mut b = base.clone();
+    b.set("tokenizer.ggml.add_space_prefix", V::Bool(false));
+    refused(
+        &b,
+        "spm-no-prefix",
+        &[
+            "tokenizer.ggml.add_space_prefix",
+            "false",
+            "by architecture",
+        ],
     );
 }

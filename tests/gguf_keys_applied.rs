@@ -371,15 +371,38 @@ fn tokenizer_keys_are_applied() {
             "{key}"
         );
     }
-    // model: only byte-level BPE
+    // model: byte-level BPE or SentencePiece ("llama": the file's merges, "▁" prepended and
+    // dropped here, the vocabulary having neither it nor byte tokens); others are refused
     let mut m = b.clone();
     m.set("tokenizer.ggml.model", s("llama"));
+    assert_eq!(ids(&build(&m, "spm.gguf").unwrap(), "1234"), vec![6]);
+    // scores: a SentencePiece file without merges merges by them, best first
+    let pieces = ["\u{2581}", "a", "b", "c", "ab", "bc"];
+    let mut sp = b.clone();
+    sp.set("tokenizer.ggml.model", s("llama"))
+        .remove("tokenizer.ggml.merges")
+        .set("tokenizer.ggml.tokens", strs(&pieces))
+        .set("tokenizer.ggml.token_type", i32s(&[1; 6]))
+        .set("llama.vocab_size", V::U32(6));
+    let f32s = |xs: &[f32]| V::Array(xs.iter().map(|&x| V::F32(x)).collect());
+    for (scores, want) in [
+        ([0.0, 0.0, 0.0, 0.0, -1.0, -2.0], vec![0, 4, 3]),
+        ([0.0, 0.0, 0.0, 0.0, -2.0, -1.0], vec![0, 1, 5]),
+    ] {
+        sp.set("tokenizer.ggml.scores", f32s(&scores));
+        assert_eq!(
+            ids(&build(&sp, "scores.gguf").unwrap(), "abc"),
+            want,
+            "{scores:?}"
+        );
+    }
+    m.set("tokenizer.ggml.model", s("t5"));
     let e = format!(
         "{:#}",
-        build(&m, "spm.gguf").expect_err("llama tokenizer must be refused")
+        build(&m, "t5.gguf").expect_err("t5 tokenizer must be refused")
     );
     assert!(
-        e.contains("tokenizer.ggml.model") && e.contains("\"llama\""),
+        e.contains("tokenizer.ggml.model") && e.contains("\"t5\""),
         "{e}"
     );
     // add_bos_token: read for the BOS handling

@@ -93,15 +93,30 @@ fn restricted_ok(g: &GgufFile, cfg: &ModelConfig, key: &str, v: &GgufValue) -> b
         "llama.attention.causal" => v.as_bool() == Some(true),
         "llama.embedding_length_out" => int == Some(cfg.n_embd as i128),
         "tokenizer.ggml.token_type_count" => matches!(int, Some(0 | 1)),
-        "tokenizer.ggml.add_eos_token"
-        | "tokenizer.ggml.add_sep_token"
-        | "tokenizer.ggml.add_space_prefix"
-        | "tokenizer.ggml.remove_extra_whitespaces" => v.as_bool() == Some(false),
+        "tokenizer.ggml.add_eos_token" | "tokenizer.ggml.add_sep_token" => {
+            v.as_bool() == Some(false)
+        }
+        "tokenizer.ggml.add_space_prefix" => v.as_bool() == Some(prepends_space(g)),
+        "tokenizer.ggml.remove_extra_whitespaces" => {
+            v.as_bool() == Some(false) || (is_spm(g) && v.as_bool().is_some())
+        }
         "split.count" => int == Some(1),
         "split.no" => int == Some(0),
         "split.tensors.count" => int == Some(g.tensors().len() as i128),
         _ => false,
     }
+}
+
+/// Whether `g` has a SentencePiece (`tokenizer.ggml.model = "llama"`) vocabulary.
+fn is_spm(g: &GgufFile) -> bool {
+    g.get("tokenizer.ggml.model").and_then(GgufValue::as_str) == Some("llama")
+}
+
+/// Whether the tokenizer built for `g` puts a "▁" before the text (see `gguf_tokenizer::spm`).
+fn prepends_space(g: &GgufFile) -> bool {
+    is_spm(g)
+        && g.architecture()
+            .is_ok_and(|a| crate::gguf_tokenizer::spm::Flavour::of(a).prepends_space())
 }
 
 /// Check every metadata key of `g` (GGUF architecture `arch`, with its own rows `own`) against

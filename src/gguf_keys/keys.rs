@@ -19,7 +19,8 @@ pub(super) const MOE: &str =
     "mixture-of-experts routing is not implemented (dense SwiGLU MLP only)";
 pub(super) const SWA: &str = "sliding-window / per-layer attention geometry is not implemented (every layer attends to all previous positions)";
 pub(super) const NOT_LLAMA: &str = "llama.cpp does not read this key for `llama` (it belongs to other architectures); its intended effect on this model is unknown";
-pub(super) const SPM_ONLY: &str = "must be false: it applies to SentencePiece/Unigram tokenizers; the byte-level BPE tokenizer built here (as llama.cpp's and transformers' for `gpt2` vocabularies) never does it";
+pub(super) const SPM_ONLY: &str = "false, or any value for a SentencePiece (`llama`) vocabulary, whose tokenizer (transformers' and llama.cpp's) does not read it; the byte-level BPE tokenizer of a `gpt2` vocabulary never removes whitespace";
+pub(super) const SPACE_PREFIX: &str = "must say what the tokenizer does, which transformers decides by architecture, not by this key: false for `gpt2` vocabularies and SentencePiece Gemma files, true for other SentencePiece (`llama`) files (llama.cpp would follow the key)";
 
 /// The audit table. `{arch}` keys are spelled with `llama.`, the only architecture accepted.
 pub const KEYS: &[KeyRule] = &[
@@ -114,12 +115,12 @@ pub const KEYS: &[KeyRule] = &[
     r("llama.swiglu_clamp_exp", Refused, NOT_LLAMA),
     r("llama.swiglu_clamp_shexp", Refused, NOT_LLAMA),
     // ------------------------------------------------------------------ tokenizer.*
-    r("tokenizer.ggml.model", Applied, "`gpt2` (byte-level BPE) only; `llama` (SentencePiece) and others are refused by the GGUF tokenizer"),
+    r("tokenizer.ggml.model", Applied, "`gpt2` (byte-level BPE) or `llama` (SentencePiece: BPE with byte fallback, as transformers rebuilds it; see gguf_tokenizer); `t5`, `gemma4` and others are refused by the GGUF tokenizer"),
     r("tokenizer.ggml.pre", Applied, "selects the pre-tokenizer split regex (see gguf_tokenizer::split_regex)"),
     r("tokenizer.ggml.tokens", Applied, "the vocabulary (id = index)"),
     r("tokenizer.ggml.token_type", Applied, "CONTROL tokens become special tokens, USER_DEFINED tokens added tokens"),
     r("tokenizer.ggml.merges", Applied, "BPE merges, in rank order"),
-    r("tokenizer.ggml.scores", Ignored, "SentencePiece piece scores; a `gpt2` BPE vocabulary is driven by the merges (llama.cpp and transformers ignore the scores for it too)"),
+    r("tokenizer.ggml.scores", Applied, "SentencePiece (`llama`) piece scores: the merge order of a file without merges (Gemma files: the piece order instead, as in transformers); a `gpt2` vocabulary is driven by its merges and ignores them"),
     r("tokenizer.ggml.token_type_count", Restricted, "0 or 1 only: more token types are BERT segment embeddings, which a llama model does not have"),
     r("tokenizer.ggml.bos_token_id", Applied, "BOS token (a special token; BOS insertion follows add_bos_token)"),
     r("tokenizer.ggml.eos_token_id", Applied, "EOS token: a special token and where `generate` stops"),
@@ -128,7 +129,7 @@ pub const KEYS: &[KeyRule] = &[
     r("tokenizer.ggml.add_bos_token", Applied, "whether BOS is prepended (BOS handling, gguf_tokenizer::GgufSpecialTokens)"),
     r("tokenizer.ggml.add_eos_token", Restricted, "false only: appending EOS to every prompt is not implemented"),
     r("tokenizer.ggml.add_sep_token", Restricted, "false only: appending SEP (BERT) is not implemented"),
-    r("tokenizer.ggml.add_space_prefix", Restricted, SPM_ONLY),
+    r("tokenizer.ggml.add_space_prefix", Restricted, SPACE_PREFIX),
     r("tokenizer.ggml.remove_extra_whitespaces", Restricted, SPM_ONLY),
     r("tokenizer.ggml.precompiled_charsmap", Refused, "a Unigram (T5) normalizer, not used by byte-level BPE"),
     r("tokenizer.ggml.eot_token_id", Ignored, "end-of-turn marker for chat front ends; `generate` stops at eos_token_id (as transformers' GGUF loader, which reads only bos/eos/unk/pad)"),

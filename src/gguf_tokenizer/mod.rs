@@ -1,7 +1,8 @@
 //! A `tokenizers::Tokenizer` built from a GGUF file's metadata, the same one transformers builds
 //! (`AutoTokenizer.from_pretrained(dir, gguf_file=...)`, transformers 5.24,
-//! `integrations/gguf/gguf_tokenizer_mapping.py`) for byte-level BPE files
-//! (`tokenizer.ggml.model` = `"gpt2"`):
+//! `integrations/gguf/gguf_tokenizer_mapping.py`).
+//!
+//! # Byte-level BPE (`tokenizer.ggml.model` = `"gpt2"`, [`bpe`])
 //!
 //! * model: BPE over `tokenizer.ggml.tokens` (id = index) and `tokenizer.ggml.merges`
 //!   (`"a b"` pairs, in rank order); no unk token, no byte fallback. A token that is not spelled
@@ -13,30 +14,65 @@
 //!   (llama.cpp splits `"smollm"` digits one by one; SmolLM2's vocabulary has no multi-digit
 //!   tokens, so the ids agree on digits either way.)
 //! * decoder: `ByteLevel`; no normalizer.
-//! * post-processor: when the file has `tokenizer.ggml.add_bos_token` or `add_eos_token`, a
+//! * added tokens: every token of type CONTROL (3) whose spelling is in the byte alphabet as a
+//!   special token; every USER_DEFINED (4) token in the vocabulary as a non-special added token.
+//!
+//! # SentencePiece (`tokenizer.ggml.model` = `"llama"`, [`spm`])
+//!
+//! * model: BPE with byte fallback (a character outside the vocabulary becomes its UTF-8 bytes'
+//!   `<0xXX>` tokens) over the pieces (id = index). The merges are `tokenizer.ggml.merges` when
+//!   present, else derived from the vocabulary as transformers' `generate_merges` does: every
+//!   split of a piece into two pieces, ordered by the piece's `tokenizer.ggml.scores` — for
+//!   Gemma (`general.architecture` = `gemma`, `gemma2`, `gemma3`) by its position in the file
+//!   instead, Gemma's scores not following its merge order (Gemma-3-270M's NORMAL pieces have
+//!   scores falling strictly with position, so for it both orders, and llama.cpp's score-driven
+//!   SentencePiece merging, agree).
+//! * Llama and other architectures (`LlamaTokenizer`): pre-tokenizer `Metaspace("▁",
+//!   prepend_scheme="first")` — spaces become "▁" and a "▁" goes before the text unless it
+//!   starts with a space or follows a special token; no normalizer; no unk token in the model
+//!   (a character with neither a piece nor byte tokens is dropped). Decoder: "▁" → " ",
+//!   `ByteFallback`, `Fuse`, and one leading space stripped.
+//! * Gemma (`GemmaTokenizer`): normalizer " " → "▁", nothing prepended; model unk `<unk>`;
+//!   whitespace-only pieces with a space, stored as real spaces (`"  "`), are looked up as
+//!   "▁▁"; decoder "▁" → " ", `ByteFallback`, `Fuse`.
+//! * `phi3`: normalizer prepending "▁" to every text and replacing spaces; no pre-tokenizer.
+//! * added tokens: every CONTROL (3) token, and those of the class's default special tokens
+//!   (`<unk> <s> </s>`, Gemma `<unk> <bos> <eos> <pad> <mask>`) that the vocabulary has, as
+//!   special tokens; USER_DEFINED (4) tokens in the vocabulary (Gemma's `\n`, `<table>`, ...) as
+//!   non-special added tokens; UNKNOWN/UNUSED/BYTE types change nothing.
+//! * `tokenizer.ggml.add_space_prefix` is read by neither transformers nor this module: the
+//!   architecture decides (Llama: prepend, Gemma: not). llama.cpp follows the flag instead, so
+//!   the two disagree on a `llama` file saying `false` (transformers and this module still
+//!   prepend "▁"). Gemma files say `false`, Llama-2 files `true`: they agree there.
+//! * `tokenizer.ggml.add_bos_token` absent means true (as transformers and llama.cpp do for
+//!   SentencePiece vocabularies). Gemma-3 says true: every prompt starts with `<bos>` (id 2).
+//! * Differences from transformers, all on files unlike any real one: a default special token
+//!   the vocabulary lacks (`<s>` in a vocabulary without it) is not added (transformers appends
+//!   it as a new id past the model's vocabulary), a whitespace-only CONTROL token is not
+//!   added, and a `tokenizer.ggml.pre` naming a byte-level split regex is refused (transformers
+//!   would swap the Metaspace pre-tokenizer for it).
+//!
+//! # Both
+//!
+//! * post-processor: when add_bos (see above) or `tokenizer.ggml.add_eos_token` is set, a
 //!   `TemplateProcessing` putting the BOS (`bos_token_id`) before the text and the EOS
 //!   (`eos_token_id`) after it as those flags say (transformers' `update_post_processor`; a flag
 //!   whose token id is missing adds nothing); llama.cpp honours both flags the same way. Without
-//!   either key nothing is added, as transformers does; llama.cpp then adds a BOS for some
-//!   `tokenizer.ggml.pre` values (`llama-bpe`, ...), which [`GgufSpecialTokens::origin`] mentions.
-//!   SmolLM2's file says `add_bos_token = false`: no BOS, in transformers and llama.cpp alike.
-//! * added tokens: every token of type CONTROL (3) whose spelling is in the byte alphabet, and
-//!   the tokens of `bos/eos/unknown/padding_token_id`, as special tokens (`normalized=false`);
-//!   every USER_DEFINED (4) token in the vocabulary as a non-special added token.
+//!   either key a byte-level file gets nothing, as transformers does; llama.cpp then adds a BOS
+//!   for some `tokenizer.ggml.pre` values (`llama-bpe`, ...), which [`GgufSpecialTokens::origin`]
+//!   mentions. SmolLM2's file says `add_bos_token = false`: no BOS, in transformers and llama.cpp.
+//! * the tokens of `bos/eos/unknown/padding_token_id` are special tokens (`normalized=false`).
 //!
-//! SentencePiece (`"llama"`) and other tokenizer models are a clear error.
+//! Other tokenizer models (`t5`, `gemma4`, `bert`, `rwkv`) are a clear error.
 //! File formats: depends on gguf and tokenizer; never on wgpu or models.
 
-use std::collections::HashSet;
+pub mod bpe;
+pub mod spm;
+
+pub use bpe::{bytes_to_unicode, split_regex};
 
 use anyhow::{anyhow, bail, Context, Result};
-use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::{AddedToken, SplitDelimiterBehavior};
+use tokenizers::AddedToken;
 
 use crate::gguf::GgufFile;
 use crate::tokenizer::Tokenizer;
@@ -137,55 +173,42 @@ const LLAMA_CPP_BOS_BY_DEFAULT: &[&str] = &[
     "jina-v5-nano",
 ];
 
-/// GPT-2's `bytes_to_unicode`: the character byte `b` is spelled with in a byte-level vocabulary.
-pub fn bytes_to_unicode() -> [char; 256] {
-    let mut out = ['\0'; 256];
-    let mut n = 0u32;
-    for b in 0..256u32 {
-        let printable = (b'!' as u32..=b'~' as u32).contains(&b)
-            || (0xA1..=0xAC).contains(&b)
-            || (0xAE..=0xFF).contains(&b);
-        out[b as usize] = if printable {
-            char::from_u32(b).unwrap()
-        } else {
-            n += 1;
-            char::from_u32(255 + n).unwrap()
-        };
+/// A tokenizer model with its normalizer, pre-tokenizer and decoder, and the added tokens its
+/// vocabulary asks for (before the bos/eos/unk/pad tokens and the post-processor).
+pub(crate) struct Built {
+    tok: tokenizers::Tokenizer,
+    special: Vec<AddedToken>,
+    user_defined: Vec<AddedToken>,
+}
+
+/// `tokenizer.ggml.merges` (`"a b"`) as pairs; errors name the file and the merge.
+fn split_merges(file: &str, merges: &[&str]) -> Result<Vec<(String, String)>> {
+    merges
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| anyhow!("GGUF {file}: merge {i} {m:?} is not two tokens"))
+        })
+        .collect()
+}
+
+/// The special-token rule of `g`: [`GgufSpecialTokens::from_gguf`], with `add_bos` true when a
+/// SentencePiece file does not say (transformers' `get_gguf_tokenizer`, llama.cpp alike).
+pub fn special_tokens(g: &GgufFile) -> Result<GgufSpecialTokens> {
+    let mut ids = GgufSpecialTokens::from_gguf(g)?;
+    if g.get("tokenizer.ggml.model").and_then(|v| v.as_str()) == Some("llama") {
+        ids.add_bos.get_or_insert(true);
     }
-    out
+    Ok(ids)
 }
 
-const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const TEKKEN_SPLIT: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const GPT4O_SPLIT: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-const QWEN35_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-/// The split regex transformers (`GGUF_PRE_TOKENIZER_SPLITS`) uses for a `tokenizer.ggml.pre`
-/// value; `None` means GPT-2's plain ByteLevel pre-tokenizer.
-pub fn split_regex(pre: &str) -> Option<&'static str> {
-    Some(match pre {
-        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
-        | "lfm2" | "jina-v5-nano" | "dbrx" | "smaug-bpe" => LLAMA3_SPLIT,
-        "tekken" => TEKKEN_SPLIT,
-        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez" => QWEN2_SPLIT,
-        "qwen35" => QWEN35_SPLIT,
-        "gpt-4o" | "llama4" | "kanana2" | "talkie" | "minimax-m2" => GPT4O_SPLIT,
-        _ => return None,
-    })
-}
-
-/// Build the tokenizer a byte-level BPE GGUF describes (see the module docs).
+/// Build the tokenizer a GGUF describes (see the module docs).
 pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<tokenizers::Tokenizer> {
     let file = g.path().display().to_string();
     let model = g.get_str("tokenizer.ggml.model")?;
-    if model != "gpt2" {
-        bail!(
-            "GGUF {file}: tokenizer.ggml.model is {model:?}; only \"gpt2\" (byte-level BPE) is supported"
-        );
-    }
     let tokens = g.get_str_array("tokenizer.ggml.tokens")?;
-    let merges = g.get_str_array("tokenizer.ggml.merges")?;
     let token_types = match g.get("tokenizer.ggml.token_type") {
         Some(_) => g.get_i32_array("tokenizer.ggml.token_type")?,
         None => Vec::new(),
@@ -197,73 +220,19 @@ pub fn tokenizer_from_gguf(g: &GgufFile) -> Result<tokenizers::Tokenizer> {
             tokens.len()
         );
     }
-
-    let spelling = bytes_to_unicode();
-    let alphabet: HashSet<char> = spelling.iter().copied().collect();
-    let in_alphabet = |t: &str| t.chars().all(|c| alphabet.contains(&c));
-    let mut vocab = Vocab::default();
-    for (id, tok) in tokens.iter().enumerate() {
-        let spelled = if in_alphabet(tok) {
-            tok.to_string()
-        } else {
-            tok.bytes().map(|b| spelling[b as usize]).collect()
-        };
-        vocab.insert(spelled, id as u32);
-    }
-    let merges = merges
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            m.split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .ok_or_else(|| anyhow!("GGUF {file}: merge {i} {m:?} is not two tokens"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let vocab_has = |t: &str| vocab.contains_key(t);
-    let user_defined: Vec<AddedToken> = tokens
-        .iter()
-        .zip(&token_types)
-        .filter(|(t, &ty)| ty == TOKEN_TYPE_USER_DEFINED && vocab_has(t))
-        .map(|(t, _)| AddedToken::from(t.to_string(), false).normalized(false))
-        .collect();
-
-    let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .build()
-        .map_err(|e| anyhow!("GGUF {file}: building the BPE model: {e}"))?;
-    let mut tok = tokenizers::Tokenizer::new(bpe);
-
-    let pre = match g.get("tokenizer.ggml.pre") {
-        Some(_) => Some(g.get_str("tokenizer.ggml.pre")?),
-        None => None,
+    let Built {
+        mut tok,
+        mut special,
+        user_defined,
+    } = match model {
+        "gpt2" => bpe::build(g, &tokens, &token_types)?,
+        "llama" => spm::build(g, &tokens, &token_types)?,
+        _ => bail!(
+            "GGUF {file}: tokenizer.ggml.model is {model:?}; only \"gpt2\" (byte-level BPE) and \
+             \"llama\" (SentencePiece) are supported"
+        ),
     };
-    let pre_tokenizer: PreTokenizerWrapper = match pre.and_then(split_regex) {
-        Some(re) => {
-            let split = Split::new(
-                SplitPattern::Regex(re.to_string()),
-                SplitDelimiterBehavior::Isolated,
-                false,
-            )
-            .map_err(|e| anyhow!("compiling the {pre:?} split regex: {e}"))?;
-            Sequence::new(vec![
-                split.into(),
-                ByteLevel::new(false, true, false).into(),
-            ])
-            .into()
-        }
-        None => ByteLevel::new(false, true, true).into(),
-    };
-    tok.with_pre_tokenizer(Some(pre_tokenizer));
-    tok.with_decoder(Some(ByteLevelDecoder::default()));
-
-    // Special: CONTROL tokens spelled in the byte alphabet, then the bos/eos/unk/pad tokens.
-    let mut special: Vec<AddedToken> = tokens
-        .iter()
-        .zip(&token_types)
-        .filter(|(t, &ty)| ty == TOKEN_TYPE_CONTROL && in_alphabet(t))
-        .map(|(t, _)| AddedToken::from(t.to_string(), true).normalized(false))
-        .collect();
-    let ids = GgufSpecialTokens::from_gguf(g)?;
+    let ids = special_tokens(g)?;
     for id in [ids.bos, ids.eos, ids.unk, ids.pad].into_iter().flatten() {
         let t = tokens.get(id as usize).ok_or_else(|| {
             anyhow!(
@@ -337,6 +306,13 @@ pub fn load(g: &GgufFile) -> Result<Tokenizer> {
         Some(_) => Some(g.get_str("tokenizer.ggml.pre")?),
         None => None,
     };
-    let origin = GgufSpecialTokens::from_gguf(g)?.origin(pre);
+    let raw = GgufSpecialTokens::from_gguf(g)?;
+    let origin = if raw.add_bos.is_none() && g.get_str("tokenizer.ggml.model")? == "llama" {
+        "the GGUF, a SentencePiece (\"llama\") vocabulary without tokenizer.ggml.add_bos_token, \
+         which gets a BOS (transformers and llama.cpp alike)"
+            .to_string()
+    } else {
+        raw.origin(pre)
+    };
     Tokenizer::with_origin(inner, origin).with_context(|| format!("tokenizer of {file}"))
 }
