@@ -6,6 +6,7 @@
 //! every key and tensor. File-format layer: depends on config, gguf and gguf_keys; never on
 //! wgpu or models.
 
+mod gemma3;
 mod gpt_neox;
 mod llama;
 mod qwen2;
@@ -49,7 +50,7 @@ pub struct GgufArch {
 }
 
 /// Every GGUF architecture the engine runs.
-pub const ALL: &[&GgufArch] = &[&llama::SPEC, &qwen2::SPEC, &gpt_neox::SPEC];
+pub const ALL: &[&GgufArch] = &[&llama::SPEC, &qwen2::SPEC, &gpt_neox::SPEC, &gemma3::SPEC];
 
 /// The [`GgufArch`] of `g` (`general.architecture`); an error naming the value, the file and the
 /// supported architectures otherwise.

@@ -84,6 +84,10 @@ fn restricted_ok(g: &GgufFile, cfg: &ModelConfig, key: &str, v: &GgufValue) -> b
         }
         "llama.rope.dimension_count" => int == Some(cfg.head_dim() as i128),
         "gptneox.attention.head_count_kv" => int == Some(cfg.n_head as i128),
+        "gemma3.attention.value_length" | "gemma3.rope.dimension_count" => {
+            int == Some(cfg.head_dim() as i128)
+        }
+        "gemma3.final_logit_softcapping" | "gemma3.attn_logit_softcapping" => float == Some(0.0),
         "llama.rope.scaling.attn_factor" => float == Some(1.0),
         "llama.expert_count"
         | "llama.expert_used_count"
