@@ -178,3 +178,25 @@ fn qwen3_without_qk_norm_is_refused() {
     };
     assert!(e.contains("model.layers.1.self_attn.k_norm.weight"), "{e}");
 }
+
+/// The fixture as llama.cpp's own converter writes it (tests/fixtures/gguf-converted, f32):
+/// `general.architecture = "qwen3"`, `attention.key_length` = 12 ≠ d / heads, the q/k norms as
+/// `blk.N.attn_{q,k}_norm`. Every key and tensor passes the audit, every hook matches
+/// transformers as the safetensors checkpoint does, and the GGUF tokenizer gives the fixture's ids.
+#[test]
+fn qwen3_gguf_from_llama_cpp_matches_transformers() {
+    let p = fixtures_dir().join("gguf-converted/qwen3-odd-a.f32.gguf");
+    let model = Gpt2::load(ctx(), &p).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(model.cfg.arch, Arch::Qwen3);
+    assert_eq!((model.cfg.head_dim(), model.cfg.n_embd), (12, 48));
+    assert_all_hooks_match(&model, FX, T);
+    let prompts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures_dir().join(FX).join("prompts.json")).unwrap(),
+    )
+    .unwrap();
+    let tok = model.tokenizer.as_ref().expect("a GGUF tokenizer");
+    for p in prompts.as_array().unwrap() {
+        let want: Vec<u32> = serde_json::from_value(p["ids"].clone()).unwrap();
+        assert_eq!(tok.encode(p["text"].as_str().unwrap()).unwrap(), want);
+    }
+}

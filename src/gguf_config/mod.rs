@@ -10,6 +10,7 @@ mod gemma3;
 mod gpt_neox;
 mod llama;
 mod qwen2;
+mod qwen3;
 
 use anyhow::{bail, Context, Result};
 
@@ -50,7 +51,13 @@ pub struct GgufArch {
 }
 
 /// Every GGUF architecture the engine runs.
-pub const ALL: &[&GgufArch] = &[&llama::SPEC, &qwen2::SPEC, &gpt_neox::SPEC, &gemma3::SPEC];
+pub const ALL: &[&GgufArch] = &[
+    &llama::SPEC,
+    &qwen2::SPEC,
+    &gpt_neox::SPEC,
+    &gemma3::SPEC,
+    &qwen3::SPEC,
+];
 
 /// The [`GgufArch`] of `g` (`general.architecture`); an error naming the value, the file and the
 /// supported architectures otherwise.
