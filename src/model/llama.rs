@@ -6,10 +6,11 @@
 use anyhow::Result;
 
 use super::acts::Acts;
+use super::gated;
 use super::pass::Pass;
 use super::upload::{InputWidth, Linear, Uploader};
 use super::{Architecture, LinearWeight};
-use crate::analysis::{ModuleKind, ModuleWeight};
+use crate::analysis::ModuleWeight;
 use crate::config::ModelConfig;
 use crate::hooks::Src;
 use crate::rope::rope_tables;
@@ -32,6 +33,17 @@ struct Block {
     gate_up_proj: Linear,
     /// down_proj `[D, I]`.
     down_proj: Linear,
+}
+
+impl Block {
+    fn linears(&self) -> gated::Linears<'_> {
+        [
+            &self.qkv_proj,
+            &self.o_proj,
+            &self.gate_up_proj,
+            &self.down_proj,
+        ]
+    }
 }
 
 pub(crate) struct Llama {
@@ -161,61 +173,14 @@ impl Architecture for Llama {
     }
 
     fn linear_weights(&self) -> Vec<LinearWeight> {
-        let c = &self.cfg;
-        let (d, kvd, inner, qd) = (c.n_embd, c.kv_dim(), c.n_inner(), c.q_dim());
-        let mut out = Vec::new();
-        for (l, w) in self.blocks.iter().enumerate() {
-            let n = |s: &str| format!("model.layers.{l}.{s}.weight");
-            let part = LinearWeight::part;
-            out.push(part(n("self_attn.q_proj"), &w.qkv_proj, 0, qd));
-            out.push(part(n("self_attn.k_proj"), &w.qkv_proj, qd * d, kvd));
-            out.push(part(
-                n("self_attn.v_proj"),
-                &w.qkv_proj,
-                (qd + kvd) * d,
-                kvd,
-            ));
-            out.push(LinearWeight::whole(n("self_attn.o_proj"), &w.o_proj));
-            out.push(part(n("mlp.gate_proj"), &w.gate_up_proj, 0, inner));
-            out.push(part(n("mlp.up_proj"), &w.gate_up_proj, inner * d, inner));
-            out.push(LinearWeight::whole(n("mlp.down_proj"), &w.down_proj));
-        }
-        out
+        gated::linear_weights(&self.cfg, self.blocks.iter().map(Block::linears))
     }
 
     fn block_matmuls(&self) -> Vec<(&'static str, usize, usize, bool)> {
-        let Some(w) = self.blocks.first() else {
-            return Vec::new();
-        };
-        [
-            ("qkv", &w.qkv_proj),
-            ("attn out", &w.o_proj),
-            ("gate|up", &w.gate_up_proj),
-            ("mlp down", &w.down_proj),
-        ]
-        .map(|(s, l)| (s, l.n, l.k, l.b_t))
-        .to_vec()
+        gated::block_matmuls(self.blocks.first().map(Block::linears))
     }
 
     fn module_weights(&self, wf: &dyn WeightSource, l: usize) -> Result<Vec<ModuleWeight>> {
-        let mut out = Vec::new();
-        for (name, kind) in [
-            ("self_attn.q_proj", ModuleKind::Q),
-            ("self_attn.k_proj", ModuleKind::K),
-            ("self_attn.v_proj", ModuleKind::V),
-            ("self_attn.o_proj", ModuleKind::O),
-            ("mlp.gate_proj", ModuleKind::Gate),
-            ("mlp.up_proj", ModuleKind::Up),
-            ("mlp.down_proj", ModuleKind::Down),
-        ] {
-            // nn.Linear stores [out, in]: transposed to [in, out].
-            let w = wf.tensor(&format!("layers.{l}.{name}.weight"))?;
-            out.push(ModuleWeight {
-                layer: l,
-                kind,
-                weight: w.transposed(),
-            });
-        }
-        Ok(out)
+        gated::module_weights(wf, l)
     }
 }

@@ -6,6 +6,7 @@
 
 mod acts;
 mod attention;
+mod gated;
 pub(crate) mod gemma3;
 pub(crate) mod gpt2;
 pub(crate) mod gpt_neox;
