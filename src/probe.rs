@@ -131,6 +131,13 @@ pub fn summary_text(r: &Report, out: &Path) -> String {
             layers(&o.layers)
         ));
     }
+    if let Some(f) = crate::report::cross_model::f16_overflow(r) {
+        t.push(format!(
+            "beyond the f16 range: |h| up to {:.1} (> 65504) in layers {}: half-precision inference overflows to inf there",
+            f.max_abs,
+            crate::report::cross_model::layers_text(&f.layers)
+        ));
+    }
     let lc = &s.block_lifecycle;
     t.push(format!(
         "lifecycle: first layer {}, peak {}, last {}, vanishes at {}",

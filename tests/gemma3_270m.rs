@@ -188,4 +188,16 @@ fn gemma3_270m_probe_finds_the_reference_outliers() {
     );
     assert_eq!(s.outlier_tokens[0].position, 0);
     assert_eq!(s.top_sink_excess.as_ref().unwrap().key, 0);
+    // Beyond f16: the BOS token's channel 163 from layer 7 to the last (|h| up to 103,795).
+    let f = outlier_probe::report::cross_model::f16_overflow(&report).unwrap();
+    assert_eq!(f.layers, (7..18).collect::<Vec<_>>());
+    assert!(
+        (f.max_abs - 103_794.86).abs() <= 0.02 * 103_794.86 / 100.0,
+        "{f:?}"
+    );
+    let md = std::fs::read_to_string(out.0.join("report.md")).unwrap();
+    assert!(
+        md.contains("Beyond the f16 range"),
+        "report.md does not say so"
+    );
 }

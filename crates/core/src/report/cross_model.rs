@@ -11,6 +11,45 @@ use crate::analysis::ActivationStats;
 /// Largest finite half-precision value: activations above it overflow to infinity in f16.
 pub const F16_MAX: f32 = 65504.0;
 
+/// Where a report's activations leave the f16 range: the layers whose block output or MLP
+/// intermediate holds an entry with |h| > [`F16_MAX`] (in any detailed sequence), and the largest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct F16Overflow {
+    /// Layers, ascending.
+    pub layers: Vec<usize>,
+    /// The largest |h| among them.
+    pub max_abs: f32,
+}
+
+/// `None` when every captured activation fits in f16 (|h| ≤ 65,504); else where it does not.
+/// Half-precision inference of such a model turns those entries into ±inf.
+pub fn f16_overflow(r: &Report) -> Option<F16Overflow> {
+    let mut layers = std::collections::BTreeSet::new();
+    let mut max_abs = 0f32;
+    for q in &r.sequences {
+        for l in &q.layers {
+            for s in [&l.block_output, &l.mlp].into_iter().flatten() {
+                if let Some(e) = s.top.first().filter(|e| e.abs > F16_MAX) {
+                    layers.insert(l.layer);
+                    max_abs = max_abs.max(e.abs);
+                }
+            }
+        }
+    }
+    (!layers.is_empty()).then(|| F16Overflow {
+        layers: layers.into_iter().collect(),
+        max_abs,
+    })
+}
+
+/// The layers as "a–b" when contiguous, else a list.
+pub fn layers_text(l: &[usize]) -> String {
+    match (l.first(), l.last()) {
+        (Some(a), Some(b)) if l.len() == b - a + 1 => format!("{a}–{b}"),
+        _ => format!("{l:?}"),
+    }
+}
+
 /// The rows of the table, in order (the first cell of each row).
 pub const ROWS: [&str; 11] = [
     "model",
@@ -65,13 +104,6 @@ fn thousands(x: f32) -> String {
         format!("-{out}")
     } else {
         out
-    }
-}
-
-fn layers_text(l: &[usize]) -> String {
-    match (l.first(), l.last()) {
-        (Some(a), Some(b)) if l.len() == b - a + 1 => format!("{a}–{b}"),
-        _ => format!("{l:?}"),
     }
 }
 
@@ -168,21 +200,15 @@ pub fn cells(r: &Report) -> Vec<String> {
         opt(lc.last_layer),
         opt(lc.vanish_layer)
     ));
-    let over: Vec<usize> = stats
-        .iter()
-        .filter(|(_, b)| b.top.first().is_some_and(|e| e.abs > F16_MAX))
-        .map(|(l, _)| *l)
-        .collect();
     let max = peak.and_then(|(_, b)| b.top.first()).map_or(0.0, |e| e.abs);
-    c.push(if over.is_empty() {
-        format!("within (max {})", thousands(max))
-    } else {
-        format!(
+    c.push(match f16_overflow(r) {
+        None => format!("within (max {})", thousands(max)),
+        Some(o) => format!(
             "**exceeds** in {} layers ({}): max {} overflows to inf in f16",
-            over.len(),
-            layers_text(&over),
-            thousands(max)
-        )
+            o.layers.len(),
+            layers_text(&o.layers),
+            thousands(o.max_abs)
+        ),
     });
     c.push(match &s.top_sink_excess {
         Some(k) => {

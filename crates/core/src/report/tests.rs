@@ -219,3 +219,24 @@ fn cross_model_table_side_by_side() {
     assert_eq!(s.lines().count(), 2 + planted.model.n_layer, "{s}");
     assert!(s.lines().nth(2 + a).unwrap().contains("| 0*"), "{s}");
 }
+
+/// f16 range: nothing flagged when every activation fits; a planted entry above 65,504 is
+/// flagged at its layer, in the Markdown summary too.
+#[test]
+fn f16_overflow_is_flagged_where_activations_exceed_65504() {
+    use super::cross_model::{f16_overflow, F16_MAX};
+    let mut r = build(analyze(&planted_probe_input(true), &Thresholds::default()).unwrap());
+    let fits = r.sequences[0].layers.iter().all(|l| {
+        [&l.block_output, &l.mlp]
+            .into_iter()
+            .flatten()
+            .all(|s| s.top.first().is_none_or(|e| e.abs <= F16_MAX))
+    });
+    assert_eq!(f16_overflow(&r).is_none(), fits);
+    let bo = r.sequences[0].layers[3].block_output.as_mut().unwrap();
+    bo.top[0].abs = 70000.0;
+    let f = f16_overflow(&r).unwrap();
+    assert!(f.layers.contains(&3) && f.max_abs >= 70000.0, "{f:?}");
+    let md = super::markdown::render(&r, &[]);
+    assert!(md.contains("Beyond the f16 range"), "{md}");
+}

@@ -34,6 +34,14 @@ pub(super) fn summary(o: &mut String, r: &Report) {
             .collect();
         let _ = writeln!(o, "- Massive channels (block output): {}.", v.join("; "));
     }
+    if let Some(f) = crate::report::cross_model::f16_overflow(r) {
+        let _ = writeln!(
+            o,
+            "- **Beyond the f16 range**: |h| up to {} (> 65,504) in layers {}: in half precision these activations overflow to ±inf.",
+            num(f.max_abs),
+            ranges(&f.layers)
+        );
+    }
     if s.mlp_channels.is_empty() {
         let _ = writeln!(
             o,
