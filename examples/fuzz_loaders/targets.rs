@@ -121,28 +121,54 @@ impl Target {
     pub fn seeds(self, root: &Path) -> Result<Vec<Seed>> {
         let fx = root.join("tests/fixtures");
         let files: Vec<PathBuf> = match self {
-            Self::Gguf | Self::GgufTokenizer => vec![
-                fx.join("gguf/tiny.gguf"),
-                fx.join("gguf/tiny_align64.gguf"),
-                fx.join("fuzz/tiny-llama.gguf"),
-            ],
-            Self::Safetensors => ["gpt2-odd-a", "gpt2-odd-b", "llama-odd-b"]
-                .iter()
-                .map(|d| fx.join(d).join("model.safetensors"))
-                .collect(),
+            Self::Gguf | Self::GgufTokenizer => [
+                "gguf/tiny.gguf",
+                "gguf/tiny_align64.gguf",
+                "fuzz/tiny-llama.gguf",
+                "gguf-converted/qwen2-odd-a.f32.gguf",
+                "gguf-converted/qwen3-odd-a.f32.gguf",
+                "gpt-neox-odd-a/model-f32.gguf",
+                "spm/spm-llama.gguf",
+                "spm/spm-gemma.gguf",
+            ]
+            .iter()
+            .map(|f| fx.join(f))
+            .collect(),
+            Self::Safetensors => [
+                "gpt2-odd-a",
+                "gpt2-odd-b",
+                "llama-odd-b",
+                "gemma3-odd-a",
+                "gpt-neox-odd-a",
+                "opt-odd-b",
+            ]
+            .iter()
+            .map(|d| fx.join(d).join("model.safetensors"))
+            .collect(),
             Self::Tokenizer => ["gpt2-odd-a", "gpt2-odd-b"]
                 .iter()
                 .map(|d| fx.join(d).join("tokenizer.json"))
                 .collect(),
-            Self::Config => ["gpt2-odd-a", "llama-odd-a", "llama-odd-b"]
-                .iter()
-                .map(|d| fx.join(d).join("config.json"))
-                .chain(
-                    ["clipped", "sigmoid", "context_scale", "attn_bias"]
-                        .iter()
-                        .map(|v| fx.join("variants").join(v).join("config.json")),
-                )
-                .collect(),
+            Self::Config => [
+                "gpt2-odd-a",
+                "llama-odd-a",
+                "llama-odd-b",
+                "qwen2-odd-a",
+                "qwen3-odd-a",
+                "gemma3-odd-a",
+                "gpt-neox-odd-a",
+                "gpt-neox-odd-b",
+                "opt-odd-a",
+                "opt-odd-b",
+            ]
+            .iter()
+            .map(|d| fx.join(d).join("config.json"))
+            .chain(
+                ["clipped", "sigmoid", "context_scale", "attn_bias"]
+                    .iter()
+                    .map(|v| fx.join("variants").join(v).join("config.json")),
+            )
+            .collect(),
         };
         files
             .into_iter()
@@ -228,8 +254,9 @@ fn check_config(c: &ModelConfig) {
     assert!(c.n_positions > 0 && c.n_positions <= outlier_probe::config::MAX_POSITIONS);
     assert!(c.sigmoid_t <= u32::MAX as usize);
     // What the loader derives next (overflow-checked under `--profile fuzz`).
-    let (hd, kvd, qkv) = (c.head_dim(), c.kv_dim(), c.qkv_dim());
-    assert!(hd > 0 && kvd <= c.n_embd && qkv == c.n_embd + 2 * kvd);
+    let (hd, kvd, qkv, qd) = (c.head_dim(), c.kv_dim(), c.qkv_dim(), c.q_dim());
+    assert!(hd > 0 && qd == c.n_head * hd && kvd <= qd && qkv == qd + 2 * kvd);
+    assert!(c.attn.head_dim.is_some() || qd == c.n_embd);
     let floats = [c.norm_eps, c.attn_scale(), c.clip_gamma, c.clip_eta];
     assert!(floats.iter().all(|x| x.is_finite()), "floats {floats:?}");
     assert!(c.norm_eps > 0.0);
