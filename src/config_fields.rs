@@ -275,7 +275,7 @@ pub const GEMMA3: &[KeyRule] = &[
 /// The fields of a `gemma3` (`Gemma3Config`, image-text) `config.json` around its text model.
 pub const GEMMA3_WRAPPER: &[KeyRule] = &[
     r("text_config", Applied, "the text model: a gemma3_text config, audited by the Gemma 3 table"),
-    r("vision_config", Ignored, "the vision tower's config; only the text model runs (a checkpoint that holds vision-tower or projector tensors is refused by name)"),
+    r("vision_config", Ignored, "the vision tower's config; only the text model runs (the checkpoint's vision-tower and projector tensors act on images only and are not read)"),
     r("mm_tokens_per_image", Ignored, "tokens per image; only text prompts are run"),
     r("boi_token_index", Ignored, "begin-of-image token; only text prompts are run"),
     r("eoi_token_index", Ignored, "end-of-image token; only text prompts are run"),

@@ -10,7 +10,7 @@
 //! `linear_weights` and `module_weights` report the checkpoint's own tensors.
 //! Uses the op vocabulary of `pass`; never kernels or wgpu calls directly.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::acts::Acts;
 use super::gated;
@@ -99,16 +99,9 @@ fn rope_buffers(
 /// A missing tensor or a wrong shape; a checkpoint holding vision-tower or projector tensors
 /// (an image-text Gemma 3: only its text model could run), naming one of them.
 pub(crate) fn load(cfg: &ModelConfig, up: &mut Uploader) -> Result<Box<dyn Architecture>> {
-    let names = up.wf.names();
-    let vision = names
-        .iter()
-        .find(|n| n.contains("vision_tower.") || n.contains("multi_modal_projector."));
-    if let Some(v) = vision {
-        bail!(
-            "{}: holds vision tensors (`{v}` and more): image inputs are not supported, and the text model of an image-text Gemma 3 is only run from a checkpoint without them",
-            up.wf.path().display()
-        );
-    }
+    // An image-text checkpoint (`Gemma3ForConditionalGeneration`) also holds `vision_tower.` and
+    // `multi_modal_projector.` tensors: they only act on image inputs, which are not supported,
+    // so they are not read; on text the language model computes what it computes alone.
     let (d, inner, qd, kvd, hd) = (
         cfg.n_embd,
         cfg.n_inner(),
