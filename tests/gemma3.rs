@@ -418,3 +418,49 @@ fn gemma3_post_norm_hooks_edit_in_order() {
     let c = run(ln1_post, 0.5);
     assert!(c["blocks.1.hook_attn_out"].data.iter().all(|&v| v == 0.5));
 }
+
+/// gemma-3-4b's `config.json` as published: an image-text wrapper whose `text_config` leaves most
+/// fields to `Gemma3TextConfig`'s defaults. The configuration transformers 5.24 builds from it
+/// (`AutoConfig.from_pretrained(dir).text_config`): vocab 262,208, 8 heads / 4 kv heads of 256,
+/// window 1024 with every 6th layer full, linear RoPE ×8 on the full layers, 34 layers, d 2560.
+#[test]
+fn gemma3_4b_style_sparse_text_config_takes_transformers_defaults() {
+    let d = TempDir::new("gemma3-4b-config");
+    let p = d.0.join("config.json");
+    std::fs::write(
+        &p,
+        json!({
+            "architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999,
+            "eoi_token_index": 256000, "eos_token_id": [1, 106], "image_token_index": 262144,
+            "initializer_range": 0.02, "mm_tokens_per_image": 256, "model_type": "gemma3",
+            "text_config": {"hidden_size": 2560, "intermediate_size": 10240,
+                "model_type": "gemma3_text", "num_hidden_layers": 34,
+                "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+            "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0",
+            "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
+                "model_type": "siglip_vision_model", "num_attention_heads": 16,
+                "num_hidden_layers": 27, "patch_size": 14, "vision_use_head": false}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let c = ModelConfig::from_dir_config(&p).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        (
+            c.vocab_size,
+            c.n_embd,
+            c.n_inner,
+            c.n_layer,
+            c.n_head,
+            c.n_kv_head
+        ),
+        (262_208, 2560, 10240, 34, 8, 4)
+    );
+    assert_eq!((c.head_dim(), c.n_positions), (256, 131_072));
+    assert_eq!((c.bos_token_id, c.eos_token_id), (Some(2), Some(1)));
+    let full: Vec<usize> = (0..34).filter(|&l| c.window(l).is_none()).collect();
+    assert_eq!(full, [5, 11, 17, 23, 29]);
+    assert_eq!(c.window(0), Some(1024));
+    assert_eq!(c.rope_theta, 1e6);
+    assert!(c.rope_freq_factors.iter().all(|&f| f == 8.0) && c.rope_freq_factors.len() == 128);
+}

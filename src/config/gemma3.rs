@@ -44,15 +44,21 @@ pub(super) const SPEC: ArchSpec = ArchSpec {
 /// The fields of a `Gemma3TextConfig` the forward pass reads (defaults: transformers 5's).
 #[derive(Clone, Debug, Deserialize)]
 struct Gemma3Config {
+    #[serde(default = "default_vocab")]
     vocab_size: usize,
+    #[serde(default = "default_hidden")]
     hidden_size: usize,
+    #[serde(default = "default_inner")]
     intermediate_size: usize,
+    #[serde(default = "default_layers")]
     num_hidden_layers: usize,
+    #[serde(default = "default_heads")]
     num_attention_heads: usize,
     #[serde(default = "default_kv_heads")]
     num_key_value_heads: usize,
     #[serde(default = "default_256")]
     head_dim: usize,
+    #[serde(default = "default_positions")]
     max_position_embeddings: usize,
     #[serde(default = "default_eps")]
     rms_norm_eps: f32,
@@ -68,12 +74,38 @@ struct Gemma3Config {
     sliding_window_pattern_old: Option<usize>,
     #[serde(default = "default_true")]
     tie_word_embeddings: bool,
-    #[serde(default)]
+    #[serde(default = "default_bos")]
     bos_token_id: Option<u32>,
-    #[serde(default)]
+    #[serde(default = "default_eos")]
     eos_token_id: Option<Value>,
 }
 
+// transformers' `Gemma3TextConfig` defaults (5.x), for the fields real configs leave out (the
+// `text_config` of gemma-3-4b and larger omits vocab_size, head counts, …).
+fn default_vocab() -> usize {
+    262_208
+}
+fn default_hidden() -> usize {
+    2304
+}
+fn default_inner() -> usize {
+    9216
+}
+fn default_layers() -> usize {
+    26
+}
+fn default_heads() -> usize {
+    8
+}
+fn default_positions() -> usize {
+    131_072
+}
+fn default_bos() -> Option<u32> {
+    Some(2)
+}
+fn default_eos() -> Option<Value> {
+    Some(Value::from(1))
+}
 fn default_kv_heads() -> usize {
     4
 }
