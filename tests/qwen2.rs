@@ -8,9 +8,7 @@ mod common;
 
 use common::*;
 use outlier_probe::config::{Arch, ModelConfig};
-use outlier_probe::generate::{generate, Sampling};
-use outlier_probe::hooks::HookFilter;
-use outlier_probe::model::{ForwardOptions, Gpt2, LogitsMode};
+use outlier_probe::model::Gpt2;
 use serde_json::{json, Value};
 
 const FX: &str = "qwen2-odd-a";
@@ -29,83 +27,24 @@ fn every_qwen2_hook_matches_transformers() {
     assert_all_hooks_match(&model, FX, T);
 }
 
-/// With nothing captured the residual adds are fused into the matmuls and short prompts take
-/// the matvec path (with the q|k|v bias in its epilogue): the logits still match transformers.
 #[test]
 fn qwen2_fused_forward_logits_match_transformers() {
-    let model = load(FX);
-    for k in 0..3 {
-        let r = reference(FX, k);
-        let got = model.logits(&r.tokens).unwrap();
-        let what = format!("{FX} ref-{k}: fused logits");
-        check_close(&what, &got, &r.tensors["logits"], T_LOGITS);
-    }
+    assert_fused_logits(&load(FX), FX, T_LOGITS);
 }
 
 #[test]
 fn qwen2_greedy_generation_and_decoding() {
-    let model = load(FX);
-    for k in 0..3 {
-        let r = reference(FX, k);
-        let s = Sampling {
-            max_new_tokens: r.generated.len(),
-            ..Default::default()
-        };
-        let out = generate(&model, std::slice::from_ref(&r.tokens), &s, |_, _| {}).unwrap();
-        assert_eq!(out[0], r.generated, "{FX} ref-{k}: greedy continuation");
-    }
-    // Decode over the cache equals recomputation (RoPE positions, biased keys in the cache).
-    assert_decode_equals_recompute(&model, &reference(FX, 2).tokens, FX);
+    assert_greedy_and_decode(&load(FX), FX);
 }
 
-/// The three prompts in one batch give each prompt's own results, in prefill (logits and the
-/// biased q/k before RoPE, the pattern) and in batched generation.
 #[test]
 fn qwen2_batch_equals_single() {
-    let model = load(FX);
-    let refs: Vec<_> = (0..3).map(|k| reference(FX, k)).collect();
-    let prompts: Vec<&[u32]> = refs.iter().map(|r| r.tokens.as_slice()).collect();
-    let cap = prompts.iter().map(|p| p.len()).max().unwrap();
-    let mut sess = model.session(3, cap).unwrap();
     let hooks = "blocks.1.attn.hook_q,blocks.1.attn.hook_k,blocks.1.attn.hook_pattern";
-    let opts = ForwardOptions {
-        logits: LogitsMode::All,
-        capture: HookFilter::parse(hooks).unwrap(),
-        ..Default::default()
-    };
-    let out = model.forward(&mut sess, &prompts, &opts).unwrap();
-    for (k, r) in refs.iter().enumerate() {
-        let got = out.logits[k].as_ref().unwrap();
-        let what = format!("batched prompt {k}: logits");
-        check_close(&what, got, &r.tensors["logits"], T_LOGITS);
-        for name in hooks.split(',') {
-            let what = format!("batched prompt {k}: {name}");
-            check_close(&what, &out.captures[k][name], &r.tensors[name], T_LOGITS);
-        }
-    }
-    let owned: Vec<Vec<u32>> = refs.iter().map(|r| r.tokens.clone()).collect();
-    let s = Sampling {
-        max_new_tokens: 6,
-        ..Default::default()
-    };
-    let batched = generate(&model, &owned, &s, |_, _| {}).unwrap();
-    for (k, r) in refs.iter().enumerate() {
-        assert_eq!(
-            batched[k],
-            r.generated[..6],
-            "batched generation of prompt {k}"
-        );
-    }
+    assert_batch_equals_single(&load(FX), FX, hooks, T_LOGITS);
 }
 
 fn config(edit: impl FnOnce(&mut Value), tag: &str) -> Result<ModelConfig, String> {
-    let p = fixtures_dir().join(FX).join("config.json");
-    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-    edit(&mut cfg);
-    let d = TempDir::new(&format!("qwen2-cfg-{tag}"));
-    let p = d.0.join("config.json");
-    std::fs::write(&p, cfg.to_string()).unwrap();
-    ModelConfig::from_dir_config(&p).map_err(|e| format!("{e:#}"))
+    edited_config(FX, edit, tag)
 }
 
 /// Sliding-window attention is not implemented: a config that turns it on is refused by name;

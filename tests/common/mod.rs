@@ -4,9 +4,12 @@
 #![allow(dead_code)]
 
 mod cli;
+mod family;
 mod fetch;
 #[allow(unused_imports)] // used by the CLI test binaries only
 pub use cli::{bin, run};
+#[allow(unused_imports)] // used by the architecture test binaries only
+pub use family::*;
 #[allow(unused_imports)] // used by the real-model test binaries only
 pub use fetch::{gemma3_gguf, smollm2_gguf};
 
