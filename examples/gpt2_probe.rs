@@ -22,7 +22,7 @@ use outlier_probe::probe::{run, summary_text, ProbeRun, PROBE_PROMPT};
 
 #[derive(Parser)]
 struct Args {
-    /// Model directory (GPT-2 or Llama, Hugging Face layout) or .gguf file
+    /// Any supported model: a Hugging Face directory or a .gguf file
     #[arg(long)]
     model: Option<PathBuf>,
     #[arg(long, default_value = "gpt2-probe-report")]

@@ -13,7 +13,7 @@ use cli::{capture, compress, devices, generate, ppl, probe};
 #[command(
     name = "outlier-probe",
     version,
-    about = "GPT-2 on any GPU through wgpu, with capture of what flows through it"
+    about = "Transformer models (GPT-2, Llama, Qwen2/3, Gemma 3, GPT-NeoX, OPT; Hugging Face or GGUF) on any GPU through wgpu, with capture of what flows through them"
 )]
 struct Cli {
     #[command(flatten)]

@@ -14,6 +14,8 @@ use super::prompt_args::{prompt_from, BosArgs};
 /// The options of `capture`.
 #[derive(Args)]
 pub struct CaptureArgs {
+    /// Model: a Hugging Face directory (config.json, model.safetensors or its shards, tokenizer.json), a
+    /// .gguf file, or a Hugging Face id such as gpt2
     #[arg(long)]
     model: String,
     #[arg(long)]

@@ -22,7 +22,7 @@ pub struct GpuArgs {
     #[arg(long, global = true)]
     adapter: Option<usize>,
     /// Store the blocks' linear-layer weights as f16 (half the memory and bandwidth, f32 math;
-    /// logits within ~1e-3 of f32). Not for `compress`, which quantizes f32 weights itself.
+    /// logits within 1e-2·(median|b| + |b|) of f32, the bound the tests assert). Not for `compress`, which quantizes f32 weights itself.
     #[arg(long, global = true)]
     pub f16_weights: bool,
 }

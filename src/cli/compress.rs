@@ -15,6 +15,7 @@ use super::common::{progress_bar, CorpusArgs, GpuArgs};
 /// The options of `compress`.
 #[derive(Args)]
 pub struct CompressArgs {
+    /// Model(s), repeatable: a Hugging Face directory, a .gguf file, or a Hugging Face id
     #[arg(long, required = true)]
     model: Vec<String>,
     #[command(flatten)]

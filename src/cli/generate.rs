@@ -15,7 +15,8 @@ use super::prompt_args::{prompts_from, BosArgs};
 /// The options of `generate`.
 #[derive(Args)]
 pub struct GenerateArgs {
-    /// Model directory (config.json, model.safetensors, tokenizer.json) or a Hugging Face id such as gpt2
+    /// Model: a Hugging Face directory (config.json, model.safetensors or its shards, tokenizer.json), a
+    /// .gguf file, or a Hugging Face id such as gpt2
     #[arg(long)]
     model: String,
     /// Prompt text; repeat --prompt for a batch

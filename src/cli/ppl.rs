@@ -11,6 +11,8 @@ use super::common::{load, progress_bar, CorpusArgs, GpuArgs};
 /// The options of `ppl`.
 #[derive(Args)]
 pub struct PplArgs {
+    /// Model: a Hugging Face directory (config.json, model.safetensors or its shards, tokenizer.json), a
+    /// .gguf file, or a Hugging Face id such as gpt2
     #[arg(long)]
     model: String,
     #[command(flatten)]

@@ -12,6 +12,8 @@ use super::prompt_args::{bos_note, prompt_from, window_bos, BosArgs};
 /// The options of `probe`.
 #[derive(Args)]
 pub struct ProbeArgs {
+    /// Model: a Hugging Face directory (config.json, model.safetensors or its shards, tokenizer.json), a
+    /// .gguf file, or a Hugging Face id such as gpt2
     #[arg(long)]
     model: String,
     /// Probe prompt (default: the paper's "Summer is warm. Winter is cold.\n")

@@ -28,7 +28,7 @@ pub const KEYS: &[KeyRule] = &[
     r("general.architecture", Applied, "selects the model family: one of `gguf_config::ALL` (`llama`, `qwen2`, …); `gpt2` and every other architecture are refused by name"),
     r("general.type", Restricted, "`model` only; `adapter` (LoRA), `mmproj`, `imatrix` files are not language models"),
     r("general.alignment", Applied, "tensor data offsets are multiples of it and the data section starts at the next multiple (GGUF reader); must be a power of two"),
-    r("general.quantization_version", Restricted, "2 only: the Q4_0/Q4_1/Q8_0 block layouts the dequantizer implements are those of ggml quantization version 2"),
+    r("general.quantization_version", Restricted, "2 only: the block layouts the dequantizer implements (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants) are those of ggml quantization version 2"),
     r("general.file_type", Ignored, "a label for the dominant quantization; every tensor is dequantized by its own ggml type"),
     r("general.name", Ignored, DESCRIPTIVE),
     r("general.author", Ignored, DESCRIPTIVE),

@@ -71,7 +71,7 @@ pub struct TextColumn {
     pub cells: [&'static str; 11],
 }
 
-/// LLaMA-2-7B as the paper and its code report it (`docs/paper-digest.md`, shared): activation
+/// LLaMA-2-7B as the paper and its public code (an-yongqi/systematic-outliers) report it: activation
 /// channels 1415 and 2533, down-projection channel 7890, 100 sequences.
 pub const LLAMA2_7B: TextColumn = TextColumn {
     title: "LLaMA-2-7B (paper)",
