@@ -190,3 +190,48 @@ fn compress_with_protection_on_every_architecture() {
         }
     }
 }
+
+/// A hook the family does not have is an error that names it and says why: the families that
+/// have it, a missing final norm, a parallel residual, OPT's projections.
+#[test]
+fn a_hook_the_family_lacks_says_which_families_have_it() {
+    for (m, hook, why) in [
+        (
+            "llama-odd-a",
+            "blocks.0.attn.q_norm.hook_normalized",
+            "a hook of Gemma 3 and Qwen3 models",
+        ),
+        (
+            "gpt2-odd-a",
+            "blocks.0.mlp.hook_pre_linear",
+            "a hook of Llama, Qwen2, Gemma 3 and Qwen3 models",
+        ),
+        (
+            "llama-odd-a",
+            "hook_pos_embed",
+            "a hook of GPT-2 and OPT models",
+        ),
+        ("opt-odd-b", "ln_final.hook_normalized", "no final norm"),
+        ("opt-odd-a", "hook_project_in", "word_embed_proj_dim"),
+        (
+            "gpt-neox-odd-a",
+            "blocks.0.hook_resid_mid",
+            "parallel residual",
+        ),
+    ] {
+        let t = TempDir::new("every-arch-lacking");
+        let (ok, _, err) = run(&[
+            "capture",
+            "--model",
+            &path(m),
+            "--prompt",
+            "hi there",
+            "--hooks",
+            hook,
+            "--out",
+            t.0.join("x.safetensors").to_str().unwrap(),
+        ]);
+        assert!(!ok, "{m}: capturing {hook} succeeded");
+        assert!(err.contains(hook) && err.contains(why), "{m} {hook}: {err}");
+    }
+}

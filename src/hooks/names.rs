@@ -57,21 +57,38 @@ fn hint(pattern: &glob::Pattern, space: &HookSpace) -> String {
         return "only attention variants with an extra key or a per-head factor have that hook"
             .into();
     }
-    let projected = HookSpace {
-        d_embed: space.d + 1,
-        final_norm: true,
-        ..variants
-    };
-    if matches_in(projected) {
-        return "only models with a final norm have that hook, and hook_project_in/out only OPT models whose word_embed_proj_dim differs from hidden_size".into();
-    }
-    for other in Arch::ALL.into_iter().filter(|a| *a != space.arch) {
-        if matches_in(HookSpace {
-            arch: other,
+    if !space.final_norm
+        && matches_in(HookSpace {
+            final_norm: true,
             ..variants
-        }) {
-            return format!("that is a hook of {} models", other.name());
-        }
+        })
+    {
+        return "this model has no final norm (OPT with do_layer_norm_before = false or _remove_final_layer_norm): its last block's output goes to the head".into();
+    }
+    if matches_in(HookSpace {
+        d_embed: space.d + 1,
+        ..variants
+    }) {
+        return "only OPT models whose word_embed_proj_dim differs from hidden_size have hook_project_in/out".into();
+    }
+    let owners: Vec<&str> = Arch::ALL
+        .into_iter()
+        .filter(|a| *a != space.arch)
+        .filter(|&other| {
+            matches_in(HookSpace {
+                arch: other,
+                ..variants
+            })
+        })
+        .map(|a| a.name())
+        .collect();
+    if let Some((last, rest)) = owners.split_last() {
+        let who = if rest.is_empty() {
+            last.to_string()
+        } else {
+            format!("{} and {last}", rest.join(", "))
+        };
+        return format!("that is a hook of {who} models");
     }
     let p = pattern.as_str();
     let best = space
