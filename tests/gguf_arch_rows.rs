@@ -14,7 +14,7 @@ use outlier_probe::gguf_config::from_gguf;
 
 /// The file at `rel` (under tests/fixtures) read back into a builder (F32 tensors).
 fn builder(rel: &str) -> GgufBuilder {
-    let g = GgufFile::open(&fixtures_dir().join(rel)).unwrap();
+    let g = GgufFile::open(fixtures_dir().join(rel)).unwrap();
     let mut b = GgufBuilder::default();
     for (k, v) in g.metadata() {
         if !k.starts_with("GGUF.") {
