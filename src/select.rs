@@ -162,7 +162,10 @@ mod tests {
         let e = err(f("blocks.5.hook_resid_post"));
         assert!(e.contains("blocks.0 to blocks.1"), "{e}");
         let e = err(f("blocks.0.attn.hook_rot_q,blocks.*.attn.hook_extra_prob"));
-        assert!(e.contains("hook of Llama models"), "{e}");
+        assert!(
+            e.contains("a hook of Llama, Qwen2, GPT-NeoX, Gemma 3 and Qwen3 models"),
+            "{e}"
+        );
         assert!(e.contains("attention variants"), "{e}");
         let e = err(f("zzz"));
         assert!(e.contains("'zzz'") && !e.contains("did you mean"), "{e}");
