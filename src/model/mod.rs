@@ -15,6 +15,7 @@ mod hook_point;
 pub(crate) mod llama;
 pub(crate) mod opt;
 mod pass;
+mod pass_embed;
 pub mod registry;
 mod run;
 mod session;

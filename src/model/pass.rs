@@ -1,18 +1,17 @@
 //! One forward pass being recorded, and the op vocabulary the architecture files call in the
 //! order of their figure: norms, linear layers (fake input quantization and residual/GELU/ReLU
-//! fusion decided here), projections outside the blocks, RoPE, SwiGLU, embedding (with a position
-//! offset, or tokens and positions apart), attention, and `hook_point`. Never names an architecture.
+//! fusion decided here), projections outside the blocks, RoPE, SwiGLU, attention, and `hook_point`
+//! (the embedding ops are in `pass_embed.rs`). Never names an architecture.
 
 use anyhow::Result;
 
-use super::acts::Acts;
 use super::head::Embedding;
 use super::hook_point::HookPoints;
 use super::session::Session;
 use super::upload::{InputWidth, Linear};
 use crate::config::ModelConfig;
 use crate::hooks::{HookSpace, Src};
-use crate::kernels::{EmbedMode, Epilogue, Graph, Kernels};
+use crate::kernels::{Epilogue, Graph, Kernels};
 
 /// Fake quantization of every linear layer's input (the compression study): bits, and the
 /// protected input channels as u32 masks for d-wide and MLP-inner-wide inputs.
@@ -102,74 +101,6 @@ impl<'a> Pass<'a> {
     /// Whether a capture or an edit looks at `src` (else its op may be fused into the next).
     pub fn touches(&self, src: Src) -> bool {
         self.hooks.touches(src)
-    }
-
-    /// Token embedding (+ learned positions `wpe` `[n_positions, D]`) into `a.resid`, one
-    /// dispatch per vocabulary chunk; also writes `a.tok_emb` and `a.pos_emb`.
-    pub fn embed(&mut self, a: &Acts, wpe: Option<&wgpu::Buffer>) {
-        for c in &self.emb.wte {
-            self.k.embed_opt(
-                &mut self.g,
-                self.rows,
-                self.cfg.n_embd,
-                c.start,
-                c.count,
-                &self.tokens,
-                &self.info,
-                &c.buf,
-                wpe,
-                &a.resid,
-                &a.tok_emb,
-                &a.pos_emb,
-            );
-        }
-    }
-
-    /// Token embedding + learned positions into `a.resid` like [`Pass::embed`], position p
-    /// reading row `p + pos_offset` of `wpe` (OPT: `cfg.pos_offset` = 2).
-    pub fn embed_offset(&mut self, a: &Acts, wpe: &wgpu::Buffer, pos_offset: usize) {
-        for c in &self.emb.wte {
-            self.k.embed_mode(
-                &mut self.g,
-                (self.rows, self.cfg.n_embd),
-                (c.start, c.count),
-                (&self.tokens, &self.info),
-                (&c.buf, Some(wpe)),
-                (EmbedMode::TokenAndPosition, pos_offset),
-                (&a.resid, &a.tok_emb, &a.pos_emb),
-            );
-        }
-    }
-
-    /// The embedding matrix's rows only, `[R, embed_dim]`, into `a.tok_emb` (OPT with
-    /// project_in: the position term comes after the projection).
-    pub fn embed_tokens_only(&mut self, a: &Acts) {
-        for c in &self.emb.wte {
-            self.k.embed_mode(
-                &mut self.g,
-                (self.rows, self.cfg.embed_dim),
-                (c.start, c.count),
-                (&self.tokens, &self.info),
-                (&c.buf, None),
-                (EmbedMode::TokenOnly, 0),
-                (&a.resid, &a.tok_emb, &a.pos_emb),
-            );
-        }
-    }
-
-    /// Learned positions only, `[R, D]`, into `a.pos_emb`: position p reads row
-    /// `p + pos_offset` of `wpe`.
-    pub fn positions_only(&mut self, a: &Acts, wpe: &wgpu::Buffer, pos_offset: usize) {
-        let any_chunk = &self.emb.wte[0].buf;
-        self.k.embed_mode(
-            &mut self.g,
-            (self.rows, self.cfg.n_embd),
-            (0, 0),
-            (&self.tokens, &self.info),
-            (any_chunk, Some(wpe)),
-            (EmbedMode::PositionsOnly, pos_offset),
-            (&a.resid, &a.tok_emb, &a.pos_emb),
-        );
     }
 
     /// Whether linear layers fake-quantize their input in place (the compression study): an
