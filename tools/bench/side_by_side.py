@@ -3,7 +3,8 @@
 
     /work/venv/bin/python tools/bench/side_by_side.py --model M.gguf [--hf DIR] [--gguf FILE] \\
         [--prompt-tokens 126] [--decode-tokens 16] [--repeats 2] [--threads 2] [--runs 2] \\
-        [--engine-args "--f16-weights"] [--skip llama.cpp,transformers] [--json OUT]
+        [--engine-args "--f16-weights"] [--baseline-exe OLD_ENGINE_TIMING [--baseline-args ..]] \\
+        [--skip llama.cpp,transformers] [--json OUT]
 
 Needs the Python packages torch, transformers, gguf, numpy and llama-cpp-python (built from
 source by pip for the CPU: ``pip install llama-cpp-python``, ~10-20 min on 2 cores), and the
@@ -226,6 +227,9 @@ def main():
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--engine-args", default="", help="extra arguments for engine_timing")
+    ap.add_argument("--baseline-exe", type=Path,
+                    help="another engine_timing binary (e.g. built from an older commit), timed as a fourth tool")
+    ap.add_argument("--baseline-args", default="", help="extra arguments for --baseline-exe")
     ap.add_argument("--skip", default="", help="comma-separated: llama.cpp, transformers")
     ap.add_argument("--build", action="store_true", help="rebuild engine_timing first")
     ap.add_argument("--json", type=Path)
@@ -248,6 +252,10 @@ def main():
     ids, prompt_desc = prompt_ids(args, hf)
     common = dict(ids=ids, decode=args.decode_tokens, repeats=args.repeats, threads=args.threads)
     tools = [("outlier-probe", None)]
+    if args.baseline_exe:
+        if not args.baseline_exe.is_file():
+            raise Fail(f"--baseline-exe {args.baseline_exe}: no such file")
+        tools.append(("outlier-probe (baseline)", None))
     if "llama.cpp" not in skip:
         tools.append(("llama.cpp", dict(tool="llama.cpp", gguf=str(gguf), **common)))
     if "transformers" not in skip:
@@ -258,11 +266,12 @@ def main():
         for name, spec in tools:
             print(f"round {r + 1}/{args.runs}: {name}", file=sys.stderr)
             if spec is None:
+                base = name != "outlier-probe"
                 prompt = ["--tokens", ",".join(map(str, ids))] if ids else ["--random-tokens",
                                                                            str(args.prompt_tokens)]
-                cmd = [str(exe), "--model", str(args.model), *prompt,
+                cmd = [str(args.baseline_exe if base else exe), "--model", str(args.model), *prompt,
                        "--decode-tokens", str(args.decode_tokens), "--repeats", str(args.repeats),
-                       *args.engine_args.split()]
+                       *(args.baseline_args if base else args.engine_args).split()]
             else:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
             out, err = run_child(peak_rss_wrapper(cmd))
@@ -275,7 +284,8 @@ def main():
             if ids is None:  # the engine went first and drew the ids: everyone else uses them
                 ids = res["prompt_ids"]
                 for _, sp in tools[1:]:
-                    sp["ids"] = ids
+                    if sp is not None:
+                        sp["ids"] = ids
 
     eng = results["outlier-probe"]
     e_pre = median([x["prefill_ms"] for x in eng])
@@ -287,7 +297,7 @@ def main():
     for name, _ in tools:
         print(f"- {name}: {results[name][0]['engine']}"
               + (f" on {results[name][0]['device']}, weights {results[name][0]['weights']}"
-                 if name == "outlier-probe" else ""))
+                 if name.startswith("outlier-probe") else ""))
     print()
     print(f"| tool | prefill {len(ids)} tokens | prefill tokens/s | decode ms/token | peak RSS "
           f"| peak GPU buffers | prefill speed / engine | decode speed / engine | same greedy tokens |")
@@ -298,7 +308,7 @@ def main():
         tps = [len(ids) / p for p in pre]
         dec = [x["decode_ms_per_token"] for x in rs]
         rss = [x["peak_rss_bytes"] / 2**20 for x in rs]
-        gpu = span([x["peak_gpu_bytes"] / 2**20 for x in rs], "{:.0f} MiB") if name == "outlier-probe" else "–"
+        gpu = span([x["peak_gpu_bytes"] / 2**20 for x in rs], "{:.0f} MiB") if name.startswith("outlier-probe") else "–"
         same = agree(rs[0]["generated"], eng[0]["generated"])
         print(f"| {name} | {span(pre, '{:.2f} s')} | {span(tps, '{:.0f}')} | {span(dec, '{:.1f}')} "
               f"| {span(rss, '{:.0f} MiB')} | {gpu} | {e_pre / 1e3 / median(pre):.2f}× "
