@@ -80,14 +80,21 @@ def worker_llama(gguf, ids, decode, repeats, threads):
         llm.eval(ids)
         if i > 0:
             pre.append(time.perf_counter() - t)
+    n_vocab = llm.n_vocab()
+
+    def last_logits():
+        # Without logits_all, Llama.eval no longer copies logits into llm.scores: read the last
+        # position's row from the context (llama_get_logits_ith(ctx, -1)).
+        return np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+
     llm.reset()
     llm.eval(ids)
-    nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+    nxt = int(np.argmax(last_logits()))
     gen, steps = [nxt], []
     for _ in range(decode):
         t = time.perf_counter()
         llm.eval([nxt])
-        nxt = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        nxt = int(np.argmax(last_logits()))
         steps.append(time.perf_counter() - t)
         gen.append(nxt)
     return {"engine": f"llama.cpp (llama-cpp-python {__version__}), CPU, {threads} threads",
