@@ -1,5 +1,7 @@
 //! Benchmark one model on this machine's GPU and print Markdown tables: device ceilings,
-//! matmul GFLOP/s per shape (tiled and matvec against the naive kernel, with floors), forward
+//! matmul GFLOP/s per shape (tiled and matvec against the naive kernel, with floors), the decode
+//! matvec's weight bandwidth against the copy bandwidth (new and old kernel, f32 and f16),
+//! dispatches per decode step by kernel, forward
 //! throughput (prefill tokens/s, decode ms/token, plain and with every hook captured, peak GPU
 //! buffer memory), per-kernel GPU time, and — with `--python` — transformers on the CPU side
 //! by side.
@@ -47,6 +49,16 @@ struct Args {
     /// Load the blocks' matrices as f16 (the f16-weight path)
     #[arg(long)]
     f16_weights: bool,
+    /// Only the ceilings, the matmul shapes, the decode matvec table and the dispatch counts
+    /// (no forward-pass timing, profile or transformers)
+    #[arg(long)]
+    kernels_only: bool,
+    /// Skip the naive kernel in the matmul-shapes table (slow on a CPU adapter)
+    #[arg(long)]
+    no_naive: bool,
+    /// Add GPT-2 124M's shapes (Conv1D layout) to the decode matvec table
+    #[arg(long)]
+    gpt2_shapes: bool,
 }
 
 /// "480 MiB (492 MiB capturing)", or just the first without a capture run.
@@ -120,17 +132,22 @@ fn main() -> Result<()> {
             let flops = 2.0 * (m * n * k) as f64;
             let bytes = 4.0 * (m * k + k * n + m * n) as f64;
             let floor = (flops / ceiling / 1e6).max(bytes / bw / 1e6);
-            let naive = time_matmul(
-                &ctx,
-                &kern,
-                MatmulKernel::Naive,
-                (m, n, k),
-                bt,
-                args.repeats,
-            )?;
             let fast_kind = MatmulKernel::for_rows(m);
             let fast = time_matmul(&ctx, &kern, fast_kind, (m, n, k), bt, args.repeats)?;
-            for (kind, ms) in [(MatmulKernel::Naive, naive), (fast_kind, fast)] {
+            let naive = if args.no_naive {
+                f64::NAN
+            } else {
+                time_matmul(
+                    &ctx,
+                    &kern,
+                    MatmulKernel::Naive,
+                    (m, n, k),
+                    bt,
+                    args.repeats,
+                )?
+            };
+            let runs = [(MatmulKernel::Naive, naive), (fast_kind, fast)];
+            for (kind, ms) in runs.into_iter().filter(|r| !r.1.is_nan()) {
                 println!(
                     "| {name} | {m}×{n}×{k} | {kind:?} | {ms:.3} | {:.2} | {:.2} | {floor:.3} | {:.0}% |",
                     flops / ms / 1e6,
@@ -141,6 +158,72 @@ fn main() -> Result<()> {
                     "ms": ms, "gflops": flops / ms / 1e6, "vs_naive": naive / ms, "floor_ms": floor}));
             }
         }
+    }
+
+    // Decode matvecs: bytes of weights read per second against the copy bandwidth.
+    println!("\n## Decode matvec (1 row): weight bytes / kernel time against the copy bandwidth\n");
+    println!(
+        "matvec reduces with {}; `MatvecPerColumn` is the kernel before issue 15 (one invocation per output column).\n",
+        if kern.matvec_subgroups { "subgroup shuffles (`Matvec`) or workgroup memory (`MatvecWorkgroup`)" } else { "workgroup memory (no usable subgroups)" }
+    );
+    println!("| shape | n×k | layout | weights | kernel | ms | weight GB/s | % of copy bandwidth | × per-column |");
+    println!("|---|---|---|---|---|---:|---:|---:|---:|");
+    let mut mv = Vec::new();
+    let mut shapes = matmul_shapes(&model, 1);
+    if args.gpt2_shapes {
+        shapes.extend(gpt2_shapes(1));
+    }
+    let mut kinds = vec![MatmulKernel::MatvecPerColumn, MatmulKernel::Matvec];
+    if kern.matvec_subgroups {
+        kinds.push(MatmulKernel::MatvecWorkgroup);
+    }
+    for (name, m, n, k, bt) in shapes {
+        for f16 in [false, true] {
+            let wbytes = (n * k) as f64 * if f16 { 2.0 } else { 4.0 };
+            let mut base = f64::NAN;
+            for &kind in &kinds {
+                let ms = time_matmul_weights(&ctx, &kern, kind, (m, n, k), bt, f16, args.repeats)?;
+                if kind == MatmulKernel::MatvecPerColumn {
+                    base = ms;
+                }
+                let gbps = wbytes / ms / 1e6;
+                println!(
+                    "| {name} | {n}×{k} | {} | {} | {kind:?} | {ms:.3} | {gbps:.2} | {:.0}% | {:.2} |",
+                    if bt { "[N, K]" } else { "[K, N]" },
+                    if f16 { "f16" } else { "f32" },
+                    100.0 * gbps / bw,
+                    base / ms
+                );
+                mv.push(json!({"shape": name, "n": n, "k": k, "b_t": bt, "f16": f16,
+                    "kernel": format!("{kind:?}"), "ms": ms, "weight_gbps": gbps, "copy_share": gbps / bw}));
+            }
+        }
+    }
+
+    // Dispatches per decode step, by kernel.
+    println!("\n## Dispatches per decode step (batch 1, nothing captured)\n");
+    let counts = decode_dispatches(&model, 1, &HookFilter::none())?;
+    let total: u64 = counts.values().sum();
+    let layers = cfg.n_layer as u64;
+    println!("{total} dispatches per decode step, {} layers\n", layers);
+    println!("| kernel | per step | per layer |\n|---|---:|---:|");
+    for (label, c) in &counts {
+        let per_layer = if *c >= layers && c % layers == 0 {
+            format!("{}", c / layers)
+        } else {
+            "–".into()
+        };
+        println!("| {label} | {c} | {per_layer} |");
+    }
+    let dispatch_json = json!({"total": total, "by_kernel": counts});
+    if args.kernels_only {
+        if let Some(path) = &args.json {
+            let j = json!({"model": args.model, "device": device, "copy_gbps": bw,
+                "fma_ceiling_gflops": ceiling, "tiled_512_gflops": sq_gflops, "matmul": mm,
+                "decode_matvec": mv, "decode_dispatches": dispatch_json});
+            std::fs::write(path, serde_json::to_string_pretty(&j)?)?;
+        }
+        return Ok(());
     }
 
     // Forward passes (the matmul runs' buffers go first, so they do not count).
@@ -178,6 +261,15 @@ fn main() -> Result<()> {
         );
     }
     for b in list(&args.decode_batch) {
+        // The same steps on the per-column matvec first (before/after in one run).
+        set_matvec_baseline(&model, true);
+        let before = decode_ms(&model, b, args.decode_tokens, &none)?;
+        set_matvec_baseline(&model, false);
+        println!(
+            "| decode batch {b}, per-column matvec (before issue 15) | {before:.2} ms/step | {:.1} | – | – | – |",
+            b as f64 / before * 1e3
+        );
+        ctx.take_peak_memory();
         let plain = decode_ms(&model, b, args.decode_tokens, &none)?;
         let peak_plain = ctx.take_peak_memory();
         let cap = if args.no_capture {
@@ -195,6 +287,7 @@ fn main() -> Result<()> {
         );
         fwd.push(
             json!({"run": "decode", "batch": b, "ms_per_step": plain, "capture_ms": cap,
+            "ms_per_step_percol_matvec": before,
             "peak_bytes": peak_plain, "peak_bytes_capture": peak_cap}),
         );
     }
@@ -294,7 +387,7 @@ fn main() -> Result<()> {
     if let Some(path) = &args.json {
         let j = json!({"model": args.model, "device": device, "copy_gbps": bw, "fma_ceiling_gflops": ceiling,
             "tiled_512_gflops": sq_gflops,
-            "matmul": mm, "forward": fwd, "profile": prof_json, "transformers": py_json});
+            "matmul": mm, "decode_matvec": mv, "decode_dispatches": dispatch_json, "forward": fwd, "profile": prof_json, "transformers": py_json});
         std::fs::write(path, serde_json::to_string_pretty(&j)?)?;
     }
     Ok(())

@@ -74,6 +74,13 @@ pub struct Kernels {
     pub dummy: wgpu::Buffer,
     /// A second placeholder, for an unused writable binding next to `dummy`.
     pub dummy2: wgpu::Buffer,
+    /// Whether `MatmulKernel::Matvec` reduces with subgroup shuffles: SUBGROUP granted and
+    /// every subgroup 8 to 64 lanes (an 8-lane group inside one subgroup of the 64-lane
+    /// workgroup); else it reduces through workgroup memory.
+    pub matvec_subgroups: bool,
+    /// Benchmarks only: run the engine's few-row matmuls on `MatmulKernel::MatvecPerColumn`
+    /// (the kernel before issue 15), for before/after timings of whole passes in one run.
+    pub matvec_baseline: std::sync::atomic::AtomicBool,
     pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
 }
 
@@ -94,6 +101,10 @@ impl Kernels {
             Ok(Self {
                 dummy: ctx.storage("dummy", 16)?,
                 dummy2: ctx.storage("dummy2", 16)?,
+                matvec_subgroups: ctx.has(wgpu::Features::SUBGROUP)
+                    && ctx.info.subgroup_min_size >= 8
+                    && ctx.info.subgroup_max_size <= 64,
+                matvec_baseline: Default::default(),
                 pipelines: registry::compile(ctx, REGISTRY),
             })
         })
