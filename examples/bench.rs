@@ -171,7 +171,7 @@ fn main() -> Result<()> {
     let mut mv = Vec::new();
     let mut shapes = matmul_shapes(&model, 1);
     if args.gpt2_shapes {
-        shapes.extend(gpt2_shapes(1));
+        shapes.extend(gpt2_shapes(1, ctx.max_binding));
     }
     let mut kinds = vec![MatmulKernel::MatvecPerColumn, MatmulKernel::Matvec];
     if kern.matvec_subgroups {
@@ -200,22 +200,43 @@ fn main() -> Result<()> {
         }
     }
 
-    // Dispatches per decode step, by kernel.
+    // Dispatches per decode step, by kernel: before issue 15 (per-column matvec, nothing
+    // fused into it) and now.
     println!("\n## Dispatches per decode step (batch 1, nothing captured)\n");
+    set_matvec_baseline(&model, true);
+    let before = decode_dispatches(&model, 1, &HookFilter::none())?;
+    set_matvec_baseline(&model, false);
     let counts = decode_dispatches(&model, 1, &HookFilter::none())?;
-    let total: u64 = counts.values().sum();
+    let (total_before, total): (u64, u64) = (before.values().sum(), counts.values().sum());
     let layers = cfg.n_layer as u64;
-    println!("{total} dispatches per decode step, {} layers\n", layers);
-    println!("| kernel | per step | per layer |\n|---|---:|---:|");
-    for (label, c) in &counts {
-        let per_layer = if *c >= layers && c % layers == 0 {
+    println!(
+        "{total} dispatches per decode step ({total_before} before issue 15), {layers} layers\n"
+    );
+    println!("| kernel | before: per step | per layer | now: per step | per layer |");
+    println!("|---|---:|---:|---:|---:|");
+    let per_layer = |c: u64| {
+        if c >= layers && c % layers == 0 {
             format!("{}", c / layers)
         } else {
             "–".into()
-        };
-        println!("| {label} | {c} | {per_layer} |");
+        }
+    };
+    let labels: std::collections::BTreeSet<&str> =
+        before.keys().chain(counts.keys()).copied().collect();
+    for label in labels {
+        let (b, c) = (
+            before.get(label).copied().unwrap_or(0),
+            counts.get(label).copied().unwrap_or(0),
+        );
+        println!(
+            "| {label} | {b} | {} | {c} | {} |",
+            per_layer(b),
+            per_layer(c)
+        );
     }
-    let dispatch_json = json!({"total": total, "by_kernel": counts});
+    println!("| **all** | {total_before} | | {total} | |");
+    let dispatch_json = json!({"total": total, "by_kernel": counts,
+        "total_before": total_before, "by_kernel_before": before});
     if args.kernels_only {
         if let Some(path) = &args.json {
             let j = json!({"model": args.model, "device": device, "copy_gbps": bw,

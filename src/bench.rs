@@ -339,16 +339,18 @@ pub fn fma_ceiling(ctx: &GpuContext, kern: &Kernels) -> Result<f64> {
     Ok(median(v))
 }
 
-/// GPT-2 124M's linear layers at `rows` rows (Conv1D layout, the tied LM head `[50257, 768]`):
-/// the decode shapes of the other weight layout, without loading the model.
-pub fn gpt2_shapes(rows: usize) -> Vec<(String, usize, usize, usize, bool)> {
+/// GPT-2 124M's linear layers at `rows` rows (Conv1D layout; the tied LM head `[50257, 768]`,
+/// as many vocabulary rows as one storage binding of `max_binding` bytes holds): the decode
+/// shapes of the other weight layout, without loading the model.
+pub fn gpt2_shapes(rows: usize, max_binding: u64) -> Vec<(String, usize, usize, usize, bool)> {
     let d = 768;
+    let head = 50257.min((max_binding / (4 * d as u64)) as usize);
     [
         ("gpt2 c_attn", 3 * d, d, false),
         ("gpt2 attn c_proj", d, d, false),
         ("gpt2 c_fc", 4 * d, d, false),
         ("gpt2 mlp c_proj", d, 4 * d, false),
-        ("gpt2 lm head", 50257, d, true),
+        ("gpt2 lm head chunk", head, d, true),
     ]
     .into_iter()
     .map(|(name, n, k, bt)| (name.to_string(), rows, n, k, bt))

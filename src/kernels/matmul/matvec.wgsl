@@ -28,6 +28,10 @@ const FLAG_B_T: u32 = 2u;
 const FLAG_VEC: u32 = 64u;
 // Rows of A per workgroup: 1 (one token) or 4.
 override ROWS: u32 = 4u;
+// A's rows are a gated MLP's gate | up rows [2K], read as act(gate) · up (the down projection
+// reads the GLU itself, no separate dispatch): 0 plain A, 1 SwiGLU (silu), 2 GeGLU (tanh GELU).
+// Compiled with ROWS = 1 only; the same formulas as swiglu.wgsl.
+override GLU: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
@@ -60,8 +64,36 @@ fn wload4(i: u32) -> vec4<f32> {
     return vec4<f32>(bitcast<f32>(b[i]), bitcast<f32>(b[i + 1u]), bitcast<f32>(b[i + 2u]), bitcast<f32>(b[i + 3u]));
 }
 
+fn glu(g: f32, u: f32) -> f32 {
+    if (GLU == 2u) {
+        return gelu(g, 0u) * u;
+    }
+    return g / (1.0 + exp(-g)) * u;
+}
+
+fn glu4(g: vec4<f32>, u: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(glu(g.x, u.x), glu(g.y, u.y), glu(g.z, u.z), glu(g.w, u.w));
+}
+
+// A's input value i (a row offset plus k): a[i], or with GLU the activation of gate a[i] and
+// up a[i + K].
+fn ain(i: u32) -> f32 {
+    if (GLU != 0u) {
+        return glu(a[i], a[i + p.k]);
+    }
+    return a[i];
+}
+
 fn a4s(i: u32) -> vec4<f32> {
-    return vec4<f32>(a[i], a[i + 1u], a[i + 2u], a[i + 3u]);
+    return vec4<f32>(ain(i), ain(i + 1u), ain(i + 2u), ain(i + 3u));
+}
+
+// Input values 4i .. 4i+3 through the 16-byte binding.
+fn ain4(i: u32) -> vec4<f32> {
+    if (GLU != 0u) {
+        return glu4(a4[i], a4[i + (p.k >> 2u)]);
+    }
+    return a4[i];
 }
 
 // Weight rows c0..c3 (clamped to N), row offsets ar0..ar3 of A (clamped to M).
@@ -83,11 +115,11 @@ fn dot_nk(cols: vec4<u32>, ar: vec4<u32>, j: u32) {
     let kt = (kq << 2u) + j;
     if (j < 4u && kt < k) {
         let w = vec4<f32>(wload(wr.x + kt), wload(wr.y + kt), wload(wr.z + kt), wload(wr.w + kt));
-        acc0 = acc0 + a[ar.x + kt] * w;
+        acc0 = acc0 + ain(ar.x + kt) * w;
         if (ROWS > 1u) {
-            acc1 = acc1 + a[ar.y + kt] * w;
-            acc2 = acc2 + a[ar.z + kt] * w;
-            acc3 = acc3 + a[ar.w + kt] * w;
+            acc1 = acc1 + ain(ar.y + kt) * w;
+            acc2 = acc2 + ain(ar.z + kt) * w;
+            acc3 = acc3 + ain(ar.w + kt) * w;
         }
     }
 }
@@ -110,11 +142,11 @@ fn dot_nk_vec(cols: vec4<u32>, ar: vec4<u32>, j: u32) {
             let lo = mat4x4<f32>(f16x4(w0.x, w0.y), f16x4(w1.x, w1.y), f16x4(w2.x, w2.y), f16x4(w3.x, w3.y));
             let hi = mat4x4<f32>(f16x4(w0.z, w0.w), f16x4(w1.z, w1.w), f16x4(w2.z, w2.w), f16x4(w3.z, w3.w));
             let q2 = q << 1u;
-            acc0 = acc0 + a4[ar4.x + q2] * lo + a4[ar4.x + q2 + 1u] * hi;
+            acc0 = acc0 + ain4(ar4.x + q2) * lo + ain4(ar4.x + q2 + 1u) * hi;
             if (ROWS > 1u) {
-                acc1 = acc1 + a4[ar4.y + q2] * lo + a4[ar4.y + q2 + 1u] * hi;
-                acc2 = acc2 + a4[ar4.z + q2] * lo + a4[ar4.z + q2 + 1u] * hi;
-                acc3 = acc3 + a4[ar4.w + q2] * lo + a4[ar4.w + q2 + 1u] * hi;
+                acc1 = acc1 + ain4(ar4.y + q2) * lo + ain4(ar4.y + q2 + 1u) * hi;
+                acc2 = acc2 + ain4(ar4.z + q2) * lo + ain4(ar4.z + q2 + 1u) * hi;
+                acc3 = acc3 + ain4(ar4.w + q2) * lo + ain4(ar4.w + q2 + 1u) * hi;
             }
         }
         return;
@@ -128,11 +160,11 @@ fn dot_nk_vec(cols: vec4<u32>, ar: vec4<u32>, j: u32) {
             bitcast<vec4<f32>>(b4[wr.z + q]),
             bitcast<vec4<f32>>(b4[wr.w + q]),
         );
-        acc0 = acc0 + a4[ar4.x + q] * w;
+        acc0 = acc0 + ain4(ar4.x + q) * w;
         if (ROWS > 1u) {
-            acc1 = acc1 + a4[ar4.y + q] * w;
-            acc2 = acc2 + a4[ar4.z + q] * w;
-            acc3 = acc3 + a4[ar4.w + q] * w;
+            acc1 = acc1 + ain4(ar4.y + q) * w;
+            acc2 = acc2 + ain4(ar4.z + q) * w;
+            acc3 = acc3 + ain4(ar4.w + q) * w;
         }
     }
 }
@@ -150,11 +182,11 @@ fn dot_kn_vec(col0: u32, ar: vec4<u32>, j: u32) {
         } else {
             w = bitcast<vec4<f32>>(b4[e >> 2u]);
         }
-        acc0 = acc0 + a[ar.x + k] * w;
+        acc0 = acc0 + ain(ar.x + k) * w;
         if (ROWS > 1u) {
-            acc1 = acc1 + a[ar.y + k] * w;
-            acc2 = acc2 + a[ar.z + k] * w;
-            acc3 = acc3 + a[ar.w + k] * w;
+            acc1 = acc1 + ain(ar.y + k) * w;
+            acc2 = acc2 + ain(ar.z + k) * w;
+            acc3 = acc3 + ain(ar.w + k) * w;
         }
     }
 }
@@ -172,11 +204,11 @@ fn dot_kn(col0: u32, ar: vec4<u32>, j: u32) {
         } else {
             w = vec4<f32>(wload(base + cl.x), wload(base + cl.y), wload(base + cl.z), wload(base + cl.w));
         }
-        acc0 = acc0 + a[ar.x + k] * w;
+        acc0 = acc0 + ain(ar.x + k) * w;
         if (ROWS > 1u) {
-            acc1 = acc1 + a[ar.y + k] * w;
-            acc2 = acc2 + a[ar.z + k] * w;
-            acc3 = acc3 + a[ar.w + k] * w;
+            acc1 = acc1 + ain(ar.y + k) * w;
+            acc2 = acc2 + ain(ar.z + k) * w;
+            acc3 = acc3 + ain(ar.w + k) * w;
         }
     }
 }
@@ -198,7 +230,8 @@ fn main(
     let col0 = ((wg.z * nwg.x + wg.x) * 8u + (lid >> 3u)) * 4u;
     let row0 = wg.y * ROWS;
     let rows = min(row0 + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.m - 1u));
-    let ar = rows * p.k;
+    // A's row stride: K, or 2K for gate | up rows.
+    let ar = rows * select(p.k, 2u * p.k, GLU != 0u);
     acc0 = vec4<f32>(0.0);
     acc1 = vec4<f32>(0.0);
     acc2 = vec4<f32>(0.0);

@@ -16,6 +16,11 @@ const F16_WEIGHTS: &[Variant] = &[Variant {
 /// matvec.wgsl with one row of A per workgroup (a single token) instead of four.
 const ROWS1: Overrides = &[("ROWS", 1.0)];
 const ROWS1_F16: Overrides = &[("ROWS", 1.0), ("W_F16", 1.0)];
+/// matvec.wgsl for one row reading a gated MLP's gate | up rows (SwiGLU, GeGLU), f32 or f16.
+const SWIGLU: Overrides = &[("ROWS", 1.0), ("GLU", 1.0)];
+const SWIGLU_F16: Overrides = &[("ROWS", 1.0), ("GLU", 1.0), ("W_F16", 1.0)];
+const GEGLU: Overrides = &[("ROWS", 1.0), ("GLU", 2.0)];
+const GEGLU_F16: Overrides = &[("ROWS", 1.0), ("GLU", 2.0), ("W_F16", 1.0)];
 const MATVEC_VARIANTS: &[Variant] = &[
     Variant {
         label: "f16 weights",
@@ -28,6 +33,22 @@ const MATVEC_VARIANTS: &[Variant] = &[
     Variant {
         label: "1 row, f16 weights",
         overrides: ROWS1_F16,
+    },
+    Variant {
+        label: "SwiGLU input",
+        overrides: SWIGLU,
+    },
+    Variant {
+        label: "SwiGLU input, f16 weights",
+        overrides: SWIGLU_F16,
+    },
+    Variant {
+        label: "GeGLU input",
+        overrides: GEGLU,
+    },
+    Variant {
+        label: "GeGLU input, f16 weights",
+        overrides: GEGLU_F16,
     },
 ];
 
@@ -146,9 +167,25 @@ pub struct Epilogue<'a> {
     pub relu: bool,
     /// B holds f16 pairs packed in u32 words.
     pub b_f16: bool,
+    /// A prologue rather than an epilogue: A is a gated MLP's gate | up rows `[m, 2k]` and the
+    /// product reads silu(gate)·up (`Some(false)`, SwiGLU) or gelu_tanh(gate)·up (`Some(true)`,
+    /// GeGLU) — swiglu.wgsl fused into the down projection. Matvec kinds with one row only
+    /// (`Kernels::glu_fusable`).
+    pub glu: Option<bool>,
 }
 
 impl Kernels {
+    /// Whether a matmul of `m` rows can read a GLU input itself (`Epilogue::glu`): one row (a
+    /// decode step of one sequence) on the matvec `matmul_epi` picks (not while
+    /// `matvec_baseline` runs the pre-issue-15 kernel, which has no GLU input).
+    pub fn glu_fusable(&self, m: usize) -> bool {
+        m == 1
+            && MatmulKernel::for_rows(m) == MatmulKernel::Matvec
+            && !self
+                .matvec_baseline
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// `c[m, n] = a[m, k] · b[k, n] (+ bias[n])`; with `b_t`, b is `[n, k]`.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
@@ -213,6 +250,11 @@ impl Kernels {
                 || (epi.gelu.is_none() && epi.resid.is_none() && !epi.b_f16 && !epi.relu),
             "the naive matmul has no epilogue and reads f32 only"
         );
+        assert!(
+            epi.glu.is_none()
+                || (m == 1 && matches!(kind, MatmulKernel::Matvec | MatmulKernel::MatvecWorkgroup)),
+            "a GLU input is read by the one-row matvec only"
+        );
         let flags = if bias.is_some() { MATMUL_BIAS } else { 0 }
             | if b_t { MATMUL_B_T } else { 0 }
             | match epi.gelu {
@@ -256,11 +298,15 @@ impl Kernels {
                 let sg = kind == MatmulKernel::Matvec && self.matvec_subgroups;
                 let shader = if sg { &MATVEC_SG } else { &MATVEC };
                 let label = if f16 { "matvec f16" } else { "matvec" };
-                let overrides = match (m == 1, f16) {
-                    (true, true) => ROWS1_F16,
-                    (true, false) => ROWS1,
-                    (false, true) => W_F16,
-                    (false, false) => &[],
+                let overrides = match (epi.glu, m == 1, f16) {
+                    (Some(false), _, false) => SWIGLU,
+                    (Some(false), _, true) => SWIGLU_F16,
+                    (Some(true), _, false) => GEGLU,
+                    (Some(true), _, true) => GEGLU_F16,
+                    (None, true, true) => ROWS1_F16,
+                    (None, true, false) => ROWS1,
+                    (None, false, true) => W_F16,
+                    (None, false, false) => &[],
                 };
                 // 32 columns per workgroup over x (and z), row blocks of 1 or 4 over y.
                 let [x, z, _] = crate::gpu::grid_1d(n.div_ceil(32), 1);
@@ -289,8 +335,12 @@ impl Kernels {
         };
         g.dispatch(label, pipeline, &params, binds, grid);
         let wb = if epi.b_f16 { 2.0 } else { 4.0 };
+        let a_width = if epi.glu.is_some() { 2.0 } else { 1.0 };
         let (m, n, k) = (m as f64, n as f64, k as f64);
-        g.cost(2.0 * m * n * k, 4.0 * (m * k + m * n) + wb * k * n);
+        g.cost(
+            2.0 * m * n * k,
+            4.0 * (a_width * m * k + m * n) + wb * k * n,
+        );
     }
 }
 
