@@ -19,7 +19,7 @@ use serde_json::json;
 use outlier_probe::bench::*;
 use outlier_probe::gpu::{GpuContext, GpuOptions};
 use outlier_probe::hooks::HookFilter;
-use outlier_probe::kernels::MatmulKernel;
+use outlier_probe::kernels::{MatmulKernel, MATVEC_MAX_ROWS, TILE_SHAPES};
 use outlier_probe::model::Model;
 
 #[derive(Parser)]
@@ -113,15 +113,25 @@ fn main() -> Result<()> {
     let ceiling = fma_ceiling(&ctx, &kern)?;
     let sq_ms = time_matmul(&ctx, &kern, MatmulKernel::Tiled, (sq, sq, sq), false, 3)?;
     let sq_gflops = 2.0 * (sq * sq * sq) as f64 / sq_ms / 1e6;
+    let r8_ms = time_matmul(&ctx, &kern, MatmulKernel::Tiled8x8, (sq, sq, sq), false, 3)?;
+    let r8_gflops = 2.0 * (sq * sq * sq) as f64 / r8_ms / 1e6;
     println!("## Device ceilings (measured)\n");
     println!("| what | value |\n|---|---:|");
     println!("| copy bandwidth (buffer to buffer, read + write) | {bw:.2} GB/s |");
     println!(
         "| arithmetic ceiling (register-only vec4 FMAs, fma_peak.wgsl) | {ceiling:.2} GFLOP/s |"
     );
-    println!("| engine's tiled matmul, {sq}×{sq}×{sq} | {sq_gflops:.2} GFLOP/s ({:.0}% of the ceiling) |\n", 100.0 * sq_gflops / ceiling);
+    println!("| engine's tiled matmul (4×4 per invocation), {sq}×{sq}×{sq} | {sq_gflops:.2} GFLOP/s ({:.0}% of the ceiling) |", 100.0 * sq_gflops / ceiling);
+    println!("| tiled matmul, 8×8 per invocation, {sq}×{sq}×{sq} | {r8_gflops:.2} GFLOP/s ({:.0}% of the ceiling) |\n", 100.0 * r8_gflops / ceiling);
 
     // Matmul shapes.
+    // The one-time tile choice for this adapter (the engine's default without it: 8×8).
+    let tuned = outlier_probe::kernels::autotune_tiles(&ctx, &kern, (128, 576, 576), 2)?;
+    println!("tile autotune (128×576×576, nn.Linear layout, best of 2):");
+    for (kind, ms) in &tuned {
+        println!("- {kind:?}: {ms:.3} ms");
+    }
+    println!("- prefill runs on {:?}\n", kern.pick(np.max(33)));
     println!("## Matmul shapes\n");
     println!("floor = max(FLOPs / ceiling, bytes / bandwidth); efficiency = floor / time.\n");
     println!("| shape | m×n×k | kernel | ms | GFLOP/s | × naive | floor ms | efficiency |");
@@ -132,7 +142,7 @@ fn main() -> Result<()> {
             let flops = 2.0 * (m * n * k) as f64;
             let bytes = 4.0 * (m * k + k * n + m * n) as f64;
             let floor = (flops / ceiling / 1e6).max(bytes / bw / 1e6);
-            let fast_kind = MatmulKernel::for_rows(m);
+            let fast_kind = kern.pick(m);
             let fast = time_matmul(&ctx, &kern, fast_kind, (m, n, k), bt, args.repeats)?;
             let naive = if args.no_naive {
                 f64::NAN
@@ -146,7 +156,19 @@ fn main() -> Result<()> {
                     args.repeats,
                 )?
             };
-            let runs = [(MatmulKernel::Naive, naive), (fast_kind, fast)];
+            // Prefill rows: the other tile shape too.
+            let other = TILE_SHAPES.into_iter().find(|&t| t != fast_kind);
+            let r8 = if m > MATVEC_MAX_ROWS {
+                let kind = other.unwrap_or(MatmulKernel::Tiled);
+                time_matmul(&ctx, &kern, kind, (m, n, k), bt, args.repeats)?
+            } else {
+                f64::NAN
+            };
+            let runs = [
+                (MatmulKernel::Naive, naive),
+                (fast_kind, fast),
+                (other.unwrap_or(MatmulKernel::Tiled), r8),
+            ];
             for (kind, ms) in runs.into_iter().filter(|r| !r.1.is_nan()) {
                 println!(
                     "| {name} | {m}×{n}×{k} | {kind:?} | {ms:.3} | {:.2} | {:.2} | {floor:.3} | {:.0}% |",
@@ -240,7 +262,7 @@ fn main() -> Result<()> {
     if args.kernels_only {
         if let Some(path) = &args.json {
             let j = json!({"model": args.model, "device": device, "copy_gbps": bw,
-                "fma_ceiling_gflops": ceiling, "tiled_512_gflops": sq_gflops, "matmul": mm,
+                "fma_ceiling_gflops": ceiling, "tiled_512_gflops": sq_gflops, "tiled8x8_512_gflops": r8_gflops, "matmul": mm,
                 "decode_matvec": mv, "decode_dispatches": dispatch_json});
             std::fs::write(path, serde_json::to_string_pretty(&j)?)?;
         }
@@ -407,7 +429,7 @@ fn main() -> Result<()> {
 
     if let Some(path) = &args.json {
         let j = json!({"model": args.model, "device": device, "copy_gbps": bw, "fma_ceiling_gflops": ceiling,
-            "tiled_512_gflops": sq_gflops,
+            "tiled_512_gflops": sq_gflops, "tiled8x8_512_gflops": r8_gflops,
             "matmul": mm, "decode_matvec": mv, "decode_dispatches": dispatch_json, "forward": fwd, "profile": prof_json, "transformers": py_json});
         std::fs::write(path, serde_json::to_string_pretty(&j)?)?;
     }

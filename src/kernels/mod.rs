@@ -35,8 +35,8 @@ pub use crate::gpu::{grid_1d, grid_rows, Bind, Cost, EncodeCache, Graph, Sample}
 pub use attention::AttnParams;
 pub use embed::EmbedMode;
 pub use matmul::{
-    pack_f16, Epilogue, MatmulKernel, MATMUL_BIAS, MATMUL_B_T, MATMUL_GELU_ERF, MATMUL_GELU_TANH,
-    MATMUL_RESID, MATVEC_MAX_ROWS,
+    autotune_tiles, pack_f16, Epilogue, MatmulKernel, MATMUL_BIAS, MATMUL_B_T, MATMUL_GELU_ERF,
+    MATMUL_GELU_TANH, MATMUL_RESID, MATVEC_MAX_ROWS, TILE_SHAPES,
 };
 pub use quant::qmax;
 pub use registry::{Overrides, PipelineKey, Shader, Variant};
@@ -81,6 +81,9 @@ pub struct Kernels {
     /// Benchmarks only: run the engine's few-row matmuls on `MatmulKernel::MatvecPerColumn`
     /// (the kernel before issue 15), for before/after timings of whole passes in one run.
     pub matvec_baseline: std::sync::atomic::AtomicBool,
+    /// Which of `matmul::TILE_SHAPES` runs prefill matmuls (index; 0, 8×8 per invocation, until
+    /// `autotune_tiles` measures otherwise).
+    pub tiles: std::sync::atomic::AtomicU8,
     pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
 }
 
@@ -105,6 +108,7 @@ impl Kernels {
                     && ctx.info.subgroup_min_size >= 8
                     && ctx.info.subgroup_max_size <= 64,
                 matvec_baseline: Default::default(),
+                tiles: Default::default(),
                 pipelines: registry::compile(ctx, REGISTRY),
             })
         })

@@ -1,4 +1,5 @@
-//! Matrix products: 64×64 tiles (matmul.wgsl), the few-row matvec (matvec.wgsl, lanes
+//! Matrix products: 64×64 tiles with 4×4 or 8×8 outputs per invocation (matmul.wgsl,
+//! matmul_r8.wgsl; `autotune_tiles` picks per adapter), the few-row matvec (matvec.wgsl, lanes
 //! splitting K, reduced by subgroup shuffles or workgroup memory), the kernel it replaced
 //! (matvec_percol.wgsl) and the naive one, kept as benchmark baselines; all but the naive one
 //! with the fused epilogue (epilogue.wgsl) and f16-weight variants; wrappers, CPU reference.
@@ -6,6 +7,11 @@
 
 use super::{Kernels, Overrides, Shader, Variant, P4};
 use crate::gpu::{Bind, Graph};
+
+mod autotune;
+mod host;
+pub use autotune::autotune_tiles;
+pub use host::{matmul_ref, pack_f16};
 
 /// The override that makes matmul.wgsl and matvec.wgsl read B as packed f16 pairs.
 const W_F16: Overrides = &[("W_F16", 1.0)];
@@ -63,6 +69,18 @@ const MATMUL: Shader = Shader {
         ),
     )
 };
+/// matmul_r8.wgsl: 64×64 tiles, 8×8 outputs per invocation.
+const MATMUL_R8: Shader = Shader {
+    variants: F16_WEIGHTS,
+    ..Shader::main(
+        "matmul_r8.wgsl",
+        concat!(
+            include_str!("matmul_r8.wgsl"),
+            include_str!("epilogue.wgsl"),
+            include_str!("../common/gelu_fn.wgsl")
+        ),
+    )
+};
 /// matvec.wgsl reduced through workgroup memory (every adapter).
 const MATVEC: Shader = Shader {
     variants: MATVEC_VARIANTS,
@@ -104,7 +122,7 @@ const MATVEC_PERCOL: Shader = Shader {
 const NAIVE: Shader = Shader::main("matmul_naive.wgsl", include_str!("matmul_naive.wgsl"));
 
 /// The shaders of this op, for `kernels::REGISTRY`.
-pub const SHADERS: &[Shader] = &[MATMUL, MATVEC, MATVEC_SG, MATVEC_PERCOL, NAIVE];
+pub const SHADERS: &[Shader] = &[MATMUL, MATMUL_R8, MATVEC, MATVEC_SG, MATVEC_PERCOL, NAIVE];
 
 /// Up to this many rows a matmul runs as matvec.wgsl (4 rows per workgroup) instead of 64×64 tiles.
 pub const MATVEC_MAX_ROWS: usize = 32;
@@ -113,8 +131,11 @@ pub const MATVEC_MAX_ROWS: usize = 32;
 /// the adapter allows, or forced to workgroup memory), and two benchmark baselines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// matmul.wgsl: 64×64 output tiles, register-blocked.
+    /// matmul.wgsl: 64×64 output tiles, 4×4 outputs per invocation (256 invocations).
     Tiled,
+    /// matmul_r8.wgsl: 64×64 output tiles, 8×8 outputs per invocation (64 invocations): twice
+    /// the FMAs per tile read.
+    Tiled8x8,
     /// matvec.wgsl: 8 lanes split K per 4 output columns, 1 or 4 rows per workgroup, reduced
     /// with subgroup shuffles where the adapter offers them (see `Kernels::matvec_subgroups`).
     Matvec,
@@ -128,7 +149,8 @@ pub enum MatmulKernel {
 }
 
 impl MatmulKernel {
-    /// What the engine runs for `m` rows: matvec up to `MATVEC_MAX_ROWS`, tiles beyond.
+    /// The kind of kernel for `m` rows: matvec up to `MATVEC_MAX_ROWS`, tiles beyond (`Tiled`
+    /// stands for either tile shape; `Kernels::pick` says which one runs).
     pub fn for_rows(m: usize) -> Self {
         if m <= MATVEC_MAX_ROWS {
             MatmulKernel::Matvec
@@ -137,6 +159,9 @@ impl MatmulKernel {
         }
     }
 }
+
+/// The tile shapes a prefill matmul can run on, in `Kernels::tiles` order.
+pub const TILE_SHAPES: [MatmulKernel; 2] = [MatmulKernel::Tiled8x8, MatmulKernel::Tiled];
 
 /// `flags` bits of matmul.wgsl.
 pub const MATMUL_BIAS: u32 = 1;
@@ -186,6 +211,18 @@ impl Kernels {
                 .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// What the engine runs for `m` rows: matvec up to `MATVEC_MAX_ROWS`, else the tile shape
+    /// chosen for this adapter (`TILE_SHAPES[Kernels::tiles]`: 8×8 per invocation unless
+    /// `autotune_tiles` found the other faster).
+    pub fn pick(&self, m: usize) -> MatmulKernel {
+        match MatmulKernel::for_rows(m) {
+            MatmulKernel::Tiled => {
+                TILE_SHAPES[self.tiles.load(std::sync::atomic::Ordering::Relaxed) as usize]
+            }
+            kind => kind,
+        }
+    }
+
     /// `c[m, n] = a[m, k] · b[k, n] (+ bias[n])`; with `b_t`, b is `[n, k]`.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
@@ -218,7 +255,7 @@ impl Kernels {
         b_t: bool,
         epi: Epilogue,
     ) {
-        let mut kind = MatmulKernel::for_rows(m);
+        let mut kind = self.pick(m);
         let baseline = self
             .matvec_baseline
             .load(std::sync::atomic::Ordering::Relaxed);
@@ -328,6 +365,12 @@ impl Kernels {
                 let grid = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1];
                 (label, self.pipeline(&MATMUL, "main", ov), grid)
             }
+            MatmulKernel::Tiled8x8 => {
+                let ov = if f16 { W_F16 } else { &[] };
+                let label = if f16 { "matmul 8x8 f16" } else { "matmul 8x8" };
+                let grid = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1];
+                (label, self.pipeline(&MATMUL_R8, "main", ov), grid)
+            }
             MatmulKernel::Naive => {
                 let grid = [n.div_ceil(16) as u32, m.div_ceil(16) as u32, 1];
                 ("matmul_naive", self.main_pipeline(&NAIVE), grid)
@@ -344,44 +387,7 @@ impl Kernels {
     }
 }
 
-/// Weights as the f16 kernels read them: pairs of f16 (round to nearest) packed into u32
-/// words, the first of each pair in the low half; an odd count pads the last word with 0.
-pub fn pack_f16(data: &[f32]) -> Vec<u32> {
-    data.chunks(2)
-        .map(|p| {
-            let lo = half::f16::from_f32(p[0]).to_bits() as u32;
-            let hi = p
-                .get(1)
-                .map_or(0, |&v| half::f16::from_f32(v).to_bits() as u32);
-            lo | (hi << 16)
-        })
-        .collect()
-}
-
-/// CPU reference of `matmul` in f64: c = a · b (+ bias); a is `[m, k]`, b is `[k, n]`, or
-/// `[n, k]` with `b_t`; returns c `[m, n]`.
-pub fn matmul_ref(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    b: &[f32],
-    bias: Option<&[f32]>,
-    b_t: bool,
-) -> Vec<f64> {
-    let mut c = vec![0f64; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let mut s = bias.map_or(0.0, |bs| bs[j] as f64);
-            for t in 0..k {
-                let bv = if b_t { b[j * k + t] } else { b[t * n + j] };
-                s += a[i * k + t] as f64 * bv as f64;
-            }
-            c[i * n + j] = s;
-        }
-    }
-    c
-}
-
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_matvec;
