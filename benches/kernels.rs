@@ -27,7 +27,7 @@ fn matmuls(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("matmul {m}x{n}x{k}"));
         group.sample_size(10);
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
-        let fast = MatmulKernel::for_rows(m);
+        let fast = kern.pick(m);
         for (name, kind, f16) in [
             ("naive", MatmulKernel::Naive, false),
             ("engine f32", fast, false),

@@ -1,5 +1,7 @@
 //! Benchmark one model on this machine's GPU and print Markdown tables: device ceilings,
-//! matmul GFLOP/s per shape (tiled and matvec against the naive kernel, with floors), forward
+//! matmul GFLOP/s per shape (tiled and matvec against the naive kernel, with floors), the decode
+//! matvec's weight bandwidth against the copy bandwidth (new and old kernel, f32 and f16),
+//! dispatches per decode step by kernel, forward
 //! throughput (prefill tokens/s, decode ms/token, plain and with every hook captured, peak GPU
 //! buffer memory), per-kernel GPU time, and — with `--python` — transformers on the CPU side
 //! by side.
@@ -17,7 +19,7 @@ use serde_json::json;
 use outlier_probe::bench::*;
 use outlier_probe::gpu::{GpuContext, GpuOptions};
 use outlier_probe::hooks::HookFilter;
-use outlier_probe::kernels::MatmulKernel;
+use outlier_probe::kernels::{MatmulKernel, MATVEC_MAX_ROWS, TILE_SHAPES};
 use outlier_probe::model::Model;
 
 #[derive(Parser)]
@@ -47,6 +49,16 @@ struct Args {
     /// Load the blocks' matrices as f16 (the f16-weight path)
     #[arg(long)]
     f16_weights: bool,
+    /// Only the ceilings, the matmul shapes, the decode matvec table and the dispatch counts
+    /// (no forward-pass timing, profile or transformers)
+    #[arg(long)]
+    kernels_only: bool,
+    /// Skip the naive kernel in the matmul-shapes table (slow on a CPU adapter)
+    #[arg(long)]
+    no_naive: bool,
+    /// Add GPT-2 124M's shapes (Conv1D layout) to the decode matvec table
+    #[arg(long)]
+    gpt2_shapes: bool,
 }
 
 /// "480 MiB (492 MiB capturing)", or just the first without a capture run.
@@ -101,15 +113,25 @@ fn main() -> Result<()> {
     let ceiling = fma_ceiling(&ctx, &kern)?;
     let sq_ms = time_matmul(&ctx, &kern, MatmulKernel::Tiled, (sq, sq, sq), false, 3)?;
     let sq_gflops = 2.0 * (sq * sq * sq) as f64 / sq_ms / 1e6;
+    let r8_ms = time_matmul(&ctx, &kern, MatmulKernel::Tiled8x8, (sq, sq, sq), false, 3)?;
+    let r8_gflops = 2.0 * (sq * sq * sq) as f64 / r8_ms / 1e6;
     println!("## Device ceilings (measured)\n");
     println!("| what | value |\n|---|---:|");
     println!("| copy bandwidth (buffer to buffer, read + write) | {bw:.2} GB/s |");
     println!(
         "| arithmetic ceiling (register-only vec4 FMAs, fma_peak.wgsl) | {ceiling:.2} GFLOP/s |"
     );
-    println!("| engine's tiled matmul, {sq}×{sq}×{sq} | {sq_gflops:.2} GFLOP/s ({:.0}% of the ceiling) |\n", 100.0 * sq_gflops / ceiling);
+    println!("| engine's tiled matmul (4×4 per invocation), {sq}×{sq}×{sq} | {sq_gflops:.2} GFLOP/s ({:.0}% of the ceiling) |", 100.0 * sq_gflops / ceiling);
+    println!("| tiled matmul, 8×8 per invocation, {sq}×{sq}×{sq} | {r8_gflops:.2} GFLOP/s ({:.0}% of the ceiling) |\n", 100.0 * r8_gflops / ceiling);
 
     // Matmul shapes.
+    // The one-time tile choice for this adapter (the engine's default without it: 8×8).
+    let tuned = outlier_probe::kernels::autotune_tiles(&ctx, &kern, (128, 576, 576), 2)?;
+    println!("tile autotune (128×576×576, nn.Linear layout, best of 2):");
+    for (kind, ms) in &tuned {
+        println!("- {kind:?}: {ms:.3} ms");
+    }
+    println!("- prefill runs on {:?}\n", kern.pick(np.max(33)));
     println!("## Matmul shapes\n");
     println!("floor = max(FLOPs / ceiling, bytes / bandwidth); efficiency = floor / time.\n");
     println!("| shape | m×n×k | kernel | ms | GFLOP/s | × naive | floor ms | efficiency |");
@@ -120,17 +142,34 @@ fn main() -> Result<()> {
             let flops = 2.0 * (m * n * k) as f64;
             let bytes = 4.0 * (m * k + k * n + m * n) as f64;
             let floor = (flops / ceiling / 1e6).max(bytes / bw / 1e6);
-            let naive = time_matmul(
-                &ctx,
-                &kern,
-                MatmulKernel::Naive,
-                (m, n, k),
-                bt,
-                args.repeats,
-            )?;
-            let fast_kind = MatmulKernel::for_rows(m);
+            let fast_kind = kern.pick(m);
             let fast = time_matmul(&ctx, &kern, fast_kind, (m, n, k), bt, args.repeats)?;
-            for (kind, ms) in [(MatmulKernel::Naive, naive), (fast_kind, fast)] {
+            let naive = if args.no_naive {
+                f64::NAN
+            } else {
+                time_matmul(
+                    &ctx,
+                    &kern,
+                    MatmulKernel::Naive,
+                    (m, n, k),
+                    bt,
+                    args.repeats,
+                )?
+            };
+            // Prefill rows: the other tile shape too.
+            let other = TILE_SHAPES.into_iter().find(|&t| t != fast_kind);
+            let r8 = if m > MATVEC_MAX_ROWS {
+                let kind = other.unwrap_or(MatmulKernel::Tiled);
+                time_matmul(&ctx, &kern, kind, (m, n, k), bt, args.repeats)?
+            } else {
+                f64::NAN
+            };
+            let runs = [
+                (MatmulKernel::Naive, naive),
+                (fast_kind, fast),
+                (other.unwrap_or(MatmulKernel::Tiled), r8),
+            ];
+            for (kind, ms) in runs.into_iter().filter(|r| !r.1.is_nan()) {
                 println!(
                     "| {name} | {m}×{n}×{k} | {kind:?} | {ms:.3} | {:.2} | {:.2} | {floor:.3} | {:.0}% |",
                     flops / ms / 1e6,
@@ -141,6 +180,93 @@ fn main() -> Result<()> {
                     "ms": ms, "gflops": flops / ms / 1e6, "vs_naive": naive / ms, "floor_ms": floor}));
             }
         }
+    }
+
+    // Decode matvecs: bytes of weights read per second against the copy bandwidth.
+    println!("\n## Decode matvec (1 row): weight bytes / kernel time against the copy bandwidth\n");
+    println!(
+        "matvec reduces with {}; `MatvecPerColumn` is the kernel before issue 15 (one invocation per output column).\n",
+        if kern.matvec_subgroups { "subgroup shuffles (`Matvec`) or workgroup memory (`MatvecWorkgroup`)" } else { "workgroup memory (no usable subgroups)" }
+    );
+    println!("| shape | n×k | layout | weights | kernel | ms | weight GB/s | % of copy bandwidth | × per-column |");
+    println!("|---|---|---|---|---|---:|---:|---:|---:|");
+    let mut mv = Vec::new();
+    let mut shapes = matmul_shapes(&model, 1);
+    if args.gpt2_shapes {
+        shapes.extend(gpt2_shapes(1, ctx.max_binding));
+    }
+    let mut kinds = vec![MatmulKernel::MatvecPerColumn, MatmulKernel::Matvec];
+    if kern.matvec_subgroups {
+        kinds.push(MatmulKernel::MatvecWorkgroup);
+    }
+    for (name, m, n, k, bt) in shapes {
+        for f16 in [false, true] {
+            let wbytes = (n * k) as f64 * if f16 { 2.0 } else { 4.0 };
+            let mut base = f64::NAN;
+            for &kind in &kinds {
+                let ms = time_matmul_weights(&ctx, &kern, kind, (m, n, k), bt, f16, args.repeats)?;
+                if kind == MatmulKernel::MatvecPerColumn {
+                    base = ms;
+                }
+                let gbps = wbytes / ms / 1e6;
+                println!(
+                    "| {name} | {n}×{k} | {} | {} | {kind:?} | {ms:.3} | {gbps:.2} | {:.0}% | {:.2} |",
+                    if bt { "[N, K]" } else { "[K, N]" },
+                    if f16 { "f16" } else { "f32" },
+                    100.0 * gbps / bw,
+                    base / ms
+                );
+                mv.push(json!({"shape": name, "n": n, "k": k, "b_t": bt, "f16": f16,
+                    "kernel": format!("{kind:?}"), "ms": ms, "weight_gbps": gbps, "copy_share": gbps / bw}));
+            }
+        }
+    }
+
+    // Dispatches per decode step, by kernel: before issue 15 (per-column matvec, nothing
+    // fused into it) and now.
+    println!("\n## Dispatches per decode step (batch 1, nothing captured)\n");
+    set_matvec_baseline(&model, true);
+    let before = decode_dispatches(&model, 1, &HookFilter::none())?;
+    set_matvec_baseline(&model, false);
+    let counts = decode_dispatches(&model, 1, &HookFilter::none())?;
+    let (total_before, total): (u64, u64) = (before.values().sum(), counts.values().sum());
+    let layers = cfg.n_layer as u64;
+    println!(
+        "{total} dispatches per decode step ({total_before} before issue 15), {layers} layers\n"
+    );
+    println!("| kernel | before: per step | per layer | now: per step | per layer |");
+    println!("|---|---:|---:|---:|---:|");
+    let per_layer = |c: u64| {
+        if c >= layers && c % layers == 0 {
+            format!("{}", c / layers)
+        } else {
+            "–".into()
+        }
+    };
+    let labels: std::collections::BTreeSet<&str> =
+        before.keys().chain(counts.keys()).copied().collect();
+    for label in labels {
+        let (b, c) = (
+            before.get(label).copied().unwrap_or(0),
+            counts.get(label).copied().unwrap_or(0),
+        );
+        println!(
+            "| {label} | {b} | {} | {c} | {} |",
+            per_layer(b),
+            per_layer(c)
+        );
+    }
+    println!("| **all** | {total_before} | | {total} | |");
+    let dispatch_json = json!({"total": total, "by_kernel": counts,
+        "total_before": total_before, "by_kernel_before": before});
+    if args.kernels_only {
+        if let Some(path) = &args.json {
+            let j = json!({"model": args.model, "device": device, "copy_gbps": bw,
+                "fma_ceiling_gflops": ceiling, "tiled_512_gflops": sq_gflops, "tiled8x8_512_gflops": r8_gflops, "matmul": mm,
+                "decode_matvec": mv, "decode_dispatches": dispatch_json});
+            std::fs::write(path, serde_json::to_string_pretty(&j)?)?;
+        }
+        return Ok(());
     }
 
     // Forward passes (the matmul runs' buffers go first, so they do not count).
@@ -178,6 +304,15 @@ fn main() -> Result<()> {
         );
     }
     for b in list(&args.decode_batch) {
+        // The same steps on the per-column matvec first (before/after in one run).
+        set_matvec_baseline(&model, true);
+        let before = decode_ms(&model, b, args.decode_tokens, &none)?;
+        set_matvec_baseline(&model, false);
+        println!(
+            "| decode batch {b}, per-column matvec (before issue 15) | {before:.2} ms/step | {:.1} | – | – | – |",
+            b as f64 / before * 1e3
+        );
+        ctx.take_peak_memory();
         let plain = decode_ms(&model, b, args.decode_tokens, &none)?;
         let peak_plain = ctx.take_peak_memory();
         let cap = if args.no_capture {
@@ -195,6 +330,7 @@ fn main() -> Result<()> {
         );
         fwd.push(
             json!({"run": "decode", "batch": b, "ms_per_step": plain, "capture_ms": cap,
+            "ms_per_step_percol_matvec": before,
             "peak_bytes": peak_plain, "peak_bytes_capture": peak_cap}),
         );
     }
@@ -293,8 +429,8 @@ fn main() -> Result<()> {
 
     if let Some(path) = &args.json {
         let j = json!({"model": args.model, "device": device, "copy_gbps": bw, "fma_ceiling_gflops": ceiling,
-            "tiled_512_gflops": sq_gflops,
-            "matmul": mm, "forward": fwd, "profile": prof_json, "transformers": py_json});
+            "tiled_512_gflops": sq_gflops, "tiled8x8_512_gflops": r8_gflops,
+            "matmul": mm, "decode_matvec": mv, "decode_dispatches": dispatch_json, "forward": fwd, "profile": prof_json, "transformers": py_json});
         std::fs::write(path, serde_json::to_string_pretty(&j)?)?;
     }
     Ok(())

@@ -81,6 +81,41 @@ pub fn decode_ms(model: &Model, batch: usize, steps: usize, capture: &HookFilter
     Ok(median(times))
 }
 
+/// Benchmarks only: whether `model` runs its few-row matmuls on the per-column matvec of
+/// before issue 15 (`MatmulKernel::MatvecPerColumn`) instead of today's matvec.
+pub fn set_matvec_baseline(model: &Model, on: bool) {
+    model
+        .k
+        .matvec_baseline
+        .store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Dispatches of one decode step of `batch` sequences after a 32-token prefill, per kernel
+/// label (`GpuContext::take_dispatch_counts`), plain or with `capture`.
+pub fn decode_dispatches(
+    model: &Model,
+    batch: usize,
+    capture: &HookFilter,
+) -> Result<BTreeMap<&'static str, u64>> {
+    let ctx_len = 32.min(model.cfg.n_positions.saturating_sub(2)).max(1);
+    let prompts: Vec<Vec<u32>> = (0..batch)
+        .map(|b| random_tokens(model.cfg.vocab_size, ctx_len, 10 + b as u64))
+        .collect();
+    let mut sess = model.session(batch, ctx_len + 1)?;
+    let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    model.forward(&mut sess, &refs, &ForwardOptions::default())?;
+    let next: Vec<Vec<u32>> = (0..batch).map(|b| vec![b as u32]).collect();
+    let refs: Vec<&[u32]> = next.iter().map(Vec::as_slice).collect();
+    let opts = ForwardOptions {
+        logits: LogitsMode::Last,
+        capture: capture.clone(),
+        ..Default::default()
+    };
+    model.ctx.take_dispatch_counts();
+    model.forward_with(&mut sess, &refs, &opts, &mut |_, _, _| {})?;
+    Ok(model.ctx.take_dispatch_counts())
+}
+
 /// Per-kernel totals of a profile.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelRow {
@@ -175,18 +210,43 @@ pub struct MatmulRun {
 
 /// Median GPU time of a matmul on random data: timestamp queries when offered, else wall
 /// time of submit-and-wait.
-#[allow(clippy::too_many_arguments)]
 pub fn time_matmul(
+    ctx: &GpuContext,
+    kern: &Kernels,
+    kind: MatmulKernel,
+    shape: (usize, usize, usize),
+    b_t: bool,
+    repeats: usize,
+) -> Result<f64> {
+    time_matmul_weights(ctx, kern, kind, shape, b_t, false, repeats)
+}
+
+/// `time_matmul` with the weights stored as f16 pairs (`pack_f16`) when `f16`.
+#[allow(clippy::too_many_arguments)]
+pub fn time_matmul_weights(
     ctx: &GpuContext,
     kern: &Kernels,
     kind: MatmulKernel,
     (m, n, k): (usize, usize, usize),
     b_t: bool,
+    f16: bool,
     repeats: usize,
 ) -> Result<f64> {
     let a = ctx.storage_init("bench a", bytemuck::cast_slice(&rand_f32(m * k, 3)))?;
-    let b = ctx.storage_init("bench b", bytemuck::cast_slice(&rand_f32(k * n, 4)))?;
+    let w = rand_f32(k * n, 4);
+    let b = if f16 {
+        ctx.storage_init(
+            "bench b",
+            bytemuck::cast_slice(&crate::kernels::pack_f16(&w)),
+        )?
+    } else {
+        ctx.storage_init("bench b", bytemuck::cast_slice(&w))?
+    };
     let c = ctx.storage("bench c", (m * n * 4) as u64)?;
+    let epi = Epilogue {
+        b_f16: f16,
+        ..Default::default()
+    };
     let run = |profile: bool| -> Result<f64> {
         let mut g = Graph::default();
         kern.matmul_fused(
@@ -200,7 +260,7 @@ pub fn time_matmul(
             None,
             (&c).into(),
             b_t,
-            Epilogue::default(),
+            epi,
         );
         if profile {
             ctx.start_profile();
@@ -277,6 +337,24 @@ pub fn fma_ceiling(ctx: &GpuContext, kern: &Kernels) -> Result<f64> {
         }
     }
     Ok(median(v))
+}
+
+/// GPT-2 124M's linear layers at `rows` rows (Conv1D layout; the tied LM head `[50257, 768]`,
+/// as many vocabulary rows as one storage binding of `max_binding` bytes holds): the decode
+/// shapes of the other weight layout, without loading the model.
+pub fn gpt2_shapes(rows: usize, max_binding: u64) -> Vec<(String, usize, usize, usize, bool)> {
+    let d = 768;
+    let head = 50257.min((max_binding / (4 * d as u64)) as usize);
+    [
+        ("gpt2 c_attn", 3 * d, d, false),
+        ("gpt2 attn c_proj", d, d, false),
+        ("gpt2 c_fc", 4 * d, d, false),
+        ("gpt2 mlp c_proj", d, 4 * d, false),
+        ("gpt2 lm head chunk", head, d, true),
+    ]
+    .into_iter()
+    .map(|(name, n, k, bt)| (name.to_string(), rows, n, k, bt))
+    .collect()
 }
 
 /// The linear layers of one forward pass at `rows` rows: (name, m, n, k, b_t).

@@ -39,3 +39,42 @@ fn llama_greedy_generation_and_decoding() {
         assert_decode_equals_recompute(&model, &reference(fx, 2).tokens, fx);
     }
 }
+
+/// A decode step (one row: the down projection reads the SwiGLU itself) with only
+/// `hook_mlp_out` captured — the fused GLU with the residual added apart — gives the same
+/// captures and logits as the step with every hook captured, where the SwiGLU is written out
+/// and hooked first: fusion never changes what a capture sees.
+#[test]
+fn fused_glu_decode_keeps_captures_exact() {
+    use outlier_probe::hooks::HookFilter;
+    use outlier_probe::model::{ForwardOptions, LogitsMode};
+    use outlier_probe::tensor::Tensor;
+    let model = load(LLAMA[0]);
+    let toks = &reference(LLAMA[0], 0).tokens;
+    let t = toks.len();
+    let step = |filter: &str| {
+        let mut sess = model.session(1, t).unwrap();
+        model
+            .forward(&mut sess, &[&toks[..t - 1]], &ForwardOptions::default())
+            .unwrap();
+        let opts = ForwardOptions {
+            capture: HookFilter::parse(filter).unwrap(),
+            logits: LogitsMode::Last,
+            ..Default::default()
+        };
+        let mut caps = std::collections::BTreeMap::<String, Tensor>::new();
+        let logits = model
+            .forward_with(&mut sess, &[&toks[t - 1..]], &opts, &mut |_, name, x| {
+                caps.insert(name, x);
+            })
+            .unwrap();
+        (caps, logits[0].clone().unwrap())
+    };
+    let (fused, fused_logits) = step("*hook_mlp_out");
+    let (unfused, unfused_logits) = step("*");
+    assert!(!fused.is_empty(), "no hook_mlp_out captured");
+    for (name, x) in &fused {
+        assert_close(name, x, &unfused[name], DECODE_TOL);
+    }
+    assert_close("logits", &fused_logits, &unfused_logits, DECODE_TOL);
+}

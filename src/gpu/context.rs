@@ -171,6 +171,12 @@ impl GpuContext {
         st.forget_groups();
     }
 
+    /// Dispatches submitted per label since the last call (or since the context opened).
+    pub fn take_dispatch_counts(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut st = self.encode.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut st.dispatches)
+    }
+
     /// (bind groups created, bind groups reused) by `Graph::submit` so far.
     pub fn bind_group_counts(&self) -> (u64, u64) {
         let st = self.encode.lock().unwrap_or_else(|e| e.into_inner());

@@ -29,6 +29,8 @@ pub struct EncodeCache {
     pub bind_groups_reused: u64,
     /// The timed dispatches while profiling (`None`: not profiling).
     pub profile: Option<Vec<Sample>>,
+    /// Dispatches submitted per label since the last `GpuContext::take_dispatch_counts`.
+    pub dispatches: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl EncodeCache {
@@ -73,6 +75,11 @@ impl Graph {
             st.groups.clear();
         }
         let n = self.dispatches();
+        for s in &self.steps {
+            if let Step::Dispatch { label, .. } = s {
+                *st.dispatches.entry(label).or_default() += 1;
+            }
+        }
         let profiling = st.profile.is_some() && ctx.has(wgpu::Features::TIMESTAMP_QUERY) && n > 0;
         let timing = if profiling {
             let sets: Vec<wgpu::QuerySet> = (0..n.div_ceil(QUERIES_PER_SET))

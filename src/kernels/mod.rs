@@ -35,8 +35,8 @@ pub use crate::gpu::{grid_1d, grid_rows, Bind, Cost, EncodeCache, Graph, Sample}
 pub use attention::AttnParams;
 pub use embed::EmbedMode;
 pub use matmul::{
-    pack_f16, Epilogue, MatmulKernel, MATMUL_BIAS, MATMUL_B_T, MATMUL_GELU_ERF, MATMUL_GELU_TANH,
-    MATMUL_RESID, MATVEC_MAX_ROWS,
+    autotune_tiles, pack_f16, Epilogue, MatmulKernel, MATMUL_BIAS, MATMUL_B_T, MATMUL_GELU_ERF,
+    MATMUL_GELU_TANH, MATMUL_RESID, MATVEC_MAX_ROWS, TILE_SHAPES,
 };
 pub use quant::qmax;
 pub use registry::{Overrides, PipelineKey, Shader, Variant};
@@ -74,6 +74,16 @@ pub struct Kernels {
     pub dummy: wgpu::Buffer,
     /// A second placeholder, for an unused writable binding next to `dummy`.
     pub dummy2: wgpu::Buffer,
+    /// Whether `MatmulKernel::Matvec` reduces with subgroup shuffles: SUBGROUP granted and
+    /// every subgroup 8 to 64 lanes (an 8-lane group inside one subgroup of the 64-lane
+    /// workgroup); else it reduces through workgroup memory.
+    pub matvec_subgroups: bool,
+    /// Benchmarks only: run the engine's few-row matmuls on `MatmulKernel::MatvecPerColumn`
+    /// (the kernel before issue 15), for before/after timings of whole passes in one run.
+    pub matvec_baseline: std::sync::atomic::AtomicBool,
+    /// Which of `matmul::TILE_SHAPES` runs prefill matmuls (index; 0, 8×8 per invocation, until
+    /// `autotune_tiles` measures otherwise).
+    pub tiles: std::sync::atomic::AtomicU8,
     pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
 }
 
@@ -94,6 +104,11 @@ impl Kernels {
             Ok(Self {
                 dummy: ctx.storage("dummy", 16)?,
                 dummy2: ctx.storage("dummy2", 16)?,
+                matvec_subgroups: ctx.has(wgpu::Features::SUBGROUP)
+                    && ctx.info.subgroup_min_size >= 8
+                    && ctx.info.subgroup_max_size <= 64,
+                matvec_baseline: Default::default(),
+                tiles: Default::default(),
                 pipelines: registry::compile(ctx, REGISTRY),
             })
         })

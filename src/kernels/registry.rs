@@ -33,6 +33,9 @@ pub struct Shader {
     pub entry_points: &'static [&'static str],
     /// Override sets compiled besides the defaults (each for every entry point).
     pub variants: &'static [Variant],
+    /// Optional device features the source uses (`wgpu::Features::SUBGROUP`): the shader is
+    /// compiled only where the device was granted all of them (empty for most shaders).
+    pub needs: wgpu::Features,
 }
 
 /// The entry points of most shaders.
@@ -46,6 +49,7 @@ impl Shader {
             source,
             entry_points: MAIN,
             variants: &[],
+            needs: wgpu::Features::empty(),
         }
     }
 
@@ -96,15 +100,18 @@ impl Hash for PipelineKey {
     }
 }
 
-/// Compile every shader of `registry` and create the pipeline of each entry point, with the
-/// default overrides and with each variant's. Errors surface through the caller's error scope
-/// (`GpuContext::checked`).
+/// Compile every shader of `registry` whose `needs` the device was granted and create the
+/// pipeline of each entry point, with the default overrides and with each variant's. Errors
+/// surface through the caller's error scope (`GpuContext::checked`).
 pub fn compile(
     ctx: &GpuContext,
     registry: &'static [&'static [Shader]],
 ) -> HashMap<PipelineKey, wgpu::ComputePipeline> {
     let mut map = HashMap::new();
     for shader in registry.iter().flat_map(|s| s.iter()) {
+        if !ctx.features.contains(shader.needs) {
+            continue;
+        }
         let module = ctx.shader(shader.name, shader.source);
         let sets = std::iter::once(None).chain(shader.variants.iter().map(Some));
         for variant in sets {
@@ -130,7 +137,7 @@ mod tests {
     use crate::kernels::{shaders, REGISTRY};
 
     /// Every registered shader parses and validates with naga (all validation flags, default
-    /// capabilities: no f16, no subgroups), has exactly the compute entry points it declares
+    /// capabilities: no f16, no subgroups unless the shader `needs` SUBGROUP), has exactly the compute entry points it declares
     /// (`main`, except the steps of one concern: head scale, quantization), and declares every
     /// override its variants set; no two shaders share a name.
     #[test]
@@ -157,7 +164,15 @@ mod tests {
                     continue;
                 }
             };
-            if let Err(e) = Validator::new(ValidationFlags::all(), caps).validate(&module) {
+            let mut validator = if shader.needs.contains(wgpu::Features::SUBGROUP) {
+                let mut v = Validator::new(ValidationFlags::all(), caps | Capabilities::SUBGROUP);
+                v.subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+                    .subgroup_operations(naga::valid::SubgroupOperationSet::all());
+                v
+            } else {
+                Validator::new(ValidationFlags::all(), caps)
+            };
+            if let Err(e) = validator.validate(&module) {
                 failures.push(format!(
                     "{name}: validation error:\n{}",
                     e.emit_to_string_with_path(src, name)

@@ -199,9 +199,14 @@ impl Architecture for Gemma3 {
         p.hook_point(Src::Ln2(l), &a.ln2)?;
         p.linear(&a.ln2, &w.gate_up_proj, &a.mlp_pre);
         p.hook_point(Src::GateUp(l), &a.mlp_pre)?;
-        p.geglu(&a.mlp_pre, &a.mlp_post);
-        p.hook_point(Src::MlpPost(l), &a.mlp_post)?;
-        p.linear(&a.mlp_post, &w.down_proj, &a.mlp_out);
+        p.glu_down(
+            (Src::MlpPost(l), true),
+            &a.mlp_pre,
+            &a.mlp_post,
+            &w.down_proj,
+            Src::MlpOut(l),
+            (None, &a.mlp_out, &a.mlp_out),
+        )?;
         p.rmsnorm(&a.mlp_out, &w.post_feedforward_layernorm, &a.branch);
         p.hook_point(Src::Ln2Post(l), &a.branch)?;
         p.hook_point(Src::MlpOut(l), &a.branch)?;

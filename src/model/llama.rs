@@ -156,13 +156,13 @@ impl Architecture for Llama {
         p.hook_point(Src::Ln2(l), &a.ln2)?;
         p.linear(&a.ln2, &w.gate_up_proj, &a.mlp_pre);
         p.hook_point(Src::GateUp(l), &a.mlp_pre)?;
-        p.swiglu(&a.mlp_pre, &a.mlp_post);
-        p.hook_point(Src::MlpPost(l), &a.mlp_post)?;
-        p.residual_linear(
-            Src::MlpOut(l),
+        p.glu_down(
+            (Src::MlpPost(l), false),
+            &a.mlp_pre,
             &a.mlp_post,
             &w.down_proj,
-            (&a.resid_mid, &a.mlp_out, &a.resid_next),
+            Src::MlpOut(l),
+            (Some(&a.resid_mid), &a.mlp_out, &a.resid_next),
         )?;
         p.hook_point(Src::ResidPost(l), &a.resid_next)
     }

@@ -16,6 +16,7 @@ pub(crate) mod llama;
 pub(crate) mod opt;
 mod pass;
 mod pass_embed;
+mod pass_glu;
 pub mod registry;
 mod run;
 mod session;
