@@ -53,7 +53,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     // crates/python: the Python bindings, a frontend over the public API.
     (
         "bindings",
-        &["py_errors", "py_arrays", "py_inputs", "py_model", "py_studies"],
+        &[
+            "py_errors",
+            "py_arrays",
+            "py_inputs",
+            "py_model",
+            "py_studies",
+        ],
     ),
 ];
 
