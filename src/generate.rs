@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
+use crate::intervene::{HookEdit, Knockout};
 use crate::model::{ForwardOptions, Gpt2, LogitsMode};
 use crate::tensor::argmax;
 
@@ -106,6 +107,24 @@ pub fn generate(
     model: &Gpt2,
     prompts: &[Vec<u32>],
     sampling: &Sampling,
+    on_token: impl FnMut(usize, u32),
+) -> Result<Vec<Vec<u32>>> {
+    generate_with(model, prompts, sampling, &[], None, on_token)
+}
+
+/// [`generate`] under interventions: `edits` and `knockout` act in every forward pass, the
+/// prompt's and each decoding step's (positions are absolute, so `pos=0` edits the prompt's
+/// first token once, where it is computed, and the KV cache carries the effect on).
+///
+/// # Errors
+/// An empty prompt list or prompt, a prompt longer than `n_positions`, bad sampling options, and
+/// the forward pass's own (refused selectors, non-finite values).
+pub fn generate_with(
+    model: &Gpt2,
+    prompts: &[Vec<u32>],
+    sampling: &Sampling,
+    edits: &[HookEdit],
+    knockout: Option<&Knockout>,
     mut on_token: impl FnMut(usize, u32),
 ) -> Result<Vec<Vec<u32>>> {
     if prompts.is_empty() {
@@ -124,6 +143,8 @@ pub fn generate(
     let mut sampler = Sampler::new(sampling.clone())?;
     let opts = ForwardOptions {
         logits: LogitsMode::Last,
+        edits: edits.to_vec(),
+        knockout: knockout.cloned(),
         ..Default::default()
     };
     let mut out = vec![Vec::new(); prompts.len()];

@@ -50,6 +50,17 @@ const LAYERS: &[(&str, &[&str])] = &[
         "studies",
         &["probe", "ppl", "compress", "bench", "generate"],
     ),
+    // crates/python: the Python bindings, a frontend over the public API.
+    (
+        "bindings",
+        &[
+            "py_errors",
+            "py_arrays",
+            "py_inputs",
+            "py_model",
+            "py_studies",
+        ],
+    ),
 ];
 
 /// Files the size limit does not apply to, with the reason.

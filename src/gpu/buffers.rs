@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 use wgpu::util::DeviceExt;
 
-use super::{GpuContext, DEVICE_TIMEOUT};
+use super::{DeviceError, GpuContext, DEVICE_TIMEOUT};
 
 impl GpuContext {
     /// Storage buffer holding `data`, checked against the binding limit.
@@ -88,21 +88,28 @@ impl GpuContext {
         while left > 0 {
             match rx.recv_timeout(Duration::from_millis(5)) {
                 Ok((i, r)) => {
-                    r.map_err(|e| anyhow!("mapping a readback buffer failed: {e}"))?;
+                    r.map_err(|e| {
+                        anyhow!(DeviceError(format!(
+                            "mapping a readback buffer failed: {e}"
+                        )))
+                    })?;
                     ok[i] = true;
                     left -= 1;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if start.elapsed() > DEVICE_TIMEOUT {
-                        bail!(
+                        bail!(DeviceError(format!(
                             "GPU readback did not complete within {DEVICE_TIMEOUT:?} on '{}'",
                             self.info.name
-                        );
+                        )));
                     }
                     self.wait()?;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    bail!("GPU readback was dropped on '{}'", self.info.name);
+                    bail!(DeviceError(format!(
+                        "GPU readback was dropped on '{}'",
+                        self.info.name
+                    )));
                 }
             }
         }

@@ -9,6 +9,20 @@ use super::{
     device_rank, instance_for, EncodeCache, GpuOptions, Sample, DEVICE_TIMEOUT, NO_ADAPTER_HELP,
 };
 
+/// An error the device itself reported (out of memory, a validation error): not the input's
+/// fault. Frontends tell it apart from bad input with `anyhow::Error::chain` + `is::<DeviceError>()`
+/// (the Python bindings raise RuntimeError for it, ValueError for bad input).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceError(pub String);
+
+impl std::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
 /// The device the model runs on, with the limits it was granted.
 pub struct GpuContext {
     /// The wgpu device.
@@ -119,7 +133,12 @@ impl GpuContext {
                 submission_index: None,
                 timeout: Some(DEVICE_TIMEOUT),
             })
-            .map_err(|e| anyhow!("waiting for the GPU on '{}': {e}", self.info.name))?;
+            .map_err(|e| {
+                anyhow!(DeviceError(format!(
+                    "waiting for the GPU on '{}': {e}",
+                    self.info.name
+                )))
+            })?;
         Ok(())
     }
 
@@ -183,6 +202,10 @@ impl GpuContext {
         (st.bind_groups_created, st.bind_groups_reused)
     }
     /// Run `f` inside error scopes; turn validation and out-of-memory errors into a Result.
+    ///
+    /// # Errors
+    /// What `f` returns, or a [`DeviceError`] when the device reported out-of-memory or a
+    /// validation error while `f` ran.
     pub fn checked<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -190,13 +213,13 @@ impl GpuContext {
         let v = pollster::block_on(val.pop());
         let o = pollster::block_on(oom.pop());
         if let Some(e) = o {
-            bail!(
+            bail!(DeviceError(format!(
                 "{what}: the GPU '{}' ran out of memory: {e}",
                 self.info.name
-            );
+            )));
         }
         if let Some(e) = v {
-            bail!("{what}: GPU validation error: {e}");
+            bail!(DeviceError(format!("{what}: GPU validation error: {e}")));
         }
         r
     }

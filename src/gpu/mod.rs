@@ -9,7 +9,7 @@ mod context;
 mod encode;
 mod graph;
 
-pub use context::GpuContext;
+pub use context::{DeviceError, GpuContext};
 pub use encode::{EncodeCache, Sample};
 pub use graph::{grid_1d, grid_rows, Bind, Cost, Graph};
 
