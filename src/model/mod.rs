@@ -20,6 +20,7 @@ pub mod registry;
 mod run;
 mod session;
 mod upload;
+mod upload_quant;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use crate::forward::{ForwardOptions, ForwardOutput, LogitsMode};
 pub use crate::rope::rope_tables;
 pub use session::Session;
 pub use upload::{pack_f16, InputWidth};
+pub use upload_quant::Weights;
 
 use crate::analysis::ModuleWeight;
 use crate::config::ModelConfig;
@@ -69,8 +71,13 @@ pub struct Model {
     pub source: PathBuf,
     /// Bytes of weights on the GPU.
     pub weight_bytes: u64,
+    /// Of those, bytes of linear layers kept in ggml blocks (`--weights stored|q8`).
+    pub quant_bytes: u64,
     /// The blocks' linear-layer matrices are stored as f16 (packed pairs), read with f32 math.
     pub f16: bool,
+    /// How the blocks' linear-layer matrices were asked to be stored (`--weights`); with
+    /// `Stored` or `Q8` some may stay dense (see [`Weights`]).
+    pub weights: Weights,
     pub(crate) ctx: Arc<GpuContext>,
     pub(crate) k: Kernels,
     emb: Embedding,
@@ -94,9 +101,10 @@ impl Drop for Model {
 /// How to load a model.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
-    /// Store the blocks' linear-layer matrices as f16 (half the bytes; f32 accumulation).
-    /// Embeddings, LM head, norms and biases stay f32.
-    pub f16_weights: bool,
+    /// How to store the blocks' linear-layer matrices (`--weights`): as stored (default: a
+    /// GGUF's quantized blocks stay quantized, decoded inside the matmul), f32, f16 (half the
+    /// bytes; f32 accumulation) or Q8_0. Embeddings, LM head, norms and biases stay f32.
+    pub weights: Weights,
 }
 
 /// One linear layer's weight matrix inside a block, as the engine stores it: elements
@@ -198,19 +206,23 @@ impl Model {
             let mut up = Uploader {
                 ctx: &ctx,
                 wf,
-                f16: opts.f16_weights,
+                f16: opts.weights == Weights::F16,
+                weights: opts.weights,
                 bytes: 0,
+                quant_bytes: 0,
             };
             let emb = Embedding::load(&mut up, &cfg, registry::embedding_name(cfg.arch))?;
             let arch = registry::loader(cfg.arch)(&cfg, &mut up)?;
-            let weight_bytes = up.bytes;
+            let (weight_bytes, quant_bytes) = (up.bytes, up.quant_bytes);
             ctx.wait()?;
             Ok(Self {
                 cfg: cfg.clone(),
                 tokenizer,
                 source: wf.path().to_path_buf(),
                 weight_bytes,
-                f16: opts.f16_weights,
+                quant_bytes,
+                f16: opts.weights == Weights::F16,
+                weights: opts.weights,
                 ctx: ctx.clone(),
                 k,
                 emb,

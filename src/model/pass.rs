@@ -187,6 +187,16 @@ impl<'a> Pass<'a> {
     /// out `[R, n]` = x `[R, k]` · W (+ b), with `epi` fused into the output write.
     pub fn linear_epi(&mut self, x: &wgpu::Buffer, w: &Linear, out: &wgpu::Buffer, epi: Epilogue) {
         self.quantize_input(x, w.input);
+        // Weights kept in ggml blocks (upload_quant.rs): one dispatch per matrix of the layer.
+        for q in &w.q {
+            let (xb, ob) = (x.into(), out.into());
+            let b = w.b.as_ref();
+            self.k
+                .qmatvec(&mut self.g, self.rows, w.n, w.k, xb, q, b, ob, epi);
+        }
+        if !w.q.is_empty() {
+            return;
+        }
         let epi = Epilogue {
             b_f16: w.f16,
             ..epi

@@ -145,8 +145,13 @@ const QMATVEC: Shader = Shader {
     )
 };
 
+const QEMBED: Shader = Shader {
+    variants: VARIANTS,
+    ..Shader::main("qembed.wgsl", include_str!("qembed.wgsl"))
+};
+
 /// The shaders of this op, for `kernels::REGISTRY`.
-pub const SHADERS: &[Shader] = &[QMATVEC];
+pub const SHADERS: &[Shader] = &[QMATVEC, QEMBED];
 
 /// Weight rows per workgroup of qmatvec.wgsl.
 const WR: usize = 8;
@@ -214,7 +219,11 @@ impl Kernels {
                 None => 0,
             }
             | if epi.resid.is_some() { MATMUL_RESID } else { 0 }
-            | if epi.relu { super::matmul::MATMUL_RELU } else { 0 };
+            | if epi.relu {
+                super::matmul::MATMUL_RELU
+            } else {
+                0
+            };
         let params = QParams {
             m: m as u32,
             n: n as u32,
@@ -239,6 +248,43 @@ impl Kernels {
         let wbytes = (w.rows * k / w.ty.block_elems() * w.ty.block_bytes()) as f64;
         let (m, r, k) = (m as f64, w.rows as f64, k as f64);
         g.cost(2.0 * m * r * k, 4.0 * (m * k + m * r) + wbytes);
+    }
+}
+
+impl Kernels {
+    /// Token embedding from a vocabulary chunk kept in ggml blocks (`w`: rows `start ..
+    /// start + w.rows` of the `[V, d]` matrix): `resid[r, :] = tok_emb[r, :] = W[tokens[r], :]`
+    /// for the `rows` rows whose token falls in the chunk (embed.wgsl's mode 0: no positions).
+    #[allow(clippy::too_many_arguments)]
+    pub fn qembed(
+        &self,
+        g: &mut Graph,
+        (rows, d): (usize, usize),
+        start: usize,
+        tokens: &wgpu::Buffer,
+        w: &QWeight,
+        resid: &wgpu::Buffer,
+        tok_emb: &wgpu::Buffer,
+    ) {
+        let params: [u32; 8] = [
+            rows as u32,
+            d as u32,
+            start as u32,
+            w.rows as u32,
+            w.hoff as u32,
+            0,
+            0,
+            0,
+        ];
+        let binds = vec![tokens.into(), (&w.buf).into(), resid.into(), tok_emb.into()];
+        let pipeline = self.pipeline(&QEMBED, "main", OVERRIDES[w.ty.index()]);
+        g.dispatch(
+            "qembed",
+            pipeline,
+            &params,
+            binds,
+            super::grid_1d(rows * d, 256),
+        );
     }
 }
 

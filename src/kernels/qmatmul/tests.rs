@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 use super::{qmatvec_ref, quantize_q8_0, repack, QType, QWeight};
 use crate::gguf::dequantize;
 use crate::gpu::Graph;
-use crate::kernels::test_util::*;
 use crate::kernels::act::gelu_erf_ref;
+use crate::kernels::test_util::*;
 use crate::kernels::Epilogue;
 
 /// `rows × k` weights of type `ty` as GGUF blocks: random bytes with each block's f16 scale
@@ -62,7 +62,17 @@ fn qmatvec_matches_cpu_for_every_type() {
             };
             let mut g = Graph::default();
             let epi = Epilogue::default();
-            kern.qmatvec(&mut g, m, rows, k, (&ab).into(), &qw, Some(&biasb), (&c).into(), epi);
+            kern.qmatvec(
+                &mut g,
+                m,
+                rows,
+                k,
+                (&ab).into(),
+                &qw,
+                Some(&biasb),
+                (&c).into(),
+                epi,
+            );
             run(&ctx, g);
             let want = qmatvec_ref(m, rows, k, &a, &w, Some(&bias));
             let what = format!("qmatvec {ty:?} m={m} rows={rows} k={k}");
@@ -116,7 +126,12 @@ fn qmatvec_writes_its_columns_with_the_epilogue() {
         col += rows;
     }
     run(&ctx, g);
-    check("qmatvec parts + gelu + resid", &read(&ctx, &c, m * n), &want, 1e-5);
+    check(
+        "qmatvec parts + gelu + resid",
+        &read(&ctx, &c, m * n),
+        &want,
+        1e-5,
+    );
 }
 
 /// Q8_0 quantization round-trips through `gguf::dequantize` within half a step per block.
@@ -146,4 +161,53 @@ fn repack_refuses_partial_blocks() {
     assert!(format!("{e}").contains("96"), "{e}");
     let e = super::check_shape(QType::Q6_K, "blk.0.ffn_down.weight", 640).unwrap_err();
     assert!(format!("{e}").contains("blk.0.ffn_down.weight"), "{e}");
+}
+
+/// The embedding gather decodes every element exactly as `gguf::dequantize` (same f32 operations
+/// in the same order), for tokens inside and outside the chunk.
+#[test]
+fn qembed_gathers_dequantized_rows() {
+    let (ctx, kern) = setup();
+    let mut rng = StdRng::seed_from_u64(18);
+    for ty in QType::ALL {
+        let (v, d, start) = (13, 2 * ty.block_elems(), 100);
+        let bytes = random_blocks(&mut rng, ty, v, d);
+        let w = dequantize(ty.ggml(), &bytes, v * d).unwrap();
+        let q = repack(ty, v, d, &bytes).unwrap();
+        let tokens: Vec<u32> = vec![100, 112, 5, 107, 100 + 13];
+        let rows = tokens.len();
+        let sentinel = vec![-3.5f32; rows * d];
+        let (tb, resid, emb) = (
+            upload(&ctx, &tokens),
+            upload(&ctx, &sentinel),
+            upload(&ctx, &sentinel),
+        );
+        let qw = QWeight {
+            ty,
+            buf: upload(&ctx, &q.words),
+            rows: v,
+            col_off: 0,
+            hoff: q.hoff,
+        };
+        let mut g = Graph::default();
+        kern.qembed(&mut g, (rows, d), start, &tb, &qw, &resid, &emb);
+        run(&ctx, g);
+        let (got_r, got_e) = (read(&ctx, &resid, rows * d), read(&ctx, &emb, rows * d));
+        for (r, &t) in tokens.iter().enumerate() {
+            for c in 0..d {
+                let want = if (start..start + v).contains(&(t as usize)) {
+                    w[(t as usize - start) * d + c]
+                } else {
+                    -3.5
+                };
+                let i = r * d + c;
+                assert!(
+                    got_r[i].to_bits() == want.to_bits() && got_e[i].to_bits() == want.to_bits(),
+                    "{ty:?} token {t} [{c}]: got {} / {}, want {want}",
+                    got_r[i],
+                    got_e[i]
+                );
+            }
+        }
+    }
 }
