@@ -307,7 +307,7 @@ impl WeightSource for GgufWeights {
             return Ok(None);
         }
         let bytes = self.file.tensor_bytes(g)?;
-        let order = gguf_rows::hf_row_order(&self.file.tensor_f32(g)?, &self.hf(g)?.0, shape)?;
+        let order = gguf_rows::hf_row_order(ty, bytes, &self.hf(g)?.0, shape)?;
         Ok(order.map(|o| (ty, gguf_rows::gather_rows(bytes, shape[0], &o))))
     }
 }

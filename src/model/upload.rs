@@ -40,6 +40,8 @@ pub(crate) struct Chunk {
     pub buf: wgpu::Buffer,
     pub start: usize,
     pub count: usize,
+    /// Kept in ggml blocks (`upload_quant.rs`; then `buf` is its buffer), else f32 rows.
+    pub q: Option<crate::kernels::qmatmul::QWeight>,
 }
 
 /// Uploads tensors of one weight source, counting the bytes put on the GPU.
@@ -237,7 +239,12 @@ impl Uploader<'_> {
                 .with_context(|| {
                     format!("{}: {name} in vocabulary chunks", self.wf.path().display())
                 })?;
-            out.push(Chunk { buf, start, count });
+            out.push(Chunk {
+                buf,
+                start,
+                count,
+                q: None,
+            });
             start += count;
         }
         self.bytes += data.len() as u64 * 4;

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use anyhow::{bail, Result};
 
-use super::upload::{InputWidth, Linear, Uploader};
+use super::upload::{Chunk, InputWidth, Linear, Uploader};
 use crate::kernels::qmatmul::{quantize_q8_0, repack, QType, QWeight};
 
 /// How the blocks' linear-layer matrices are stored on the GPU (`--weights`).
@@ -166,6 +166,75 @@ impl Uploader<'_> {
                 hoff: qm.hoff,
             });
             col_off += rows;
+        }
+        Ok(Some(out))
+    }
+}
+
+impl Uploader<'_> {
+    /// An embedding (or LM head) matrix `[v, d]` kept in ggml blocks, in vocabulary chunks that
+    /// each fit one binding (see [`Uploader::chunks`]): as stored, or quantized to Q8_0 with
+    /// `--weights q8`; `None` when it stays f32 (f32/f16 asked for, an unquantized or
+    /// undecodable type, `d` not a whole number of blocks).
+    pub(crate) fn quant_chunks(
+        &mut self,
+        name: &str,
+        (v, d): (usize, usize),
+    ) -> Result<Option<Vec<Chunk>>> {
+        let (ty, bytes) = match self.weights {
+            Weights::F32 | Weights::F16 => return Ok(None),
+            Weights::Stored => match self.wf.quantized(name, [v, d])? {
+                Some((t, bytes)) => match QType::from_ggml(t) {
+                    Some(q) if d % q.block_elems() == 0 => (q, bytes),
+                    _ => return Ok(None),
+                },
+                None => return Ok(None),
+            },
+            Weights::Q8 => {
+                if d % 32 != 0 {
+                    return Ok(None);
+                }
+                let data = self.wf.load(name, &[v, d])?;
+                if data.iter().any(|x| !x.is_finite()) {
+                    bail!("{}: --weights q8: {name} holds a non-finite value; Q8_0 needs finite weights", self.wf.path().display());
+                }
+                (QType::Q8_0, quantize_q8_0(&data))
+            }
+        };
+        let row_bytes = d / ty.block_elems() * ty.block_bytes();
+        // Repacked rows take at most 212/210 of their GGUF bytes (Q6_K's padding).
+        let per_row = row_bytes as u64 * 212 / 210 + 4;
+        let rows_per = ((self.ctx.max_binding / per_row) as usize / 64 * 64).max(64);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < v {
+            let count = rows_per.min(v - start);
+            let qm = repack(
+                ty,
+                count,
+                d,
+                &bytes[start * row_bytes..(start + count) * row_bytes],
+            )?;
+            let label = format!("{name}[{start}..{}] ({ty:?})", start + count);
+            let buf = self
+                .ctx
+                .storage_init(&label, bytemuck::cast_slice(&qm.words))?;
+            self.bytes += qm.words.len() as u64 * 4;
+            self.quant_bytes += qm.words.len() as u64 * 4;
+            let q = QWeight {
+                ty,
+                buf: buf.clone(),
+                rows: count,
+                col_off: 0,
+                hoff: qm.hoff,
+            };
+            out.push(Chunk {
+                buf,
+                start,
+                count,
+                q: Some(q),
+            });
+            start += count;
         }
         Ok(Some(out))
     }
