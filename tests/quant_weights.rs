@@ -120,5 +120,9 @@ fn q8_at_load_equals_f32_of_the_rounded_weights() {
     let f32s = load_as(&dir.0, Weights::F32);
     assert!(q8.quant_bytes > 0 && f32s.quant_bytes == 0);
     assert!(q8.weight_bytes < f32s.weight_bytes);
+    // Few rows (the quantized matvec) and more than the matvec takes (dequantized into the
+    // scratch, then the tiled matmul).
     assert_paths_agree(&q8, &f32s, &[5, 17, 300, 2, 999, 41, 7]);
+    let long: Vec<u32> = (0..45).map(|i| (i * 37 + 11) % 1021).collect();
+    assert_paths_agree(&q8, &f32s, &long);
 }

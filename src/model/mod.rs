@@ -86,6 +86,8 @@ pub struct Model {
     act_quant: Option<ActQuant>,
     /// Activation buffers by name, kept from one forward pass to the next of the same size.
     pool: PoolMap,
+    /// f32 scratch for the prefill path of layers kept in ggml blocks (see `Pass::qscratch`).
+    qscratch: Option<wgpu::Buffer>,
 }
 
 /// The GPT-2 name the engine started with; the same type runs Llama models.
@@ -210,10 +212,17 @@ impl Model {
                 weights: opts.weights,
                 bytes: 0,
                 quant_bytes: 0,
+                quant_max_elems: 0,
             };
             let emb = Embedding::load(&mut up, &cfg, registry::embedding_name(cfg.arch))?;
             let arch = registry::loader(cfg.arch)(&cfg, &mut up)?;
             let (weight_bytes, quant_bytes) = (up.bytes, up.quant_bytes);
+            // The prefill path's f32 scratch for one quantized layer (none when over a binding:
+            // then every pass runs the quantized matvec).
+            let scratch = up.quant_max_elems as u64 * 4;
+            let qscratch = (scratch > 0 && scratch <= ctx.max_binding)
+                .then(|| ctx.storage("quantized layer scratch (f32)", scratch))
+                .transpose()?;
             ctx.wait()?;
             Ok(Self {
                 cfg: cfg.clone(),
@@ -229,6 +238,7 @@ impl Model {
                 arch,
                 act_quant: None,
                 pool: Default::default(),
+                qscratch,
             })
         })
     }

@@ -56,6 +56,8 @@ pub(crate) struct Uploader<'a> {
     pub bytes: u64,
     /// Of those, bytes of matrices kept in ggml blocks.
     pub quant_bytes: u64,
+    /// The most weights of one linear layer kept in ggml blocks (the prefill scratch's size).
+    pub quant_max_elems: usize,
 }
 
 impl Uploader<'_> {

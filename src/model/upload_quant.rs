@@ -146,6 +146,8 @@ impl Uploader<'_> {
             let (_, rows, bytes) = &mut blocks[0];
             *bytes = crate::weights::gather_rows(bytes, *rows, perm);
         }
+        let n: usize = names.iter().map(|n| n.1).sum();
+        self.quant_max_elems = self.quant_max_elems.max(n * k);
         let mut out = Vec::new();
         let mut col_off = 0;
         for (ty, rows, bytes) in blocks {

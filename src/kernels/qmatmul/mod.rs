@@ -147,11 +147,21 @@ const QMATVEC: Shader = Shader {
 
 const QEMBED: Shader = Shader {
     variants: VARIANTS,
-    ..Shader::main("qembed.wgsl", include_str!("qembed.wgsl"))
+    ..Shader::main(
+        "qembed.wgsl",
+        concat!(include_str!("qembed.wgsl"), include_str!("qdecode.wgsl")),
+    )
+};
+const QDEQUANT: Shader = Shader {
+    variants: VARIANTS,
+    ..Shader::main(
+        "qdequant.wgsl",
+        concat!(include_str!("qdequant.wgsl"), include_str!("qdecode.wgsl")),
+    )
 };
 
 /// The shaders of this op, for `kernels::REGISTRY`.
-pub const SHADERS: &[Shader] = &[QMATVEC, QEMBED];
+pub const SHADERS: &[Shader] = &[QMATVEC, QEMBED, QDEQUANT];
 
 /// Weight rows per workgroup of qmatvec.wgsl.
 const WR: usize = 8;
@@ -285,6 +295,36 @@ impl Kernels {
             binds,
             super::grid_1d(rows * d, 256),
         );
+    }
+}
+
+impl Kernels {
+    /// `out[(w.col_off + j)·k + c] = W[j, c]`: the quantized matrix `w` (`[w.rows, k]`)
+    /// dequantized into rows `w.col_off ..` of an f32 `[n, k]` matrix (the prefill path: a
+    /// layer's matrices into one scratch matrix for the tiled matmul). Values bit for bit
+    /// `gguf::dequantize`'s.
+    pub fn qdequant(&self, g: &mut Graph, k: usize, w: &QWeight, out: &wgpu::Buffer) {
+        let params: [u32; 8] = [
+            w.rows as u32,
+            k as u32,
+            w.col_off as u32,
+            0,
+            w.hoff as u32,
+            0,
+            0,
+            0,
+        ];
+        let binds = vec![(&w.buf).into(), out.into()];
+        let pipeline = self.pipeline(&QDEQUANT, "main", OVERRIDES[w.ty.index()]);
+        g.dispatch(
+            "qdequant",
+            pipeline,
+            &params,
+            binds,
+            super::grid_1d(w.rows * k, 256),
+        );
+        let wbytes = (w.rows * k / w.ty.block_elems() * w.ty.block_bytes()) as f64;
+        g.cost(0.0, wbytes + 4.0 * (w.rows * k) as f64);
     }
 }
 

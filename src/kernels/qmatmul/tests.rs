@@ -211,3 +211,43 @@ fn qembed_gathers_dequantized_rows() {
         }
     }
 }
+
+/// Dequantizing into a row offset of a wider f32 matrix gives `gguf::dequantize`'s values bit
+/// for bit and leaves the other rows alone.
+#[test]
+fn qdequant_writes_its_rows_exactly() {
+    let (ctx, kern) = setup();
+    let mut rng = StdRng::seed_from_u64(19);
+    for ty in QType::ALL {
+        let (rows, k, off, total) = (7, 2 * ty.block_elems(), 3, 12);
+        let bytes = random_blocks(&mut rng, ty, rows, k);
+        let w = dequantize(ty.ggml(), &bytes, rows * k).unwrap();
+        let q = repack(ty, rows, k, &bytes).unwrap();
+        let out = upload(&ctx, &vec![-3.5f32; total * k]);
+        let qw = QWeight {
+            ty,
+            buf: upload(&ctx, &q.words),
+            rows,
+            col_off: off,
+            hoff: q.hoff,
+        };
+        let mut g = Graph::default();
+        kern.qdequant(&mut g, k, &qw, &out);
+        run(&ctx, g);
+        let got = read(&ctx, &out, total * k);
+        for (i, v) in got.iter().enumerate() {
+            let r = i / k;
+            let want = if (off..off + rows).contains(&r) {
+                w[i - off * k]
+            } else {
+                -3.5
+            };
+            assert_eq!(
+                v.to_bits(),
+                want.to_bits(),
+                "{ty:?} [{r}, {}]: {v} vs {want}",
+                i % k
+            );
+        }
+    }
+}
