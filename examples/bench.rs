@@ -20,7 +20,7 @@ use outlier_probe::bench::*;
 use outlier_probe::gpu::{GpuContext, GpuOptions};
 use outlier_probe::hooks::HookFilter;
 use outlier_probe::kernels::{MatmulKernel, MATVEC_MAX_ROWS, TILE_SHAPES};
-use outlier_probe::model::Model;
+use outlier_probe::model::{Model, Weights};
 
 #[derive(Parser)]
 struct Args {
@@ -46,8 +46,8 @@ struct Args {
     no_capture: bool,
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Load the blocks' matrices as f16 (the f16-weight path)
-    #[arg(long)]
+    /// Load the blocks' matrices as f16 (the f16-weight path; = --weights f16)
+    #[arg(long, conflicts_with = "weights")]
     f16_weights: bool,
     /// Only the ceilings, the matmul shapes, the decode matvec table and the dispatch counts
     /// (no forward-pass timing, profile or transformers)
@@ -59,6 +59,10 @@ struct Args {
     /// Add GPT-2 124M's shapes (Conv1D layout) to the decode matvec table
     #[arg(long)]
     gpt2_shapes: bool,
+    /// How the blocks' matrices live on the GPU: stored (default; a GGUF's blocks stay
+    /// quantized), f32, f16 or q8
+    #[arg(long, value_parser = |s: &str| s.parse::<Weights>())]
+    weights: Option<Weights>,
 }
 
 /// "480 MiB (492 MiB capturing)", or just the first without a capture run.
@@ -70,6 +74,21 @@ fn peaks(plain: u64, capture: Option<u64>) -> String {
     }
 }
 
+/// How the blocks' matrices are stored, for the header line.
+fn weights_note(model: &Model) -> String {
+    if model.f16 {
+        return "block matrices f16".into();
+    }
+    if model.quant_bytes > 0 {
+        return format!(
+            "--weights {}: {:.0} MiB of linear layers in ggml blocks",
+            model.weights,
+            model.quant_bytes as f64 / 1048576.0
+        );
+    }
+    "f32".into()
+}
+
 fn list(s: &str) -> Vec<usize> {
     s.split(',').filter_map(|x| x.trim().parse().ok()).collect()
 }
@@ -78,7 +97,11 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let ctx = GpuContext::new(&GpuOptions::from_env())?;
     let opts = outlier_probe::model::LoadOptions {
-        f16_weights: args.f16_weights,
+        weights: if args.f16_weights {
+            Weights::F16
+        } else {
+            args.weights.unwrap_or_default()
+        },
     };
     let model = Model::load_with(ctx.clone(), &args.model, &opts)
         .with_context(|| format!("loading {}", args.model.display()))?;
@@ -98,7 +121,7 @@ fn main() -> Result<()> {
         cfg.n_head,
         cfg.vocab_size,
         model.weight_bytes as f64 / 1048576.0,
-        if model.f16 { "block matrices f16" } else { "f32" },
+        weights_note(&model),
         if ctx.has(wgpu::Features::TIMESTAMP_QUERY) {
             "TIMESTAMP_QUERY offered: kernel times are GPU times"
         } else {

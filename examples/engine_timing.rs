@@ -24,7 +24,7 @@ use serde_json::json;
 
 use outlier_probe::bench::random_tokens;
 use outlier_probe::gpu::{GpuContext, GpuOptions};
-use outlier_probe::model::{ForwardOptions, LoadOptions, LogitsMode, Model};
+use outlier_probe::model::{ForwardOptions, LoadOptions, LogitsMode, Model, Weights};
 
 #[derive(Parser)]
 struct Args {
@@ -42,9 +42,10 @@ struct Args {
     decode_tokens: usize,
     #[arg(long, default_value_t = 2)]
     repeats: usize,
-    /// Load the blocks' matrices as f16
-    #[arg(long)]
-    f16_weights: bool,
+    /// How the linear layers live on the GPU: stored (a GGUF's blocks stay quantized), f32,
+    /// f16 or q8 (the CLI's --weights)
+    #[arg(long, default_value = "stored", value_parser = |s: &str| s.parse::<Weights>())]
+    weights: Weights,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -67,7 +68,7 @@ fn main() -> Result<()> {
     let ctx = GpuContext::new(&GpuOptions::from_env())?;
     let t0 = Instant::now();
     let opts = LoadOptions {
-        f16_weights: args.f16_weights,
+        weights: args.weights,
     };
     let model = Model::load_with(ctx.clone(), &args.model, &opts)
         .with_context(|| format!("loading {}", args.model.display()))?;
@@ -121,7 +122,8 @@ fn main() -> Result<()> {
     let j = json!({
         "engine": format!("outlier-probe {} (wgpu)", env!("CARGO_PKG_VERSION")),
         "device": format!("{} ({:?}, {:?})", ctx.info.name, ctx.info.backend, ctx.info.device_type),
-        "weights": if model.f16 { "block matrices f16" } else { "f32" },
+        "weights": format!("--weights {}", model.weights),
+        "quant_bytes": model.quant_bytes,
         "weight_bytes": model.weight_bytes,
         "load_ms": load_ms,
         "prompt_ids": toks,

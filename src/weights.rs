@@ -13,8 +13,12 @@ use memmap2::Mmap;
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use safetensors::SafeTensors;
 
+use crate::gguf::GgmlType;
+
+mod gguf_rows;
 mod sharded;
 
+pub use gguf_rows::gather_rows;
 pub use sharded::{refuse_pickled, ShardedWeights};
 
 /// A safetensors file, mapped, with its header parsed once.
@@ -172,6 +176,13 @@ pub trait WeightSource {
     /// Every stored tensor's canonical name (what [`Self::tensor`] takes), sorted. A GGUF lists
     /// only the tensors with a Hugging Face name (see [`crate::gguf::hf_name`]).
     fn names(&self) -> Vec<String>;
+    /// A matrix `[rows, k]` as its stored ggml blocks (type, bytes), rows in the Hugging Face
+    /// order [`Self::load`] gives; `None` when it is stored unquantized (F32, F16, BF16, and
+    /// every safetensors tensor) or its rows are not a permutation of the stored ones.
+    fn quantized(&self, name: &str, shape: [usize; 2]) -> Result<Option<(GgmlType, Vec<u8>)>> {
+        let _ = (name, shape);
+        Ok(None)
+    }
 }
 
 impl WeightSource for WeightFile {
@@ -285,5 +296,18 @@ impl WeightSource for GgufWeights {
         let mut names: Vec<String> = self.names.keys().cloned().collect();
         names.sort();
         names
+    }
+    fn quantized(&self, name: &str, shape: [usize; 2]) -> Result<Option<(GgmlType, Vec<u8>)>> {
+        let Some(g) = self.names.get(name) else {
+            return Ok(None);
+        };
+        let info = self.file.tensor_info(g)?;
+        let ty = info.ggml_type;
+        if matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) || info.shape() != shape {
+            return Ok(None);
+        }
+        let bytes = self.file.tensor_bytes(g)?;
+        let order = gguf_rows::hf_row_order(ty, bytes, &self.hf(g)?.0, shape)?;
+        Ok(order.map(|o| (ty, gguf_rows::gather_rows(bytes, shape[0], &o))))
     }
 }

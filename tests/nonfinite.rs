@@ -286,7 +286,9 @@ fn normal_models_pass() {
 /// and without --f16-weights the same model runs.
 #[test]
 fn f16_weights_refuse_what_f16_cannot_hold() {
-    let f16 = LoadOptions { f16_weights: true };
+    let f16 = LoadOptions {
+        weights: outlier_probe::model::Weights::F16,
+    };
     let big = |w: &mut [f32]| w[2 * 72 + 3] = 7e4;
     let m = crafted("gpt2-odd-a", "f16-big", &[("h.1.attn.c_proj.weight", &big)]);
     let e = Model::load_with(ctx(), &m.0, &f16)

@@ -53,7 +53,9 @@ fn f16_weights_stay_within_half_precision_tolerance() {
     // 5.2e-3, llama-odd-a). Stored f16/bf16 checkpoints round to themselves: 1e-5 (4.8e-6).
     const F16_T: f32 = 1e-2;
     const F16_CKPT_T: f32 = 1e-5;
-    let opts = LoadOptions { f16_weights: true };
+    let opts = LoadOptions {
+        weights: outlier_probe::model::Weights::F16,
+    };
     for fx in FIXTURES.iter().copied().chain(["llama-odd-a"]) {
         let dir = fixtures_dir().join(fx);
         let m16 = Gpt2::load_with(ctx(), &dir, &opts).unwrap();

@@ -42,8 +42,12 @@ class Model:
         backend: Optional[str] = None,
         adapter: Optional[int] = None,
         f16_weights: bool = False,
+        weights: Optional[str] = None,
     ) -> "Model":
         """A Hugging Face directory, a .gguf file or a hub id ("gpt2").
+
+        weights: "stored" (default: a GGUF's quantized blocks stay quantized on the GPU),
+        "f32", "f16" or "q8" (Q8_0 at load), as the CLI's --weights; f16_weights=True = "f16".
 
         Raises FileNotFoundError (no such path or id), ValueError (files that do not parse or
         validate), RuntimeError (no GPU adapter, weights that do not fit)."""
@@ -51,6 +55,10 @@ class Model:
     @property
     def cfg(self) -> Dict[str, Any]:
         """The config: arch, n_layer, n_embd, n_head, n_kv_head, vocab_size, n_positions, ..."""
+
+    @property
+    def weights(self) -> str:
+        """How the linear layers live on the GPU: "stored", "f32", "f16" or "q8"."""
 
     @property
     def device(self) -> str:

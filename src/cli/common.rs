@@ -8,7 +8,7 @@ use clap::Args;
 
 use outlier_probe::gpu::{GpuContext, GpuOptions};
 use outlier_probe::hub::resolve_model;
-use outlier_probe::model::Gpt2;
+use outlier_probe::model::{Gpt2, Weights};
 
 use super::prompt_args::{window_bos, BosArgs};
 
@@ -23,11 +23,30 @@ pub struct GpuArgs {
     adapter: Option<usize>,
     /// Store the blocks' linear-layer weights as f16 (half the memory and bandwidth, f32 math;
     /// logits within 1e-2·(median|b| + |b|) of f32, the bound the tests assert). Not for `compress`, which quantizes f32 weights itself.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "weights")]
     pub f16_weights: bool,
+    /// How the blocks' linear-layer weights live on the GPU: stored (default: a GGUF's
+    /// Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K blocks stay quantized and are decoded inside the
+    /// matmul; other types and safetensors weights become f32), f32 (dequantized at load), f16
+    /// (as --f16-weights) or q8 (quantized to Q8_0 blocks of 32 at load). Not for `compress`,
+    /// which loads f32 weights.
+    #[arg(long, global = true, value_parser = parse_weights)]
+    pub weights: Option<Weights>,
+}
+
+fn parse_weights(s: &str) -> Result<Weights> {
+    s.parse()
 }
 
 impl GpuArgs {
+    /// The `--weights` choice (`--f16-weights` is `--weights f16`).
+    pub fn weights(&self) -> Weights {
+        match (self.f16_weights, self.weights) {
+            (true, _) => Weights::F16,
+            (false, w) => w.unwrap_or_default(),
+        }
+    }
+
     pub fn options(&self) -> GpuOptions {
         GpuOptions {
             backend: self.backend.clone(),
@@ -91,7 +110,7 @@ pub fn load(gpu: &GpuArgs, model: &str) -> Result<Gpt2> {
     let dir = resolve_model(model)?;
     let ctx = GpuContext::new(&gpu.options())?;
     let opts = outlier_probe::model::LoadOptions {
-        f16_weights: gpu.f16_weights,
+        weights: gpu.weights(),
     };
     Gpt2::load_with(ctx, &dir, &opts)
         .with_context(|| format!("loading the model in {}", dir.display()))

@@ -49,8 +49,15 @@ pub fn run(gpu: &GpuArgs, args: CompressArgs) -> Result<()> {
         out,
     } = args;
     use outlier_probe::compress;
-    if gpu.f16_weights {
-        anyhow::bail!("compress quantizes f32 weights itself: drop --f16-weights");
+    if gpu.f16_weights
+        || gpu
+            .weights
+            .is_some_and(|w| w != outlier_probe::model::Weights::F32)
+    {
+        anyhow::bail!(
+            "compress quantizes f32 weights itself: drop --f16-weights / --weights {} (it dequantizes a GGUF's blocks to f32 at load)",
+            gpu.weights()
+        );
     }
     let schemes = compress::Scheme::parse_list(&schemes)?;
     if protect != "auto" && (protect_ratio.is_some() || protect_max.is_some()) {

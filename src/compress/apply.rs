@@ -35,8 +35,8 @@ fn protect_mask(p: &Protect, w: InputWidth, width: usize) -> Vec<bool> {
 /// the GPU, and its activation part to every later forward pass. Pruning reads each matrix
 /// back, selects on the host and writes it back; quantization runs quant_weights.wgsl.
 pub fn apply(model: &mut Model, scheme: &Scheme, protect: &Protect) -> Result<WeightStats> {
-    if model.f16 && (scheme.w_bits.is_some() || scheme.prune.is_some()) {
-        bail!("compressing weights needs them in f32: load the model without --f16-weights");
+    if (model.f16 || model.quant_bytes > 0) && (scheme.w_bits.is_some() || scheme.prune.is_some()) {
+        bail!("compressing weights needs them in f32: load the model with --weights f32 (not f16, q8 or a GGUF's stored blocks)");
     }
     let ctx = model.ctx.clone();
     let (d, inner, heads) = (model.cfg.n_embd, model.cfg.n_inner(), model.cfg.q_dim());

@@ -11,7 +11,7 @@ use super::{apply, find_outlier_channels, short_name};
 use super::{ModelStudy, Protect, Scheme, SchemeResult, WeightStats};
 use crate::finite::NonFinite;
 use crate::gpu::GpuContext;
-use crate::model::Model;
+use crate::model::{LoadOptions, Model, Weights};
 use crate::ppl::PplOverflow;
 
 /// How the protected channels are chosen.
@@ -43,8 +43,14 @@ pub fn study(
     batch: usize,
     progress: Option<&indicatif::ProgressBar>,
 ) -> Result<ModelStudy> {
-    let load =
-        || Model::load(ctx.clone(), path).with_context(|| format!("loading {}", path.display()));
+    // The study quantizes f32 weights itself: a GGUF's blocks are dequantized at load.
+    const F32: LoadOptions = LoadOptions {
+        weights: Weights::F32,
+    };
+    let load = || {
+        Model::load_with(ctx.clone(), path, &F32)
+            .with_context(|| format!("loading {}", path.display()))
+    };
     let base = load()?;
     let windows = windows_of(&base)?;
     if let Some(p) = progress {

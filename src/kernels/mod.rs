@@ -23,6 +23,7 @@ pub mod head_scale;
 pub mod kv_store;
 pub mod matmul;
 pub mod norm;
+pub mod qmatmul;
 pub mod quant;
 pub mod registry;
 pub mod rope;
@@ -56,6 +57,7 @@ pub const REGISTRY: &[&[Shader]] = &[
     fma_peak::SHADERS,
     head_norm::SHADERS,
     scale::SHADERS,
+    qmatmul::SHADERS,
 ];
 
 /// Every registered shader, in registry order.

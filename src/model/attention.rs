@@ -60,6 +60,7 @@ impl AttnExtras {
                     b_t: true,
                     f16: false,
                     input: InputWidth::D,
+                    q: Vec::new(),
                 };
                 Some((lin, mult))
             }

@@ -4,7 +4,7 @@
 use anyhow::{bail, Result};
 
 use super::upload::{Chunk, Uploader};
-use crate::config::ModelConfig;
+use crate::config::{Arch, ModelConfig};
 use crate::gpu::GpuContext;
 use crate::kernels::{Bind, Graph, Kernels};
 
@@ -25,11 +25,23 @@ impl Embedding {
     pub fn load(up: &mut Uploader, cfg: &ModelConfig, emb: &str) -> Result<Self> {
         let (v, d) = (cfg.vocab_size, cfg.embed_dim);
         let head = cfg.arch.weight_names().lm_head;
-        let wte = up.chunks(emb, (v, d))?;
+        // Kept in ggml blocks where the embedding has no position term to add (qembed.wgsl).
+        let blocks = !matches!(cfg.arch, Arch::Gpt2 | Arch::Opt);
+        let chunks = |up: &mut Uploader, name: &str| -> Result<Vec<Chunk>> {
+            match blocks
+                .then(|| up.quant_chunks(name, (v, d)))
+                .transpose()?
+                .flatten()
+            {
+                Some(c) => Ok(c),
+                None => up.chunks(name, (v, d)),
+            }
+        };
+        let wte = chunks(up, emb)?;
         let separate_head = up.contains(head) && !up.wf.same(head, emb);
         let path = up.wf.path().display().to_string();
         let lm_head = match (separate_head, cfg.tie_embeddings) {
-            (true, false) => Some(up.chunks(head, (v, d))?),
+            (true, false) => Some(chunks(up, head)?),
             (false, true) => None,
             (false, false) => bail!(
                 "{path}: missing tensor '{head}' (the config says the head is not tied: tie_word_embeddings = false)"
@@ -98,7 +110,10 @@ impl Embedding {
                 let rn = block.min(m - r0);
                 let a = Bind::range(x, (r0 * d) as u64 * 4, (rn * d) as u64 * 4);
                 let o = Bind::range(&out, base + r0 as u64 * per_row, rn as u64 * per_row);
-                k.matmul(g, rn, c.count, d, a, (&c.buf).into(), None, o, true);
+                match &c.q {
+                    Some(q) => k.qmatvec(g, rn, c.count, d, a, q, None, o, Default::default()),
+                    None => k.matmul(g, rn, c.count, d, a, (&c.buf).into(), None, o, true),
+                }
                 r0 += rn;
             }
         }

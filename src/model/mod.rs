@@ -21,6 +21,7 @@ pub mod registry;
 mod run;
 mod session;
 mod upload;
+mod upload_quant;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use crate::forward::{ForwardOptions, ForwardOutput, LogitsMode};
 pub use crate::rope::rope_tables;
 pub use session::Session;
 pub use upload::{pack_f16, InputWidth};
+pub use upload_quant::Weights;
 
 use crate::analysis::ModuleWeight;
 use crate::config::ModelConfig;
@@ -70,8 +72,13 @@ pub struct Model {
     pub source: PathBuf,
     /// Bytes of weights on the GPU.
     pub weight_bytes: u64,
+    /// Of those, bytes of linear layers kept in ggml blocks (`--weights stored|q8`).
+    pub quant_bytes: u64,
     /// The blocks' linear-layer matrices are stored as f16 (packed pairs), read with f32 math.
     pub f16: bool,
+    /// How the blocks' linear-layer matrices were asked to be stored (`--weights`); with
+    /// `Stored` or `Q8` some may stay dense (see [`Weights`]).
+    pub weights: Weights,
     pub(crate) ctx: Arc<GpuContext>,
     pub(crate) k: Kernels,
     emb: Embedding,
@@ -80,6 +87,8 @@ pub struct Model {
     act_quant: Option<ActQuant>,
     /// Activation buffers by name, kept from one forward pass to the next of the same size.
     pool: PoolMap,
+    /// f32 scratch for the prefill path of layers kept in ggml blocks (see `Pass::qscratch`).
+    qscratch: Option<wgpu::Buffer>,
 }
 
 /// The GPT-2 name the engine started with; the same type runs Llama models.
@@ -95,9 +104,11 @@ impl Drop for Model {
 /// How to load a model.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
-    /// Store the blocks' linear-layer matrices as f16 (half the bytes; f32 accumulation).
-    /// Embeddings, LM head, norms and biases stay f32.
-    pub f16_weights: bool,
+    /// How to store the blocks' linear-layer matrices (`--weights`): as stored (default: a
+    /// GGUF's quantized blocks stay quantized, decoded inside the matmul), f32, f16 (half the
+    /// bytes; f32 accumulation) or Q8_0. Norms and biases stay f32; with `Stored`, a GGUF's
+    /// token embedding and LM head stay in their blocks too (GPT-2 and OPT embeddings: f32).
+    pub weights: Weights,
 }
 
 /// One linear layer's weight matrix inside a block, as the engine stores it: elements
@@ -199,25 +210,37 @@ impl Model {
             let mut up = Uploader {
                 ctx: &ctx,
                 wf,
-                f16: opts.f16_weights,
+                f16: opts.weights == Weights::F16,
+                weights: opts.weights,
                 bytes: 0,
+                quant_bytes: 0,
+                quant_max_elems: 0,
             };
             let emb = Embedding::load(&mut up, &cfg, registry::embedding_name(cfg.arch))?;
             let arch = registry::loader(cfg.arch)(&cfg, &mut up)?;
-            let weight_bytes = up.bytes;
+            let (weight_bytes, quant_bytes) = (up.bytes, up.quant_bytes);
+            // The prefill path's f32 scratch for one quantized layer (none when over a binding:
+            // then every pass runs the quantized matvec).
+            let scratch = up.quant_max_elems as u64 * 4;
+            let qscratch = (scratch > 0 && scratch <= ctx.max_binding)
+                .then(|| ctx.storage("quantized layer scratch (f32)", scratch))
+                .transpose()?;
             ctx.wait()?;
             Ok(Self {
                 cfg: cfg.clone(),
                 tokenizer,
                 source: wf.path().to_path_buf(),
                 weight_bytes,
-                f16: opts.f16_weights,
+                quant_bytes,
+                f16: opts.weights == Weights::F16,
+                weights: opts.weights,
                 ctx: ctx.clone(),
                 k,
                 emb,
                 arch,
                 act_quant: None,
                 pool: Default::default(),
+                qscratch,
             })
         })
     }

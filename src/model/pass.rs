@@ -48,6 +48,9 @@ pub(crate) struct Pass<'a> {
     pub act_quant: Option<(&'a ActQuant, wgpu::Buffer)>,
     /// Linear inputs already fake-quantized since their hook point (read by a second linear).
     quantized: Vec<wgpu::Buffer>,
+    /// f32 scratch for a layer kept in ggml blocks, dequantized there when a pass has more
+    /// rows than the matvec takes (prefill), read by the tiled matmul.
+    pub qscratch: Option<wgpu::Buffer>,
 }
 
 impl<'a> Pass<'a> {
@@ -80,6 +83,7 @@ impl<'a> Pass<'a> {
             knock_of_layer: vec![None; cfg.n_layer],
             act_quant: None,
             quantized: Vec::new(),
+            qscratch: None,
         }
     }
 
@@ -187,6 +191,29 @@ impl<'a> Pass<'a> {
     /// out `[R, n]` = x `[R, k]` · W (+ b), with `epi` fused into the output write.
     pub fn linear_epi(&mut self, x: &wgpu::Buffer, w: &Linear, out: &wgpu::Buffer, epi: Epilogue) {
         self.quantize_input(x, w.input);
+        // Weights kept in ggml blocks (upload_quant.rs): decoded inside a matvec per matrix of
+        // the layer, or for many rows dequantized into the scratch for the tiled matmul.
+        if !w.q.is_empty() {
+            let (xb, ob, b) = (x.into(), out.into(), w.b.as_ref());
+            match &self.qscratch {
+                Some(s) if self.rows > crate::kernels::MATVEC_MAX_ROWS => {
+                    for q in &w.q {
+                        self.k.qdequant(&mut self.g, w.k, q, s);
+                    }
+                    let (r, sb) = (self.rows, s.into());
+                    self.k
+                        .matmul_epi(&mut self.g, r, w.n, w.k, xb, sb, b, ob, true, epi);
+                }
+                _ => {
+                    for q in &w.q {
+                        let (xb, ob) = (x.into(), out.into());
+                        self.k
+                            .qmatvec(&mut self.g, self.rows, w.n, w.k, xb, q, b, ob, epi);
+                    }
+                }
+            }
+            return;
+        }
         let epi = Epilogue {
             b_f16: w.f16,
             ..epi

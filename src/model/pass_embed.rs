@@ -11,6 +11,17 @@ impl Pass<'_> {
     /// dispatch per vocabulary chunk; also writes `a.tok_emb` and `a.pos_emb`.
     pub fn embed(&mut self, a: &Acts, wpe: Option<&wgpu::Buffer>) {
         for c in &self.emb.wte {
+            if let Some(q) = &c.q {
+                assert!(
+                    wpe.is_none(),
+                    "blocks are kept only for embeddings without positions"
+                );
+                let (rows, d) = (self.rows, self.cfg.n_embd);
+                let (resid, tok) = (&a.resid, &a.tok_emb);
+                self.k
+                    .qembed(&mut self.g, (rows, d), c.start, &self.tokens, q, resid, tok);
+                continue;
+            }
             self.k.embed_opt(
                 &mut self.g,
                 self.rows,

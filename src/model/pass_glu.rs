@@ -15,7 +15,8 @@ impl Pass<'_> {
     /// `[R, 2I]` (SwiGLU, or GeGLU with `gelu`; hook `hook`), then `down` = (r, branch, sum):
     /// sum = r + post·W (hook `down_hook` on post·W, see `residual_linear`), or without r,
     /// branch = post·W. With one row, nothing looking at `hook` and no input quantization, the
-    /// one-row matvec reads the GLU itself (`post` is never written: one dispatch fewer).
+    /// one-row matvec reads the GLU itself (`post` is never written: one dispatch fewer) —
+    /// for f32/f16 weights; weights kept in ggml blocks (`w.q`) always run unfused.
     #[allow(clippy::too_many_arguments)]
     pub fn glu_down(
         &mut self,
@@ -26,7 +27,11 @@ impl Pass<'_> {
         down_hook: Src,
         (resid, branch, sum): (Option<&wgpu::Buffer>, &wgpu::Buffer, &wgpu::Buffer),
     ) -> Result<()> {
-        let fuse = self.k.glu_fusable(self.rows) && !self.touches(hook) && !self.quantizes_inputs();
+        // Weights kept in ggml blocks run qmatvec, which has no GLU prologue: unfused there.
+        let fuse = self.k.glu_fusable(self.rows)
+            && w.q.is_empty()
+            && !self.touches(hook)
+            && !self.quantizes_inputs();
         if !fuse {
             if gelu {
                 self.geglu(gate_up, post);

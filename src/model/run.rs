@@ -169,6 +169,7 @@ impl Model {
             want_att,
             hooks,
         );
+        p.qscratch = self.qscratch.clone();
         // Knockout: one key mask per distinct set of removed keys, and each layer's mask.
         if let Some(k) = &opts.knockout {
             let (masks, of_layer) = k.layer_masks(cfg.n_layer, sess.cap);

@@ -30,6 +30,9 @@ pub(crate) struct Linear {
     pub b_t: bool,
     pub f16: bool,
     pub input: InputWidth,
+    /// Kept in ggml blocks (`upload_quant.rs`): the matrices writing its output columns, read
+    /// by `qmatvec` (then `w` is the first one's buffer); empty for f32/f16 weights.
+    pub q: Vec<crate::kernels::qmatmul::QWeight>,
 }
 
 /// A slice of vocabulary rows of an embedding matrix, small enough for one storage binding.
@@ -37,6 +40,8 @@ pub(crate) struct Chunk {
     pub buf: wgpu::Buffer,
     pub start: usize,
     pub count: usize,
+    /// Kept in ggml blocks (`upload_quant.rs`; then `buf` is its buffer), else f32 rows.
+    pub q: Option<crate::kernels::qmatmul::QWeight>,
 }
 
 /// Uploads tensors of one weight source, counting the bytes put on the GPU.
@@ -45,8 +50,14 @@ pub(crate) struct Uploader<'a> {
     pub wf: &'a dyn WeightSource,
     /// Store the blocks' linear-layer matrices as f16.
     pub f16: bool,
+    /// Keep them in ggml blocks: as stored (GGUF), or quantized to Q8_0 (`upload_quant.rs`).
+    pub weights: super::upload_quant::Weights,
     /// Bytes of weights on the GPU so far.
     pub bytes: u64,
+    /// Of those, bytes of matrices kept in ggml blocks.
+    pub quant_bytes: u64,
+    /// The most weights of one linear layer kept in ggml blocks (the prefill scratch's size).
+    pub quant_max_elems: usize,
 }
 
 impl Uploader<'_> {
@@ -102,6 +113,10 @@ impl Uploader<'_> {
         b_t: bool,
         input: InputWidth,
     ) -> Result<Linear> {
+        if let Some(q) = self.quant_parts(&[(name, n)], k, b_t, None)? {
+            let b = bias.map(|b| self.vector(b, &[n])).transpose()?;
+            return Ok(Linear::quantized(q, b, (k, n), input));
+        }
         let shape = if b_t { [n, k] } else { [k, n] };
         let data = self.load_matrix(name, &shape)?.into_owned();
         let w = self.put_matrix(name, &data)?;
@@ -114,6 +129,7 @@ impl Uploader<'_> {
             b_t,
             f16: self.f16,
             input,
+            q: Vec::new(),
         })
     }
 
@@ -129,12 +145,17 @@ impl Uploader<'_> {
         input: InputWidth,
     ) -> Result<Linear> {
         assert_eq!(rows.len(), n, "one source row per output row");
+        let q = self.quant_parts(&[(name, n)], k, true, Some(rows))?;
         let data = self.load_matrix(name, &[n, k])?;
-        let w: Vec<f32> = rows
-            .iter()
-            .flat_map(|&r| data[r * k..(r + 1) * k].iter().copied())
-            .collect();
-        let w = self.put_matrix(name, &w)?;
+        let w = if q.is_none() {
+            let w: Vec<f32> = rows
+                .iter()
+                .flat_map(|&r| data[r * k..(r + 1) * k].iter().copied())
+                .collect();
+            Some(self.put_matrix(name, &w)?)
+        } else {
+            None
+        };
         let b = match bias {
             Some(bn) => {
                 let b = self.wf.load(bn, &[n])?;
@@ -143,14 +164,18 @@ impl Uploader<'_> {
             }
             None => None,
         };
+        if let Some(q) = q {
+            return Ok(Linear::quantized(q, b, (k, n), input));
+        }
         Ok(Linear {
-            w,
+            w: w.expect("dense"),
             b,
             k,
             n,
             b_t: true,
             f16: self.f16,
             input,
+            q: Vec::new(),
         })
     }
 
@@ -164,11 +189,16 @@ impl Uploader<'_> {
         k: usize,
         input: InputWidth,
     ) -> Result<Linear> {
-        let mut all = Vec::new();
-        for (name, rows) in names {
-            all.extend_from_slice(&self.load_matrix(name, &[*rows, k])?);
-        }
-        let w = self.put_matrix(names[0].0, &all)?;
+        let q = self.quant_parts(names, k, true, None)?;
+        let w = if q.is_none() {
+            let mut all = Vec::new();
+            for (name, rows) in names {
+                all.extend_from_slice(&self.load_matrix(name, &[*rows, k])?);
+            }
+            Some(self.put_matrix(names[0].0, &all)?)
+        } else {
+            None
+        };
         let b = if bias {
             let mut b = Vec::new();
             for (name, rows) in names {
@@ -180,14 +210,19 @@ impl Uploader<'_> {
         } else {
             None
         };
+        let n = names.iter().map(|n| n.1).sum();
+        if let Some(q) = q {
+            return Ok(Linear::quantized(q, b, (k, n), input));
+        }
         Ok(Linear {
-            w,
+            w: w.expect("dense"),
             b,
             k,
-            n: names.iter().map(|n| n.1).sum(),
+            n,
             b_t: true,
             f16: self.f16,
             input,
+            q: Vec::new(),
         })
     }
 
@@ -206,7 +241,12 @@ impl Uploader<'_> {
                 .with_context(|| {
                     format!("{}: {name} in vocabulary chunks", self.wf.path().display())
                 })?;
-            out.push(Chunk { buf, start, count });
+            out.push(Chunk {
+                buf,
+                start,
+                count,
+                q: None,
+            });
             start += count;
         }
         self.bytes += data.len() as u64 * 4;

@@ -149,6 +149,24 @@ def test_compress_returns_the_study(tmp_path):
     assert st in on_disk if isinstance(on_disk, list) else st == on_disk
     with pytest.raises(ValueError, match="f16"):
         op.compress(op.Model.load(FIXTURES / "gpt2-odd-a", f16_weights=True), FIXTURES / "ppl" / "corpus.txt")
+    with pytest.raises(ValueError, match="q8"):
+        op.compress(op.Model.load(FIXTURES / "gpt2-odd-a", weights="q8"), FIXTURES / "ppl" / "corpus.txt")
+
+
+def test_weights_option_is_the_clis(gpt2a):
+    # The same choices as --weights; q8 changes the logits a little, f32 not at all.
+    assert gpt2a.weights == "stored"
+    f32 = op.Model.load(FIXTURES / "gpt2-odd-a", weights="f32")
+    q8 = op.Model.load(FIXTURES / "gpt2-odd-a", weights="q8")
+    assert (f32.weights, q8.weights) == ("f32", "q8")
+    a, b, c = gpt2a(PROMPTS[0]), f32(PROMPTS[0]), q8(PROMPTS[0])
+    np.testing.assert_array_equal(a, b)
+    assert np.isfinite(c).all() and not np.array_equal(a, c)
+    assert np.abs(a - c).max() < 0.05 * np.abs(a).max()
+    with pytest.raises(ValueError, match="weights"):
+        op.Model.load(FIXTURES / "gpt2-odd-a", weights="int4")
+    with pytest.raises(ValueError, match="disagree"):
+        op.Model.load(FIXTURES / "gpt2-odd-a", weights="q8", f16_weights=True)
 
 
 def test_the_gil_is_released_while_the_gpu_works(gpt2a):

@@ -3,7 +3,7 @@
 
     /work/venv/bin/python tools/bench/side_by_side.py --model M.gguf [--hf DIR] [--gguf FILE] \\
         [--prompt-tokens 126] [--decode-tokens 16] [--repeats 2] [--threads 2] [--runs 2] \\
-        [--engine-args "--f16-weights"] [--baseline-exe OLD_ENGINE_TIMING [--baseline-args ..]] \\
+        [--engine-args "--weights f16"] [--baseline-exe OLD_ENGINE_TIMING [--baseline-args ..]] \\
         [--skip llama.cpp,transformers] [--json OUT]
 
 Needs the Python packages torch, transformers, gguf, numpy and llama-cpp-python (built from

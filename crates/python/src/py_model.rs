@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList};
 use outlier_probe::generate::{generate_with, Sampling};
 use outlier_probe::gpu::{GpuContext, GpuOptions};
 use outlier_probe::intervene::{HookEdit, Knockout};
-use outlier_probe::model::{ForwardOptions, LoadOptions, LogitsMode, Model};
+use outlier_probe::model::{ForwardOptions, LoadOptions, LogitsMode, Model, Weights};
 
 use crate::py_arrays::{array, stack};
 use crate::py_errors::{detached, json_to_py, to_json, to_py, value_error, Fallback};
@@ -77,20 +77,45 @@ impl PyModel {
     /// tokenizer.json), a .gguf file, or a Hugging Face id such as "gpt2" (from the local hub
     /// cache, downloaded when the network allows). backend: "vulkan", "metal", "dx12" or "gl"
     /// (default: all, or $WGPU_BACKEND). adapter: index as listed by devices() ($WGPU_ADAPTER_NAME
-    /// matches by name). f16_weights: store the blocks' linear-layer weights as f16 (half the
-    /// memory, f32 math; logits within 1e-2·(median|b| + |b|) of f32).
+    /// matches by name). weights: how the linear layers live on the GPU, as the CLI's
+    /// `--weights`: "stored" (default: a GGUF's quantized blocks stay quantized and are decoded
+    /// inside the kernels; safetensors become f32), "f32", "f16" or "q8" (Q8_0 at load).
+    /// f16_weights=True is weights="f16" (half the memory, f32 math; logits within
+    /// 1e-2·(median|b| + |b|) of f32).
     ///
     /// Raises FileNotFoundError for a path that does not exist, ValueError for files that do not
     /// parse or validate, RuntimeError when there is no GPU adapter or the weights do not fit.
     #[staticmethod]
-    #[pyo3(signature = (path_or_gguf, backend=None, adapter=None, f16_weights=false))]
+    #[pyo3(signature = (path_or_gguf, backend=None, adapter=None, f16_weights=false, weights=None))]
     fn load(
         py: Python<'_>,
         path_or_gguf: PathBuf,
         backend: Option<String>,
         adapter: Option<usize>,
         f16_weights: bool,
+        weights: Option<String>,
     ) -> PyResult<Self> {
+        let weights = match (weights.as_deref(), f16_weights) {
+            (None, f16) => {
+                if f16 {
+                    Weights::F16
+                } else {
+                    Weights::Stored
+                }
+            }
+            (Some(w), f16) => {
+                let w: Weights = w
+                    .parse()
+                    .map_err(|e: anyhow::Error| value_error(format!("weights: {e:#}")))?;
+                if f16 && w != Weights::F16 {
+                    return Err(value_error(format!(
+                        "f16_weights=True and weights={:?} disagree: give one of them",
+                        w.name()
+                    )));
+                }
+                w
+            }
+        };
         let spec = path_or_gguf.to_string_lossy().into_owned();
         let local = path_or_gguf.exists();
         let opts = GpuOptions {
@@ -108,7 +133,7 @@ impl PyModel {
                 }
             })?;
             let ctx = GpuContext::new(&opts).map_err(|e| to_py(e, Fallback::Device))?;
-            let lo = LoadOptions { f16_weights };
+            let lo = LoadOptions { weights };
             let m = Model::load_with(ctx, &dir, &lo).map_err(|e| {
                 to_py(
                     e.context(format!("loading {}", dir.display())),
@@ -117,6 +142,12 @@ impl PyModel {
             })?;
             Ok(PyModel { m: Arc::new(m) })
         })
+    }
+
+    /// How the linear layers live on the GPU: "stored", "f32", "f16" or "q8" (see `load`).
+    #[getter]
+    fn weights(&self) -> &'static str {
+        self.m.weights.name()
     }
 
     /// The model's configuration (HF config field names: n_layer, n_embd, n_head, vocab_size,

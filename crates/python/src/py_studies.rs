@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use pyo3::prelude::*;
 
 use outlier_probe::analysis::{ActivationRule, Thresholds};
-use outlier_probe::model::Model;
+use outlier_probe::model::{Model, Weights};
 
 use crate::py_errors::{detached, json_to_py, to_json, to_py, value_error, Fallback};
 use crate::py_inputs::encode;
@@ -228,7 +228,8 @@ pub fn ppl<'py>(
 /// e.g. "prune50+w8"). protect: "auto" (outlier input channels found on the first windows:
 /// max |x| ≥ protect_ratio × the median channel's, at most protect_max), "none", or explicit
 /// "d=C1,C2;inner=C3". The model is reloaded from its file for each scheme (f32 weights:
-/// a model loaded with f16_weights=True is refused). Corpus arguments as for ppl.
+/// a model loaded with f16 or q8 weights is refused; the study reloads f32 weights from the model's
+/// source, dequantizing a GGUF's blocks). Corpus arguments as for ppl.
 /// out_dir: also write compress.json, compress.md and the bar charts there.
 ///
 /// Returns the study as a dict with the keys of one entry of compress.json.
@@ -252,10 +253,13 @@ pub fn compress<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     use outlier_probe::compress as c;
     let m = &model.m;
-    if m.f16 {
-        return Err(value_error(
-            "compress quantizes f32 weights itself: load the model without f16_weights",
-        ));
+    // The study reloads the model from its source with f32 weights (a GGUF's blocks are
+    // dequantized); a model asked for f16 or q8 is refused as the CLI refuses those flags.
+    if matches!(m.weights, Weights::F16 | Weights::Q8) || m.f16 {
+        return Err(value_error(format!(
+            "compress quantizes f32 weights itself: load the model with weights=\"f32\" or \"stored\", not {:?}",
+            m.weights.name()
+        )));
     }
     if batch == 0 {
         return Err(value_error(
