@@ -124,13 +124,13 @@ impl SinkFigureAccumulator {
             let h = p.shape[0];
             let mut col = vec![0f64; t];
             for hh in 0..h {
-                for i in 0..t {
+                for (i, &is_trig) in trig.iter().enumerate() {
                     let row = &p.data[(hh * t + i) * t..(hh * t + i + 1) * t];
                     for (c, x) in col.iter_mut().zip(row) {
                         *c += *x as f64 / h as f64;
                     }
                     if i >= 1 {
-                        let g = if trig[i] { 2 } else { 1 };
+                        let g = if is_trig { 2 } else { 1 };
                         for k in [0, g] {
                             acc.key0[k].0 += row[0] as f64;
                             acc.key0[k].1 += 1;
@@ -150,13 +150,13 @@ impl SinkFigureAccumulator {
                 );
             }
             let h = s.shape[1];
-            for i in 1..t {
+            for (i, &is_trig) in trig.iter().enumerate().skip(1) {
                 for hh in 0..h {
                     let x = s.data[i * h + hh];
                     if !x.is_finite() {
                         bail!("layer {layer}: hook_scale[{i}, {hh}] is not finite");
                     }
-                    let g = usize::from(trig[i]);
+                    let g = usize::from(is_trig);
                     acc.scale[g].0 += x as f64;
                     acc.scale[g].1 += 1;
                 }
