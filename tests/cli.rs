@@ -170,12 +170,12 @@ fn compress_writes_the_study() {
     let out = TempDir::new("compress");
     let path = |p: &str| root.join(p).to_str().unwrap().to_string();
     let (d, c, corpus) = (
-        path("zoo/default"),
-        path("zoo/context_scale"),
+        path("zoo/default_s0"),
+        path("zoo/context_scale_s0"),
         path("zoo/heldout.txt"),
     );
     let out_dir = out.0.to_str().unwrap();
-    // compress on the default zoo model, the held-out text and `out`, plus `extra` arguments.
+    // compress on the default zoo model, the held-out sequences and `out`, plus `extra` arguments.
     let compress = |extra: &[&str]| {
         let mut args = vec![
             "compress", "--model", &d, "--corpus", &corpus, "--out", out_dir,
@@ -203,8 +203,8 @@ fn compress_writes_the_study() {
     for f in [
         "compress.json",
         "compress.md",
-        "compress_default.png",
-        "compress_context_scale.svg",
+        "compress_default_s0.png",
+        "compress_context_scale_s0.svg",
         "compress_models.png",
     ] {
         assert!(out.0.join(f).exists(), "{f} missing");

@@ -32,7 +32,10 @@ fn path(m: &str) -> String {
 
 fn corpus() -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    root.join("zoo/heldout.txt").to_str().unwrap().to_string()
+    root.join("data/tinyshakespeare-heldout.txt")
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 fn ok(what: &str, m: &str, (ok, stdout, err): (bool, String, String)) -> String {

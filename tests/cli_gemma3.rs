@@ -15,7 +15,10 @@ fn model_dir() -> String {
 
 fn corpus() -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    root.join("zoo/heldout.txt").to_str().unwrap().to_string()
+    root.join("data/tinyshakespeare-heldout.txt")
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]

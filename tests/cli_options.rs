@@ -14,7 +14,10 @@ fn fixture(rel: &str) -> String {
 }
 
 fn corpus() -> String {
-    format!("{}/zoo/heldout.txt", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/data/tinyshakespeare-heldout.txt",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 #[test]

@@ -48,7 +48,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("models", &["model"]),
     (
         "studies",
-        &["probe", "ppl", "compress", "bench", "generate"],
+        &["probe", "ppl", "compress", "bench", "generate", "zoo"],
     ),
     // crates/python: the Python bindings, a frontend over the public API.
     (

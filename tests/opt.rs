@@ -212,7 +212,10 @@ fn opt_config_fields_are_applied_or_refused() {
 fn every_cli_command_runs_on_opt() {
     let m = fixtures_dir().join("opt-odd-b");
     let m = m.to_str().unwrap();
-    let corpus = format!("{}/zoo/heldout.txt", env!("CARGO_MANIFEST_DIR"));
+    let corpus = format!(
+        "{}/data/tinyshakespeare-heldout.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let t = TempDir::new("opt-cli");
     let cap = t.0.join("cap.safetensors");
     let out = t.0.to_str().unwrap();

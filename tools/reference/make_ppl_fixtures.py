@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Perplexity references for outlier-probe: transformers' own loss on fixed corpus windows.
 
-For each model below, the corpus tests/fixtures/ppl/corpus.txt (the first 8 KB of zoo/heldout.txt,
+For each model below, the corpus tests/fixtures/ppl/corpus.txt (the first 8 KB of data/tinyshakespeare-heldout.txt,
 held-out Tiny Shakespeare) is cut the way `outlier_probe::corpus::windows(tok, corpus, seq_len,
 seqs, from)` cuts it: the text from byte `int(len * from)` on, tokenized without special tokens
 (these tokenizers add no BOS), then `seqs` consecutive non-overlapping windows of `seq_len` ids.

@@ -19,7 +19,9 @@ pub mod attention;
 pub mod consistency;
 pub mod corpus;
 mod input;
+pub mod scale;
 mod sequence;
+pub mod sink_figures;
 pub mod stats;
 pub mod tokens;
 pub mod weights;
@@ -36,7 +38,9 @@ pub use attention::{attention_stats, causal_uniform_colsum, AttentionStats, KeyE
 pub use consistency::{ChannelConsistency, Lifecycle, TokenKeyConsistency};
 pub use corpus::{Accumulator, CorpusAnalysis, CorpusSummary};
 pub use input::{analyze, ModelInfo, ProbeInput};
+pub use scale::{ScaleAccumulator, ScaleGroup};
 pub use sequence::{analyze_sequence, LayerAnalysis, SequenceAnalysis};
+pub use sink_figures::{LayerSinkFigures, SinkFigureAccumulator};
 pub use tokens::{classify_token, ClassCounts, TokenClass};
 pub use weights::{ModuleKind, ModuleWeight, WeightAnalysis};
 

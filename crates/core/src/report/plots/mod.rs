@@ -40,9 +40,11 @@ mod compress;
 mod layerwise;
 mod maps;
 mod weights;
+mod zoo;
 
 pub use common::{ensure_font, Line};
 pub use compress::compress_bars;
+pub use zoo::{over_training, palette, per_layer, StepLine};
 
 /// Full tensors the pictures need beyond the report (the report keeps statistics only).
 #[derive(Clone, Debug, Default)]
