@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", help="model path (default: SmolLM2-135M-Instruct, fetched)")
 parser.add_argument("--out", default="outliers.png", help="where to save the plot")
-parser.add_argument("--corpus", default=str(REPO / "zoo" / "heldout.txt"), help="text for the perplexity")
+parser.add_argument("--corpus", default=str(REPO / "data" / "tinyshakespeare-heldout.txt"), help="text for the perplexity")
 args = parser.parse_args()
 
 # 1. The model, on whatever GPU wgpu finds (lavapipe on a machine without one).
