@@ -63,3 +63,20 @@ pub fn stack<'py>(py: Python<'py>, ts: Vec<Tensor>) -> PyResult<Bound<'py, PyArr
     full.extend(shape);
     array(py, Tensor::new(full, out))
 }
+
+/// Logits of a pass as one array: [T, vocab], or [B, T_max, vocab] for a batch.
+pub fn logits_array<'py>(
+    py: Python<'py>,
+    logits: Vec<Option<outlier_probe::tensor::Tensor>>,
+    batch: bool,
+) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    let ts = logits
+        .into_iter()
+        .map(|l| l.ok_or_else(|| PyRuntimeError::new_err("logits missing for a sequence")))
+        .collect::<PyResult<Vec<_>>>()?;
+    if batch {
+        stack(py, ts)
+    } else {
+        array(py, ts.into_iter().next().expect("one sequence"))
+    }
+}

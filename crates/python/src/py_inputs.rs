@@ -7,7 +7,7 @@ use pyo3::types::{PyList, PyString, PyTuple};
 
 use outlier_probe::hooks::{HookFilter, HookSpace};
 use outlier_probe::intervene::Spec;
-use outlier_probe::model::Model;
+use outlier_probe::model::{Model, Weights};
 
 use crate::py_errors::{to_py, value_error, Fallback};
 
@@ -156,4 +156,23 @@ pub fn specs(edits: Option<Vec<String>>) -> PyResult<Vec<Spec>> {
         out.extend(Spec::parse_row(&row).map_err(|e| to_py(e, Fallback::Input))?);
     }
     Ok(out)
+}
+
+/// `Model.load`'s `weights` and `f16_weights` as one `Weights`: the CLI's `--weights` names
+/// (stored, f32, f16, q8); `f16_weights=True` alone is `"f16"`. ValueError for an unknown name or
+/// a pair that disagrees.
+pub fn weights_option(weights: Option<&str>, f16: bool) -> PyResult<Weights> {
+    let Some(w) = weights else {
+        return Ok(if f16 { Weights::F16 } else { Weights::Stored });
+    };
+    let w: Weights = w
+        .parse()
+        .map_err(|e: anyhow::Error| value_error(format!("weights: {e:#}")))?;
+    if f16 && w != Weights::F16 {
+        return Err(value_error(format!(
+            "f16_weights=True and weights={:?} disagree: give one of them",
+            w.name()
+        )));
+    }
+    Ok(w)
 }

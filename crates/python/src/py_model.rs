@@ -12,11 +12,13 @@ use pyo3::types::{PyDict, PyList};
 use outlier_probe::generate::{generate_with, Sampling};
 use outlier_probe::gpu::{GpuContext, GpuOptions};
 use outlier_probe::intervene::{HookEdit, Knockout};
-use outlier_probe::model::{ForwardOptions, LoadOptions, LogitsMode, Model, Weights};
+use outlier_probe::model::{ForwardOptions, LoadOptions, LogitsMode, Model};
 
-use crate::py_arrays::{array, stack};
+use crate::py_arrays::{array, logits_array, stack};
 use crate::py_errors::{detached, json_to_py, to_json, to_py, value_error, Fallback};
-use crate::py_inputs::{encode, names_filter as hook_filter, prompts, specs, Prompts};
+use crate::py_inputs::{
+    encode, names_filter as hook_filter, prompts, specs, weights_option, Prompts,
+};
 
 /// A transformer loaded onto one GPU (any wgpu backend: Vulkan, Metal, DX12, GL).
 #[pyclass(name = "Model", module = "outlier_probe", frozen)]
@@ -95,27 +97,7 @@ impl PyModel {
         f16_weights: bool,
         weights: Option<String>,
     ) -> PyResult<Self> {
-        let weights = match (weights.as_deref(), f16_weights) {
-            (None, f16) => {
-                if f16 {
-                    Weights::F16
-                } else {
-                    Weights::Stored
-                }
-            }
-            (Some(w), f16) => {
-                let w: Weights = w
-                    .parse()
-                    .map_err(|e: anyhow::Error| value_error(format!("weights: {e:#}")))?;
-                if f16 && w != Weights::F16 {
-                    return Err(value_error(format!(
-                        "f16_weights=True and weights={:?} disagree: give one of them",
-                        w.name()
-                    )));
-                }
-                w
-            }
-        };
+        let weights = weights_option(weights.as_deref(), f16_weights)?;
         let spec = path_or_gguf.to_string_lossy().into_owned();
         let local = path_or_gguf.exists();
         let opts = GpuOptions {
@@ -413,22 +395,5 @@ impl PyModel {
             self.m.cfg.vocab_size,
             self.m.device_name()
         )
-    }
-}
-
-/// Logits of a pass as one array: [T, vocab], or [B, T_max, vocab] for a batch.
-fn logits_array<'py>(
-    py: Python<'py>,
-    logits: Vec<Option<outlier_probe::tensor::Tensor>>,
-    batch: bool,
-) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-    let ts = logits
-        .into_iter()
-        .map(|l| l.ok_or_else(|| PyRuntimeError::new_err("logits missing for a sequence")))
-        .collect::<PyResult<Vec<_>>>()?;
-    if batch {
-        stack(py, ts)
-    } else {
-        array(py, ts.into_iter().next().expect("one sequence"))
     }
 }
