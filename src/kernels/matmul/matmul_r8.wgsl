@@ -67,36 +67,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var k0 = 0u; k0 < p.k; k0 = k0 + BK) {
         // 64 × 16 values of each tile, 16 per invocation.
         for (var i = 0u; i < 16u; i = i + 1u) {
-            let e = tid + i * 64u;
-            let ar = e / BK;
-            let ak = e % BK;
-            let gr = tile_r + ar;
-            let gk = k0 + ak;
-            var av = 0.0;
-            if (gr < p.m && gk < p.k) {
-                av = a[gr * p.k + gk];
-            }
-            As[ak * 16u + (ar >> 2u)][ar & 3u] = av;
-            var bk: u32;
-            var bc: u32;
-            if (bt) {
-                bc = e / BK;
-                bk = e % BK;
-            } else {
-                bk = e / BN;
-                bc = e % BN;
-            }
-            let gc = tile_c + bc;
-            let gk2 = k0 + bk;
-            var bv = 0.0;
-            if (gc < p.n && gk2 < p.k) {
-                if (bt) {
-                    bv = wload(gc * p.k + gk2);
-                } else {
-                    bv = wload(gk2 * p.n + gc);
-                }
-            }
-            Bs[bk * 16u + (bc >> 2u)][bc & 3u] = bv;
+            load_tile_element(tid + i * 64u, tile_r, tile_c, k0, bt);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk = kk + 1u) {

@@ -64,6 +64,7 @@ const MATMUL: Shader = Shader {
         "matmul.wgsl",
         concat!(
             include_str!("matmul.wgsl"),
+            include_str!("tile_load.wgsl"),
             include_str!("epilogue.wgsl"),
             include_str!("../common/gelu_fn.wgsl")
         ),
@@ -76,6 +77,7 @@ const MATMUL_R8: Shader = Shader {
         "matmul_r8.wgsl",
         concat!(
             include_str!("matmul_r8.wgsl"),
+            include_str!("tile_load.wgsl"),
             include_str!("epilogue.wgsl"),
             include_str!("../common/gelu_fn.wgsl")
         ),
