@@ -4,6 +4,7 @@
 
 mod attn_shape;
 mod attn_variant;
+mod checks;
 mod gemma3;
 mod gpt2;
 mod gpt_neox;
@@ -16,6 +17,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use checks::{check_finite, check_u32_sizes};
+
 pub use attn_shape::AttnShape;
 pub use attn_variant::AttnVariant;
 pub use gpt2::Gpt2Config;
@@ -26,27 +29,6 @@ pub use llama::LlamaConfig;
 /// position (Llama's RoPE tables are `n_positions × head_dim` floats), so a config claiming more
 /// is an error rather than an attempt.
 pub const MAX_POSITIONS: usize = 1 << 24;
-
-/// Every size must fit the `u32` the GPU kernels index with.
-fn check_u32_sizes(sizes: &[(&str, usize)]) -> Result<()> {
-    for &(name, v) in sizes {
-        if v > u32::MAX as usize {
-            bail!(
-                "{name} {v} is over the supported {} (sizes are u32 on the GPU)",
-                u32::MAX
-            );
-        }
-    }
-    Ok(())
-}
-
-/// A float setting that must be finite (NaN or infinity would reach every output).
-fn check_finite(name: &str, v: Option<f64>) -> Result<()> {
-    match v {
-        Some(x) if !x.is_finite() => bail!("{name} is {x}, not a finite number"),
-        _ => Ok(()),
-    }
-}
 
 /// Model family, chosen from the file (config.json's `model_type`, or GGUF's architecture).
 /// Its facts that need no GPU are the tables below; its loader and forward pass are
