@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE))
 import figures as fig  # noqa: E402
 import task as bb  # noqa: E402
 
-CURVE_STEPS = [0, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 8000, 12000, 16000, 20000, 24000, 28000, 32000]
+CURVE_STEPS = [0, 100, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 25000, 30000]
 
 
 def copy_model(src: Path, dst: Path):
@@ -67,7 +67,10 @@ def main():
         t0 = (run / "ckpt" / "step_000000" / "model.safetensors").stat().st_mtime
         t1 = (run / "ckpt" / f"step_{final:06d}" / "model.safetensors").stat().st_mtime
         log["wall_s_to_packaged_step"] = round(t1 - t0, 1)
-        log["wall_note"] = "from the checkpoint files' times (1 thread, nice 10, on a shared 2-core machine)"
+        log["wall_note"] = "from the checkpoint files' times (1 thread, niced, on a 2-core machine); segments: per resume"
+        if max(steps) > final:
+            # the run went on past the packaged model (the long runs of the curves): keep its whole log
+            (dst / "train_log_long.json").write_text(json.dumps(log) + "\n")
         log["train"] = [e for e in log["train"] if e["step"] <= final]
         log["heldout"] = [e for e in log["heldout"] if e["step"] <= final]
         (dst / "train_log.json").write_text(json.dumps(log) + "\n")
