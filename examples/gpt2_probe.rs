@@ -128,39 +128,16 @@ fn real_model_scale(model: &Model, out: &Path) -> Result<()> {
     let tok = model.tokenizer()?;
     let text = root.join("data/war-and-peace-opening.txt");
     let seqs = outlier_probe::corpus::windows(tok, &text, 64.min(model.cfg.n_positions), 4, 0.0)?;
-    let groups = zoo::implicit_scale(model, &seqs, &zoo::Grouping::TokenClass, 0.1)?;
-    let means = outlier_probe::analysis::scale::layer_means(&groups);
-    let mut rows = vec![
-        "| layer | strong delimiter | weak semantic | other |".to_string(),
-        "|---:|---:|---:|---:|".into(),
-    ];
-    for l in 0..model.cfg.n_layer {
-        let get = |c: &str| {
-            means
-                .iter()
-                .find(|m| m.0 == l && m.1 == c)
-                .map_or("–".into(), |m| format!("{:.3}", m.2))
-        };
-        rows.push(format!(
-            "| {l} | {} | {} | {} |",
-            get("strong delimiter"),
-            get("weak semantic"),
-            get("other")
-        ));
-    }
+    let sc =
+        outlier_probe::scale::by_token_class(model, &seqs, 0.1, out, "implicit_scale_by_class")?;
     println!(
         "\nimplicit scale 1 − P(sink keys), mean over heads and queries, by token class ({} windows of {} tokens of {}; sink keys: head-averaged column sum ≥ 0.1·T):\n{}",
         seqs.len(),
         seqs[0].len(),
         text.display(),
-        rows.join("\n")
+        sc.table
     );
-    let files = zoo::show::scale_picture(
-        out,
-        "implicit_scale_by_class",
-        "implicit scale 1 − P(sink keys) by token class",
-        &[("implicit", &groups, false)],
-    )?;
+    let files = sc.files;
     for f in files {
         println!("  {}", f.display());
     }

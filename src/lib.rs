@@ -57,6 +57,7 @@ pub mod model_files;
 pub mod ppl;
 pub mod probe;
 pub mod rope;
+pub mod scale;
 pub mod select;
 pub mod tokenizer;
 pub mod weights;

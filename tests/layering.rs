@@ -48,7 +48,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("models", &["model"]),
     (
         "studies",
-        &["probe", "ppl", "compress", "bench", "generate", "zoo"],
+        &[
+            "probe", "ppl", "compress", "bench", "generate", "zoo", "scale",
+        ],
     ),
     // crates/python: the Python bindings, a frontend over the public API.
     (

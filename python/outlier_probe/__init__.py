@@ -22,6 +22,7 @@ from ._native import (
     compress,
     devices,
     fetch_smollm2,
+    implicit_scale,
     ppl,
     probe,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "compress",
     "devices",
     "fetch_smollm2",
+    "implicit_scale",
     "ppl",
     "probe",
 ]

@@ -166,3 +166,18 @@ def compress(
     prepend_bos: Optional[bool] = None,
 ) -> Dict[str, Any]:
     """The compression study of the model as a dict (one entry of compress.json)."""
+
+def implicit_scale(
+    model: Model,
+    text_or_tokens: Union[str, Sequence[int], Sequence[str], Sequence[Sequence[int]], None] = None,
+    corpus: Optional[_Path] = None,
+    seqs: int = 8,
+    seq_len: Optional[int] = None,
+    from_: float = 0.0,
+    key_frac: float = 0.1,
+    triggers: Optional[Sequence[int]] = None,
+    prepend_bos: Optional[bool] = None,
+) -> List[Dict[str, Any]]:
+    """The implicit scale 1 − P(sink keys) of every head (and the explicit hook_scale where the
+    model has one), per layer, head and query group: dicts {"layer", "head", "label", "n",
+    "implicit": {"mean", "std", "min", "max"}, "explicit": the same or None}."""

@@ -125,10 +125,10 @@ pub fn run(gpu: &GpuArgs, args: ProbeArgs) -> Result<()> {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let t0 = std::time::Instant::now();
-    let (report, files) = outlier_probe::probe::run(
+    let (report, mut files) = outlier_probe::probe::run(
         &outlier_probe::probe::ProbeRun {
             model: &m,
-            sequences,
+            sequences: sequences.clone(),
             source,
             thresholds: th,
             out_dir: out.clone(),
@@ -137,6 +137,14 @@ pub fn run(gpu: &GpuArgs, args: ProbeArgs) -> Result<()> {
     )?;
     bar.finish_and_clear();
     println!("{}", outlier_probe::probe::summary_text(&report, &out));
+    // The paper's reading of a sink: an implicit context-aware scale 1 − P(sink keys) per head.
+    let sc =
+        outlier_probe::scale::by_token_class(&m, &sequences, key_frac, &out, "implicit_scale")?;
+    println!(
+        "implicit scale 1 − P(sink keys), mean over heads and queries t ≥ 1, by token class (sink keys: head-averaged column sum ≥ {key_frac}·T; per head in implicit_scale.json):\n{}",
+        sc.table
+    );
+    files.extend(sc.files);
     eprintln!(
         "[{} files in {} in {:.1} s on {}]",
         files.len(),

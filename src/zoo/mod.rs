@@ -1,23 +1,23 @@
 //! The zoo (`zoo/`, made by `tools/zoo/`): tiny GPT-2s trained on Bigram-Backcopy, one directory
 //! per attention variant and seed (`zoo/<attn_variant>_s<seed>/`), some with checkpoints
 //! (`ckpt/step_XXXXXX/`); their sink and massive-activation figures on the held-out sequences
-//! ([`crate::analysis::sink_figures`]), and the implicit vs explicit attention scale of any model
-//! ([`crate::analysis::scale`]).
+//! ([`crate::analysis::sink_figures`]); the implicit vs explicit attention scale of any model is
+//! [`crate::scale`] (re-exported here).
 //! Study layer: uses the model API and the analyses; never kernels, gpu or frontends.
 
 pub mod show;
+
+use crate::scale::{filter_of, scale_hook};
+pub use crate::scale::{implicit_scale, Grouping};
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::analysis::scale::{ScaleAccumulator, ScaleGroup};
 use crate::analysis::sink_figures::{set_down_ratio, LayerSinkFigures, SinkFigureAccumulator};
-use crate::analysis::tokens::classify_token;
 use crate::analysis::weights::{row_ratios, ModuleKind};
 use crate::forward::{ForwardOptions, LogitsMode};
-use crate::hooks::HookFilter;
 use crate::model::Model;
 
 /// One trained model of the zoo: `zoo/<variant>_s<seed>/`.
@@ -163,21 +163,6 @@ pub struct ModelFigures {
     pub heldout_loss: f64,
 }
 
-/// Hooks of `model` matching any of `names` (suffixes such as `attn.hook_scale`) as a filter.
-fn filter_of(model: &Model, names: &[&str]) -> Result<HookFilter> {
-    let hooks: Vec<String> = model
-        .hooks()
-        .hooks()
-        .into_iter()
-        .filter(|h| names.iter().any(|n| h.ends_with(n)))
-        .collect();
-    HookFilter::parse(&hooks.join(","))
-}
-
-fn scale_hook(l: usize) -> String {
-    format!("blocks.{l}.attn.hook_scale")
-}
-
 /// Sink and massive-activation figures of `model` on `seqs` (one batched pass; trigger queries
 /// are those whose token is in `triggers`), with the down-projection ratios and held-out loss.
 ///
@@ -240,49 +225,6 @@ fn cross_entropy(logits: &[f32], target: usize) -> f64 {
         .ln()
         + m;
     lse - logits[target] as f64
-}
-
-/// How queries are grouped for [`implicit_scale`].
-pub enum Grouping<'a> {
-    /// The paper's token classes ([`classify_token`]: strong delimiter, weak semantic, other).
-    TokenClass,
-    /// "trigger" when the token id is listed, else "non-trigger" (the zoo's task).
-    Triggers(&'a [u32]),
-}
-
-/// The implicit factor `1 − Σ_{sink keys} P` of every head and query, with the explicit
-/// `hook_scale` where the model has one, grouped by `grouping`, over `seqs` (one pass each).
-///
-/// # Errors
-/// A failed pass or captures of the wrong shape (see [`ScaleAccumulator::add_layer`]).
-pub fn implicit_scale(
-    model: &Model,
-    seqs: &[Vec<u32>],
-    grouping: &Grouping,
-    key_frac: f32,
-) -> Result<Vec<ScaleGroup>> {
-    let filter = filter_of(model, &["attn.hook_pattern", "attn.hook_scale"])?;
-    let tok = model.tokenizer()?;
-    let mut acc = ScaleAccumulator::new(key_frac);
-    for ids in seqs {
-        let caps = model.capture(ids, &filter)?;
-        let labels: Vec<String> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| match grouping {
-                Grouping::TokenClass => classify_token(i, &tok.token_str(id)).label().to_string(),
-                Grouping::Triggers(t) if t.contains(&id) => "trigger".to_string(),
-                Grouping::Triggers(_) => "non-trigger".to_string(),
-            })
-            .collect();
-        for l in 0..model.cfg.n_layer {
-            let Some(p) = caps.get(&crate::analysis::hook::pattern(l)) else {
-                continue;
-            };
-            acc.add_layer(l, p, caps.get(&scale_hook(l)), &labels)?;
-        }
-    }
-    Ok(acc.finish())
 }
 
 /// Figures of every checkpoint of a model directory, by step (each checkpoint loaded, measured

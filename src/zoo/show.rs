@@ -12,7 +12,8 @@ use super::{curve, figures, heldout, implicit_scale, models, trigger_ids, Groupi
 use crate::analysis::scale::{layer_means, ScaleGroup};
 use crate::gpu::GpuContext;
 use crate::model::Model;
-use crate::report::plots::{over_training, palette, per_layer, Line, StepLine};
+use crate::report::plots::{over_training, StepLine};
+use crate::scale::scale_picture;
 
 /// A model's checkpoint curve as the charts take it: (label, figures by step, dashed?).
 type Curve<'a> = (&'a str, &'a [(u64, ModelFigures)], bool);
@@ -69,43 +70,6 @@ pub fn scale_table(a: &[ScaleGroup], e: &[ScaleGroup]) -> String {
         ));
     }
     s
-}
-
-/// Lines of the per-layer scale picture: `(label, groups, explicit?)` per model.
-fn scale_lines(models: &[(&str, &[ScaleGroup], bool)]) -> Vec<Line> {
-    let mut lines = Vec::new();
-    let mut c = 0;
-    for (name, groups, explicit) in models {
-        let m = layer_means(groups);
-        let n_layer = m.iter().map(|x| x.0 + 1).max().unwrap_or(0);
-        let mut labels: Vec<&String> = m.iter().map(|x| &x.1).collect();
-        labels.sort();
-        labels.dedup();
-        for label in labels {
-            let mut values = vec![None; n_layer];
-            for x in m.iter().filter(|x| &x.1 == label) {
-                values[x.0] = if *explicit { x.3 } else { Some(x.2) };
-            }
-            lines.push(Line {
-                label: format!("{name}, {label}"),
-                color: palette(c),
-                values,
-                dashed: *explicit,
-            });
-            c += 1;
-        }
-    }
-    lines
-}
-
-/// Write the implicit-vs-explicit picture. `models`: `(label, groups, explicit?)`.
-pub fn scale_picture(
-    out: &Path,
-    name: &str,
-    title: &str,
-    models: &[(&str, &[ScaleGroup], bool)],
-) -> Result<Vec<PathBuf>> {
-    per_layer(out, name, title, "mean factor", &scale_lines(models))
 }
 
 /// Step lines of one figure, per layer, for each `(label, curve, dashed)`.

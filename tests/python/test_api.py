@@ -182,3 +182,28 @@ def test_the_gil_is_released_while_the_gpu_works(gpt2a):
     [t.join() for t in ts]
     for o in out:
         np.testing.assert_array_equal(o, want)
+
+
+ZOO = FIXTURES.parent.parent / "zoo"
+
+
+def test_implicit_scale_of_softmax_and_explicit_of_scaled():
+    # The zoo's trigger tokens . , ; (ids 60-62): the softmax head's implicit factor is ~1 there and
+    # small elsewhere (its sink switches it off); the scaled head's hook_scale does the same.
+    # Measured on these 4 held-out sequences: (a) 0.998 vs 0.04, (e) hook_scale 1.98 vs 0.003.
+    def layer1(groups, label):
+        (g,) = [g for g in groups if g["layer"] == 1 and g["label"] == label]
+        return g
+
+    a = op.Model.load(ZOO / "default_s0")
+    ga = op.implicit_scale(a, corpus=ZOO / "heldout.txt", seqs=4, seq_len=64, triggers=[60, 61, 62])
+    t, o = layer1(ga, "trigger"), layer1(ga, "non-trigger")
+    assert t["explicit"] is None and t["implicit"]["mean"] > 0.9 and o["implicit"]["mean"] < 0.2, (t, o)
+    e = op.Model.load(ZOO / "context_scale_s0")
+    ge = op.implicit_scale(e, corpus=ZOO / "heldout.txt", seqs=4, seq_len=64, triggers=[60, 61, 62])
+    t, o = layer1(ge, "trigger"), layer1(ge, "non-trigger")
+    assert t["explicit"]["mean"] > 1.5 and o["explicit"]["mean"] < 0.05, (t, o)
+    by_class = op.implicit_scale(a, "abc.dEf,gh;ij")
+    assert {g["label"] for g in by_class} <= {"strong delimiter", "weak semantic", "other"}
+    with pytest.raises(ValueError, match="key_frac"):
+        op.implicit_scale(a, key_frac=0.0)

@@ -4,7 +4,7 @@
 //!
 //! Modules: `py_errors` (Rust errors as Python exceptions, GIL release), `py_arrays` (tensors as
 //! numpy arrays), `py_inputs` (prompts, filters, specs), `py_model` (the Model class),
-//! `py_studies` (probe, ppl, compress).
+//! `py_studies` (probe, ppl, compress, implicit_scale).
 
 mod py_arrays;
 mod py_errors;
@@ -92,5 +92,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_studies::probe, m)?)?;
     m.add_function(wrap_pyfunction!(py_studies::ppl, m)?)?;
     m.add_function(wrap_pyfunction!(py_studies::compress, m)?)?;
+    m.add_function(wrap_pyfunction!(py_studies::implicit_scale, m)?)?;
     Ok(())
 }

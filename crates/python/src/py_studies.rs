@@ -301,3 +301,57 @@ pub fn compress<'py>(
     })?;
     json_to_py(py, &to_json(&study)?)
 }
+
+/// The implicit context-aware scale of every head (the paper's reading of a sink, §4): per
+/// layer l, head h and query t ≥ 1, `1 − Σ_{k ∈ S} P[h, t, k]` where S are the layer's
+/// attention-outlier keys (head-averaged column sum ≥ key_frac·T), beside the explicit
+/// `blocks.{l}.attn.hook_scale` of a context-scaled (variant (e)) or gated model; as the CLI's
+/// `probe` writes to implicit_scale.json.
+///
+/// Input: text_or_tokens (a str, token ids, or a batch of either; default: the paper's probe
+/// prompt), or corpus windows (as in `probe`). Queries are grouped by the paper's token class
+/// ("strong delimiter", "weak semantic", "other"), or, given `triggers` (token ids), into
+/// "trigger" / "non-trigger".
+///
+/// Returns a list of dicts {"layer", "head", "label", "n" (queries), "implicit": {"mean", "std",
+/// "min", "max"}, "explicit": the same or None}.
+#[pyfunction]
+#[pyo3(signature = (model, text_or_tokens=None, corpus=None, seqs=8, seq_len=None, from_=0.0, key_frac=0.1, triggers=None, prepend_bos=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn implicit_scale<'py>(
+    py: Python<'py>,
+    model: &PyModel,
+    text_or_tokens: Option<&Bound<'py, PyAny>>,
+    corpus: Option<PathBuf>,
+    seqs: usize,
+    seq_len: Option<usize>,
+    from_: f64,
+    key_frac: f32,
+    triggers: Option<Vec<u32>>,
+    prepend_bos: Option<bool>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let m = &model.m;
+    if !(key_frac > 0.0 && key_frac <= 1.0) {
+        return Err(value_error(format!(
+            "key_frac must be in (0, 1] (a fraction of the sequence length), got {key_frac}"
+        )));
+    }
+    let sequences = match (text_or_tokens, &corpus) {
+        (Some(_), Some(_)) => return Err(value_error("give text_or_tokens or corpus, not both")),
+        (None, Some(c)) => {
+            let len = seq_len.unwrap_or(m.cfg.n_positions.min(128));
+            windows(m, c, len, seqs, from_, prepend_bos)?
+        }
+        (Some(t), None) => crate::py_inputs::prompts(m, t, prepend_bos)?.ids,
+        (None, None) => vec![encode(m, outlier_probe::probe::PROBE_PROMPT, prepend_bos)?],
+    };
+    let groups = detached(py, || {
+        let grouping = match &triggers {
+            Some(t) => outlier_probe::scale::Grouping::Triggers(t),
+            None => outlier_probe::scale::Grouping::TokenClass,
+        };
+        outlier_probe::scale::implicit_scale(m, &sequences, &grouping, key_frac)
+            .map_err(|e| to_py(e, Fallback::Device))
+    })?;
+    json_to_py(py, &to_json(&groups)?)
+}
