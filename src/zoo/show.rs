@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 use super::{curve, figures, heldout, implicit_scale, models, trigger_ids, Grouping, ModelFigures};
+use crate::analysis::growth::PowerLaw;
 use crate::analysis::scale::{layer_means, ScaleGroup};
 use crate::gpu::GpuContext;
 use crate::model::Model;
@@ -174,6 +175,22 @@ pub fn comparison(
             (|x| x.key0_nontrigger) as fn(&crate::analysis::LayerSinkFigures) -> Option<f32>,
         ),
         (
+            "zoo_top_key_over_training",
+            "attention share of the top key (all queries)",
+            "share",
+            false,
+            &attn,
+            |x| x.top_key_share,
+        ),
+        (
+            "zoo_bos_abs_over_training",
+            "BOS top-1 |h| (the sink token's largest channel)",
+            "|h|",
+            true,
+            &all,
+            |x| Some(x.bos_top1),
+        ),
+        (
             "zoo_bos_over_training",
             "BOS top-1 |h| / median |h|",
             "ratio",
@@ -230,5 +247,46 @@ pub fn comparison(
         ));
     }
     text.push(t);
+    text.push(growth_text(&[("(a)", &ca), ("(e)", &ce)]));
     Ok((text.join("\n\n"), files))
+}
+
+/// The growth of BOS top-1/median |h| (largest over layers) over the checkpoints, fitted as a
+/// power law from step 500 on, and where it would reach 100× and 1000× (massive-activation size).
+fn growth_text(curves: &[(&str, &[(u64, ModelFigures)])]) -> String {
+    let mut s = String::from(
+        "growth of BOS top-1/median |h| (max over layers), power law fitted on log-log axes from step 500 on:\n",
+    );
+    for (label, c) in curves {
+        let pts: Vec<(u64, f64)> = c
+            .iter()
+            .map(|(st, f)| {
+                let r = f
+                    .layers
+                    .iter()
+                    .map(|l| l.bos_over_median)
+                    .fold(0.0, f32::max);
+                (*st, r as f64)
+            })
+            .collect();
+        let last = pts.last().map_or(0.0, |p| p.1);
+        let reach = |fit: &PowerLaw, t: f64| {
+            fit.step_reaching(t)
+                .map_or("never (not growing)".into(), |x| format!("~{x:.1e} steps"))
+        };
+        s.push_str(&match PowerLaw::fit(&pts, 500) {
+            Some(fit) => format!(
+                "  {label}: {last:.1}× at step {}; ∝ step^{:.2} (steps {}–{}, {} checkpoints); 100× at {}, 1000× at {}\n",
+                fit.to,
+                fit.exponent,
+                fit.from,
+                fit.to,
+                fit.n,
+                reach(&fit, 100.0),
+                reach(&fit, 1000.0)
+            ),
+            None => format!("  {label}: fewer than 3 checkpoints from step 500 on: no fit\n"),
+        });
+    }
+    s
 }

@@ -18,6 +18,7 @@ pub mod activation;
 pub mod attention;
 pub mod consistency;
 pub mod corpus;
+pub mod growth;
 mod input;
 pub mod scale;
 mod sequence;

@@ -76,7 +76,15 @@ fn draw_steps<DB: DrawingBackend>(
                 .configure_mesh()
                 .x_desc("training step (log; the leftmost points are the initialisation)")
                 .y_desc(y_desc)
-                .x_label_formatter(&|x| format_sci(*x))
+                .x_label_formatter(&|x| {
+                    // Label only 1, 2 and 5 × 10^k: every log tick labelled runs together.
+                    let m = (*x / 10f32.powf(x.log10().floor())).round();
+                    if [1.0, 2.0, 5.0].contains(&m) {
+                        format_sci(*x)
+                    } else {
+                        String::new()
+                    }
+                })
                 .y_label_formatter(&|y| format_sci(*y))
                 .label_style((FONT, 14))
                 .axis_desc_style((FONT, 15))
