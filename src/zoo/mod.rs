@@ -265,3 +265,48 @@ pub fn read_reference(path: &Path) -> Result<ModelFigures> {
         heldout_loss: f.heldout_loss,
     })
 }
+
+/// The held-out loss curve a zoo model's trainer recorded (nats, every 100 steps, from step 0):
+/// `train_log_long.json` when the run went on past the packaged model, else `train_log.json`.
+///
+/// # Errors
+/// A missing or malformed log (named).
+pub fn loss_curve(model_dir: &Path) -> Result<Vec<(u64, f32)>> {
+    #[derive(serde::Deserialize)]
+    struct Point {
+        step: u64,
+        loss: f32,
+    }
+    #[derive(serde::Deserialize)]
+    struct Log {
+        heldout: Vec<Point>,
+    }
+    let long = model_dir.join("train_log_long.json");
+    let path = if long.is_file() {
+        long
+    } else {
+        model_dir.join("train_log.json")
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let log: Log = serde_json::from_str(&text)
+        .with_context(|| format!("{}: no \"heldout\" list of {{step, loss}}", path.display()))?;
+    Ok(log.heldout.into_iter().map(|p| (p.step, p.loss)).collect())
+}
+
+/// The best possible mean loss on the held-out sequences (nats; the true next-token
+/// distribution), `heldout_bayes_loss` of `task.json`.
+///
+/// # Errors
+/// A missing or malformed `task.json` (named).
+pub fn heldout_bayes_loss(zoo: &Path) -> Result<f32> {
+    let path = zoo.join("task.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    v["heldout_bayes_loss"]
+        .as_f64()
+        .map(|x| x as f32)
+        .with_context(|| format!("{}: no number heldout_bayes_loss", path.display()))
+}

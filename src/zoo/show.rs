@@ -139,6 +139,29 @@ pub fn comparison(
             rec.push(row(&e.name, &f));
         }
     }
+    // Excess over the best possible loss (the true next-token distribution) on log-log axes.
+    let bayes = super::heldout_bayes_loss(zoo)?;
+    let losses = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let pts = super::loss_curve(&e.dir)?;
+            Ok(StepLine {
+                label: e.name.clone(),
+                color: i,
+                dashed: e.variant != "default",
+                points: pts.into_iter().map(|(s, l)| (s, l - bayes)).collect(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut files = over_training(
+        out,
+        "zoo_loss",
+        &format!("held-out loss − {bayes:.3} (the Bayes optimum), every zoo model"),
+        "excess loss (nats)",
+        true,
+        &losses,
+    )?;
     text.push(format!(
         "every zoo model as its trainer measured it in PyTorch (figures.json; tests/zoo.rs checks the engine gives the same):\n{HEADER}\n{}",
         rec.join("\n")
@@ -153,12 +176,12 @@ pub fn comparison(
         "implicit vs explicit scale ({k} sequences; sink keys: head-averaged column sum ≥ 0.1·T; layer 0, MLP-only, left out):\n{}",
         scale_table(&ga, &ge)
     ));
-    let mut files = scale_picture(
+    files.extend(scale_picture(
         out,
         "zoo_scale",
         "(a) implicit scale 1 − P(sink) vs (e) explicit hook_scale",
         &[("(a) implicit", &ga, false), ("(e) explicit", &ge, true)],
-    )?;
+    )?);
     let ca = curve(ctx, &ea.dir, &seqs[..k], &triggers)?;
     let ce = curve(ctx, &ee.dir, &seqs[..k], &triggers)?;
     let curves: [Curve; 2] = [("(a)", &ca, false), ("(e)", &ce, true)];
