@@ -179,12 +179,12 @@ pub fn by_token_class(
     if explicit {
         models.push(("explicit hook_scale", &groups, true));
     }
-    let mut files = scale_picture(
-        out,
-        name,
-        "implicit scale 1 − P(sink keys) by token class",
-        &models,
-    )?;
+    let title = if explicit {
+        "implicit scale 1 − P(sink keys) and explicit hook_scale by token class"
+    } else {
+        "implicit scale 1 − P(sink keys) by token class"
+    };
+    let mut files = scale_picture(out, name, title, &models)?;
     files.push(json);
     Ok(ClassScale {
         groups,
