@@ -310,3 +310,38 @@ pub fn heldout_bayes_loss(zoo: &Path) -> Result<f32> {
         .map(|x| x as f32)
         .with_context(|| format!("{}: no number heldout_bayes_loss", path.display()))
 }
+
+/// The figures over training the trainer recorded in PyTorch (`curve.json`, all 32 held-out
+/// sequences), by step; `None` when the model has no curve.
+///
+/// # Errors
+/// A malformed `curve.json` (named).
+pub fn recorded_curve(model_dir: &Path) -> Result<Option<Vec<(u64, ModelFigures)>>> {
+    #[derive(serde::Deserialize)]
+    struct Point {
+        step: u64,
+        layers: Vec<LayerSinkFigures>,
+        heldout_loss: f64,
+    }
+    let path = model_dir.join("curve.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let pts: Vec<Point> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not the package.py curve layout", path.display()))?;
+    Ok(Some(
+        pts.into_iter()
+            .map(|p| {
+                (
+                    p.step,
+                    ModelFigures {
+                        layers: p.layers,
+                        heldout_loss: p.heldout_loss,
+                    },
+                )
+            })
+            .collect(),
+    ))
+}

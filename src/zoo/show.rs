@@ -270,7 +270,19 @@ pub fn comparison(
         ));
     }
     text.push(t);
-    text.push(growth_text(&[("(a)", &ca), ("(e)", &ce)]));
+    // The engine's curves (first `curve_seqs` sequences) and every curve the trainer recorded.
+    let mut recorded = Vec::new();
+    for e in &entries {
+        if let Some(c) = super::recorded_curve(&e.dir)? {
+            recorded.push((format!("{} (PyTorch, 32 sequences)", e.name), c));
+        }
+    }
+    let mut grow: Vec<(&str, &[(u64, ModelFigures)])> = vec![
+        ("(a) default_s0 (engine)", &ca),
+        ("(e) context_scale_s0 (engine)", &ce),
+    ];
+    grow.extend(recorded.iter().map(|(n, c)| (n.as_str(), c.as_slice())));
+    text.push(growth_text(&grow));
     Ok((text.join("\n\n"), files))
 }
 

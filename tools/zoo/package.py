@@ -6,8 +6,10 @@ For every run directory RUNS/<variant>_s<seed>/ (made by train.py):
   it stopped earlier, recorded) - config.json, model.safetensors (f16), tokenizer.json (task.py's),
   train_log.json (recipe, loss curves, wall time), figures.json (figures.py on those weights);
 * for the runs named in ``--curves`` (default_s0, context_scale_s0): the checkpoints at the steps of
-  ``--curve-steps`` that exist, as zoo/<name>/ckpt/step_XXXXXX/ (config, weights, tokenizer) and
-  zoo/<name>/curve.json = [{"step": s, figures...}, ...] in PyTorch.
+  CURVE_STEPS that exist, as zoo/<name>/ckpt/step_XXXXXX/ (config, weights, tokenizer) and
+  zoo/<name>/curve.json = [{"step": s, figures...}, ...] in PyTorch; for those in
+  ``--curves-figures-only`` (the second seeds) curve.json alone, to keep the zoo small;
+* a run that went on past the packaged step keeps its whole log as train_log_long.json.
 Every figures record also holds ``first8``: the same figures on the first 8 held-out sequences.
 
 Usage: python tools/zoo/package.py --runs /tmp/zoo_runs [--zoo zoo]
@@ -48,6 +50,8 @@ def main():
     ap.add_argument("--zoo", default=str(HERE.parents[1] / "zoo"))
     ap.add_argument("--final-step", type=int, default=3000)
     ap.add_argument("--curves", default="default_s0,context_scale_s0")
+    ap.add_argument("--curves-figures-only", default="default_s1,context_scale_s1",
+                    help="runs whose curve.json is written but whose checkpoints are not kept (zoo size)")
     ap.add_argument("--only", default="", help="comma-separated run names (default: all)")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -79,7 +83,8 @@ def main():
         f["first8"] = first8(dst, ids)
         (dst / "figures.json").write_text(json.dumps(f, indent=1) + "\n")
         print(run.name, "step", final, "loss", round(f["heldout_loss"], 4), flush=True)
-        if run.name in args.curves.split(","):
+        keep = run.name in args.curves.split(",")
+        if keep or run.name in args.curves_figures_only.split(","):
             curve = []
             shutil.rmtree(dst / "ckpt", ignore_errors=True)
             for s in [s for s in CURVE_STEPS if s in steps] + ([max(steps)] if max(steps) not in CURVE_STEPS else []):
@@ -89,6 +94,8 @@ def main():
                 cf["step"] = s
                 cf["first8"] = first8(c, ids)
                 curve.append(cf)
+            if not keep:
+                shutil.rmtree(dst / "ckpt")
             (dst / "curve.json").write_text(json.dumps(curve) + "\n")
             print(run.name, "curve steps", [c["step"] for c in curve], flush=True)
 
