@@ -186,9 +186,14 @@ pub fn by_token_class(
     };
     let mut files = scale_picture(out, name, title, &models)?;
     files.push(json);
+    let table = if groups.iter().all(|g| g.n == 0) {
+        "(no query after position 0 — one-token inputs: nothing to measure)".to_string()
+    } else {
+        rows.join("\n")
+    };
     Ok(ClassScale {
         groups,
-        table: rows.join("\n"),
+        table,
         files,
     })
 }
