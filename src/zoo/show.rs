@@ -286,18 +286,24 @@ pub fn comparison(
     Ok((text.join("\n\n"), files))
 }
 
-/// The growth of BOS top-1/median |h| (largest over layers) over the checkpoints, fitted as a
-/// power law from step 500 on, and where it would reach 100× and 1000× (massive-activation size).
+/// The growth of BOS top-1/median |h| over the checkpoints, fitted as a power law from step 500
+/// on, and where it would reach 100× and 1000× (massive-activation size): the largest over all
+/// layers, and over the layers whose output a later attention layer reads (all but the last; an
+/// activation that can make BOS a sink key must be there).
 fn growth_text(curves: &[(&str, &[(u64, ModelFigures)])]) -> String {
     let mut s = String::from(
-        "growth of BOS top-1/median |h| (max over layers), power law fitted on log-log axes from step 500 on:\n",
+        "growth of BOS top-1/median |h|, power law fitted on log-log axes from step 500 on (all layers | the layers a later attention layer reads):\n",
     );
-    for (label, c) in curves {
+    let reach = |fit: &PowerLaw, t: f64| {
+        fit.step_reaching(t)
+            .map_or("never (not growing)".into(), |x| format!("~{x:.1e}"))
+    };
+    let one = |c: &[(u64, ModelFigures)], read_only: bool| -> String {
         let pts: Vec<(u64, f64)> = c
             .iter()
             .map(|(st, f)| {
-                let r = f
-                    .layers
+                let n = f.layers.len() - usize::from(read_only && f.layers.len() > 1);
+                let r = f.layers[..n]
                     .iter()
                     .map(|l| l.bos_over_median)
                     .fold(0.0, f32::max);
@@ -305,23 +311,25 @@ fn growth_text(curves: &[(&str, &[(u64, ModelFigures)])]) -> String {
             })
             .collect();
         let last = pts.last().map_or(0.0, |p| p.1);
-        let reach = |fit: &PowerLaw, t: f64| {
-            fit.step_reaching(t)
-                .map_or("never (not growing)".into(), |x| format!("~{x:.1e} steps"))
-        };
-        s.push_str(&match PowerLaw::fit(&pts, 500) {
+        match PowerLaw::fit(&pts, 500) {
             Some(fit) => format!(
-                "  {label}: {last:.1}× at step {}; ∝ step^{:.2} (steps {}–{}, {} checkpoints); 100× at {}, 1000× at {}\n",
+                "{last:.1}× at step {}, ∝ step^{:.2} ({} checkpoints from {}), 100× at {} steps, 1000× at {}",
                 fit.to,
                 fit.exponent,
-                fit.from,
-                fit.to,
                 fit.n,
+                fit.from,
                 reach(&fit, 100.0),
                 reach(&fit, 1000.0)
             ),
-            None => format!("  {label}: fewer than 3 checkpoints from step 500 on: no fit\n"),
-        });
+            None => "fewer than 3 checkpoints from step 500 on: no fit".into(),
+        }
+    };
+    for (label, c) in curves {
+        s.push_str(&format!(
+            "  {label}: {} | {}\n",
+            one(c, false),
+            one(c, true)
+        ));
     }
     s
 }

@@ -68,8 +68,10 @@ def main():
                   f"{join(L, 'bos_top1', '.2f')} | {L[-1]['median']:.3f} | "
                   f"{join(L, 'bos_over_median', '.1f')} | {L[-1]['top1_over_median']:.1f} | "
                   f"{join(L, 'down_ratio', '.1f')} |")
-        pts = [(c["step"], max(l["bos_over_median"] for l in c["layers"])) for c in curve if c["step"] >= 500]
-        if len(pts) >= 3:
+        for what, upto in (("max-layer", None), ("layers a later attention layer reads (all but the last)", -1)):
+            pts = [(c["step"], max(l["bos_over_median"] for l in c["layers"][:upto])) for c in curve if c["step"] >= 500]
+            if len(pts) < 3:
+                continue
             xs = [math.log10(s) for s, _ in pts]
             ys = [math.log10(r) for _, r in pts]
             n = len(xs)
@@ -77,9 +79,8 @@ def main():
             b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
             a = my - b * mx
             reach = {t: 10 ** ((math.log10(t) - a) / b) if b > 0 else float("inf") for t in (100, 1000)}
-            print(f"\npower-law fit of max-layer BOS top-1/median vs step, steps {pts[0][0]}–{pts[-1][0]}: "
+            print(f"\npower-law fit of BOS top-1/median ({what}) vs step, steps {pts[0][0]}–{pts[-1][0]}: "
                   f"ratio ∝ step^{b:.2f}; reaches 100 at ~{reach[100]:.3g} steps, 1000 at ~{reach[1000]:.3g} steps")
-
 
 if __name__ == "__main__":
     main()
