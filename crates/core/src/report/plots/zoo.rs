@@ -38,6 +38,16 @@ fn bounds(v: impl Iterator<Item = f32>, log: bool) -> (f32, f32) {
     }
 }
 
+/// A log axis label only at 1, 2 and 5 × 10^k: every log tick labelled runs together.
+fn one_two_five(x: &f32) -> String {
+    let m = (*x / 10f32.powf(x.log10().floor())).round();
+    if [1.0, 2.0, 5.0].contains(&m) {
+        format_sci(*x)
+    } else {
+        String::new()
+    }
+}
+
 fn draw_steps<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -76,16 +86,14 @@ fn draw_steps<DB: DrawingBackend>(
                 .configure_mesh()
                 .x_desc("training step (log; the leftmost points are the initialisation)")
                 .y_desc(y_desc)
-                .x_label_formatter(&|x| {
-                    // Label only 1, 2 and 5 × 10^k: every log tick labelled runs together.
-                    let m = (*x / 10f32.powf(x.log10().floor())).round();
-                    if [1.0, 2.0, 5.0].contains(&m) {
-                        format_sci(*x)
+                .x_label_formatter(&one_two_five)
+                .y_label_formatter(&|y| {
+                    if log_y {
+                        one_two_five(y)
                     } else {
-                        String::new()
+                        format_sci(*y)
                     }
                 })
-                .y_label_formatter(&|y| format_sci(*y))
                 .label_style((FONT, 14))
                 .axis_desc_style((FONT, 15))
                 .light_line_style(RGBColor(235, 235, 235))
