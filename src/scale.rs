@@ -42,13 +42,18 @@ pub enum Grouping<'a> {
 /// `hook_scale` where the model has one, grouped by `grouping`, over `seqs` (one pass each).
 ///
 /// # Errors
-/// A failed pass or captures of the wrong shape (see [`ScaleAccumulator::add_layer`]).
+/// `key_frac` outside (0, 1] (the sink-key rule: head-averaged column sum ≥ key_frac·T), a
+/// failed pass, or captures of the wrong shape (see [`ScaleAccumulator::add_layer`]).
 pub fn implicit_scale(
     model: &Model,
     seqs: &[Vec<u32>],
     grouping: &Grouping,
     key_frac: f32,
 ) -> Result<Vec<ScaleGroup>> {
+    anyhow::ensure!(
+        key_frac > 0.0 && key_frac <= 1.0,
+        "implicit scale: the sink-key fraction must be in (0, 1], got {key_frac}"
+    );
     let filter = filter_of(model, &["attn.hook_pattern", "attn.hook_scale"])?;
     let tok = model.tokenizer()?;
     let mut acc = ScaleAccumulator::new(key_frac);
@@ -132,7 +137,8 @@ const CLASSES: [&str; 3] = ["strong delimiter", "weak semantic", "other"];
 /// `out`.
 ///
 /// # Errors
-/// No sequences, `key_frac` outside (0, 1], a failed pass, or a file that cannot be written (named).
+/// No sequences, `key_frac` outside (0, 1] (see [`implicit_scale`]), a failed pass, or a file
+/// that cannot be written (named).
 pub fn by_token_class(
     model: &Model,
     seqs: &[Vec<u32>],
@@ -141,10 +147,6 @@ pub fn by_token_class(
     name: &str,
 ) -> Result<ClassScale> {
     anyhow::ensure!(!seqs.is_empty(), "implicit scale: no sequences to measure");
-    anyhow::ensure!(
-        key_frac > 0.0 && key_frac <= 1.0,
-        "implicit scale: the sink-key fraction must be in (0, 1], got {key_frac}"
-    );
     let groups = implicit_scale(model, seqs, &Grouping::TokenClass, key_frac)?;
     let means = layer_means(&groups);
     let explicit = means.iter().any(|m| m.3.is_some());

@@ -97,9 +97,7 @@ pub fn checkpoints(model_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// A missing or malformed `task.json` (names the file and field).
 pub fn trigger_ids(zoo: &Path) -> Result<Vec<u32>> {
     let p = zoo.join("task.json");
-    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", p.display()))?;
+    let v: serde_json::Value = read_json(&p, "valid JSON")?;
     v.get("triggers")
         .and_then(|t| t.as_array())
         .and_then(|a| a.iter().map(|x| x.as_u64().map(|x| x as u32)).collect())
@@ -256,10 +254,7 @@ pub fn read_reference(path: &Path) -> Result<ModelFigures> {
         layers: Vec<LayerSinkFigures>,
         heldout_loss: f64,
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let f: F = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not the figures.py layout", path.display()))?;
+    let f: F = read_json(path, "the figures.py layout")?;
     Ok(ModelFigures {
         layers: f.layers,
         heldout_loss: f.heldout_loss,
@@ -287,11 +282,15 @@ pub fn loss_curve(model_dir: &Path) -> Result<Vec<(u64, f32)>> {
     } else {
         model_dir.join("train_log.json")
     };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let log: Log = serde_json::from_str(&text)
-        .with_context(|| format!("{}: no \"heldout\" list of {{step, loss}}", path.display()))?;
+    let log: Log = read_json(&path, "a log with a \"heldout\" list of {step, loss}")?;
     Ok(log.heldout.into_iter().map(|p| (p.step, p.loss)).collect())
+}
+
+/// `path` read and parsed as JSON into `T`; errors name the file and `what` it should hold.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not {what}", path.display()))
 }
 
 /// The best possible mean loss on the held-out sequences (nats; the true next-token
@@ -301,10 +300,7 @@ pub fn loss_curve(model_dir: &Path) -> Result<Vec<(u64, f32)>> {
 /// A missing or malformed `task.json` (named).
 pub fn heldout_bayes_loss(zoo: &Path) -> Result<f32> {
     let path = zoo.join("task.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let v: serde_json::Value = read_json(&path, "JSON")?;
     v["heldout_bayes_loss"]
         .as_f64()
         .map(|x| x as f32)
@@ -327,10 +323,7 @@ pub fn recorded_curve(model_dir: &Path) -> Result<Option<Vec<(u64, ModelFigures)
     if !path.is_file() {
         return Ok(None);
     }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let pts: Vec<Point> = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not the package.py curve layout", path.display()))?;
+    let pts: Vec<Point> = read_json(&path, "the package.py curve layout")?;
     Ok(Some(
         pts.into_iter()
             .map(|p| {
